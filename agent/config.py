@@ -1,0 +1,117 @@
+"""The agent's settings, read from `<home>/config.toml`. Every key has a default."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from procctl.agent.durations import parse_duration
+from procctl.agent.errors import UsageError
+
+
+def _duration(value: Any) -> Any:
+    parse_duration(value)
+    return value
+
+
+def _positive_int(value: Any) -> Any:
+    number = int(value)
+    if number <= 0 or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a positive whole number")
+    return number
+
+
+def _log_level(value: Any) -> Any:
+    level = str(value).lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError(f"{value!r} is not one of debug, info, warning, error")
+    return level
+
+
+def _text(value: Any) -> Any:
+    if not str(value).strip():
+        raise ValueError("it must not be empty")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    default: Any
+    check: Callable[[Any], Any]
+    description: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("signals_dir", "signals", _text,
+            "Directory watched for signal files; relative paths are under the home."),
+    Setting("signal_buffer", "10m", _duration,
+            "How long a signal with no paused instance yet is held pending."),
+    Setting("signal_scan_interval", "5s", _duration,
+            "How often the signals directory is rescanned besides watchdog events."),
+    Setting("max_signal_bytes", 1_048_576, _positive_int,
+            "Largest signal file accepted, in bytes."),
+    Setting("shutdown_grace", "10s", _duration,
+            "How long running steps get to finish when the agent is stopped."),
+    Setting("retention", "30d", _duration,
+            "How long finished instances' summaries are kept."),
+    Setting("log_level", "info", _log_level, "Agent log level: debug, info, warning, error."),
+)
+SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Every setting, from the file where set, else its default. Bad files are refused."""
+    values = {setting.key: setting.default for setting in SETTINGS}
+    if not path.exists():
+        return values
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: {exc}", hint="fix the file or remove it") from exc
+    for key, raw in data.items():
+        setting = SETTINGS_BY_KEY.get(key)
+        if setting is None:
+            raise UsageError(
+                f"{path}: unknown setting {key!r}",
+                hint="procctl config show lists the settings",
+            )
+        try:
+            values[key] = setting.check(raw)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{path}: setting {key}: {exc}") from exc
+    return values
+
+
+def set_config_value(path: Path, key: str, raw: str) -> Any:
+    """Check and write one setting; returns the stored value."""
+    setting = SETTINGS_BY_KEY.get(key)
+    if setting is None:
+        raise UsageError(
+            f"unknown setting {key!r}",
+            hint="known settings: " + ", ".join(SETTINGS_BY_KEY),
+        )
+    value: Any = raw
+    if isinstance(setting.default, int):
+        try:
+            value = int(raw)
+        except ValueError:
+            raise UsageError(f"setting {key}: {raw!r} is not a whole number") from None
+    try:
+        value = setting.check(value)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"setting {key}: {exc}") from exc
+    data: dict[str, Any] = {}
+    if path.exists():
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data[key] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    tmp.replace(path)
+    return value

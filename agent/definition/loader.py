@@ -1,0 +1,392 @@
+"""TOML text -> a frozen, validated Definition. Every problem is collected, then raised.
+
+Each problem names the file, the line (found from the step's `id = "..."` line, since
+tomllib gives no positions), the step path (`steps[2].then[0]`) and id, and a hint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from procctl.agent.definition.checks import check_definition
+from procctl.agent.definition.model import (
+    Definition,
+    ForeachStep,
+    IfStep,
+    ParamSpec,
+    ReturnStep,
+    SetStep,
+    Step,
+    TaskStep,
+    ThrowStep,
+)
+from procctl.agent.definition.params import PARAM_TYPES, type_matches
+from procctl.agent.durations import parse_duration
+from procctl.agent.errors import DefinitionError, ExpressionError, Problem
+from procctl.agent.expressions import (
+    Expression,
+    compile_condition,
+    compile_template,
+    iter_templates,
+)
+from procctl.agent.tasks import BUILTIN_TASKS
+
+COMMON_FIELDS = {"id", "kind", "name", "description"}
+KIND_FIELDS: dict[str, set[str]] = {
+    "task": {"task", "with", "timeout", "retries", "retry_delay"},
+    "set": {"values"},
+    "if": {"condition", "then", "else"},
+    "foreach": {"items", "as", "index_as", "body"},
+    "return": {"value"},
+    "throw": {"message"},
+}
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "task": ("task",),
+    "set": ("values",),
+    "if": ("condition", "then"),
+    "foreach": ("items", "body"),
+    "throw": ("message",),
+}
+PROCESS_FIELDS = {"name", "version", "description", "params"}
+PARAM_FIELDS = {"type", "default", "required", "description"}
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_STEP_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def load_definition(path: Path | str) -> Definition:
+    """Read and validate a definition file."""
+    file = Path(path)
+    try:
+        source = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DefinitionError(
+            [Problem("no such file", file=str(file), hint="check the path")]
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DefinitionError([Problem(f"cannot read: {exc}", file=str(file))]) from None
+    return parse_definition(source, str(file))
+
+
+def parse_definition(source: str, file: str | None = None) -> Definition:
+    """Validate TOML source text; raises DefinitionError listing every problem."""
+    try:
+        data = tomllib.loads(source)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        position = _TOML_POSITION.search(message)
+        line = int(position.group(1)) if position else None
+        text = _TOML_POSITION.sub("", message).strip()
+        raise DefinitionError(
+            [Problem(f"TOML syntax error: {text}", file=file, line=line,
+                     hint="fix the TOML syntax at that line")]
+        ) from None
+    builder = _Builder(source, file)
+    definition = builder.build(data)
+    problems = builder.problems
+    if definition is not None:
+        found = check_definition(definition)
+        if problems:
+            # Steps with problems were left out of the model, so what they set is unknown:
+            # report only findings that do not depend on it.
+            found = [p for p in found if not p.message.startswith("reads ")]
+        problems.extend(found)
+    if problems or definition is None:
+        raise DefinitionError(problems)
+    return definition
+
+
+@dataclass
+class _Builder:
+    source: str
+    file: str | None
+    problems: list[Problem] = field(default_factory=list)
+    _lines: list[str] = field(default_factory=list)
+    _search_from: int = 0
+
+    def __post_init__(self) -> None:
+        self._lines = self.source.splitlines()
+
+    def problem(self, message: str, *, step: _Where | None = None, line: int | None = None,
+                hint: str | None = None) -> None:
+        self.problems.append(Problem(
+            message, file=self.file, line=line if line is not None else (step and step.line),
+            step_path=step.path if step else None, step_id=step.id if step else None, hint=hint,
+        ))
+
+    def line_of(self, pattern: str, start: int = 0) -> int | None:
+        regex = re.compile(pattern)
+        for number in range(start, len(self._lines)):
+            if regex.search(self._lines[number]):
+                return number + 1
+        return None
+
+    # -- process ------------------------------------------------------------------
+
+    def build(self, data: dict[str, Any]) -> Definition | None:
+        for key in data:
+            if key not in ("process", "steps"):
+                self.problem(f"unknown top-level table {key!r}", line=self.line_of(rf"^\s*\[*{re.escape(key)}\b"),
+                             hint=_did_you_mean(key, ["process", "steps"]) or "use [process] and [[steps]]")
+        process = data.get("process")
+        if not isinstance(process, dict):
+            self.problem("missing [process] table", line=1,
+                         hint='start the file with [process] and name = "..."')
+            process = {}
+        process_line = self.line_of(r"^\s*\[process\]")
+        for key in process:
+            if key not in PROCESS_FIELDS:
+                self.problem(f"unknown field {key!r} in [process]",
+                             line=self.line_of(rf"^\s*{re.escape(key)}\s*="),
+                             hint=_did_you_mean(key, PROCESS_FIELDS))
+        name = process.get("name")
+        if not isinstance(name, str) or not name.strip():
+            self.problem("[process] needs a name", line=process_line, hint='add name = "my-process"')
+            name = ""
+        version = process.get("version")
+        if version is not None and not isinstance(version, str | int | float):
+            self.problem("[process] version must be a string", line=process_line)
+        description = process.get("description", "")
+        params = self.build_params(process.get("params", {}))
+        raw_steps = data.get("steps")
+        if raw_steps is None:
+            self.problem("the process has no steps", hint="add at least one [[steps]] table")
+            raw_steps = []
+        steps = self.build_block(raw_steps, "steps")
+        sha = hashlib.sha256(self.source.encode()).hexdigest()
+        return Definition(
+            name=name, version=None if version is None else str(version),
+            description=str(description), params=params, steps=steps,
+            source=self.source, sha256=sha, file=self.file,
+        )
+
+    def build_params(self, raw: Any) -> tuple[ParamSpec, ...]:
+        if not isinstance(raw, dict):
+            self.problem("[process.params] must be a table of params", hint="see docs/process-format.md")
+            return ()
+        specs: list[ParamSpec] = []
+        for name, decl in raw.items():
+            line = self.line_of(rf"^\s*\[process\.params\.{re.escape(name)}\]") or self.line_of(
+                rf"^\s*{re.escape(name)}\s*=")
+            if not _IDENTIFIER.match(name):
+                self.problem(f"param name {name!r} is not an identifier", line=line,
+                             hint="use letters, digits and _ only, not starting with a digit")
+            if isinstance(decl, str):
+                decl = {"type": decl}
+            if not isinstance(decl, dict):
+                self.problem(f"param {name!r} must be a table such as {{ type = \"int\" }}", line=line)
+                continue
+            for key in decl:
+                if key not in PARAM_FIELDS:
+                    self.problem(f"unknown field {key!r} in param {name!r}", line=line,
+                                 hint=_did_you_mean(key, PARAM_FIELDS))
+            kind = decl.get("type", "any")
+            if kind not in PARAM_TYPES:
+                self.problem(f"param {name!r} has unknown type {kind!r}", line=line,
+                             hint=_did_you_mean(str(kind), PARAM_TYPES)
+                             or f"use one of {', '.join(PARAM_TYPES)}")
+                continue
+            has_default = "default" in decl
+            default = decl.get("default")
+            if has_default and not type_matches(kind, default):
+                self.problem(f"param {name!r}: default {default!r} is not {kind}", line=line)
+            required = decl.get("required", not has_default)
+            if not isinstance(required, bool):
+                self.problem(f"param {name!r}: required must be true or false", line=line)
+                required = True
+            specs.append(ParamSpec(name, kind, required, default, has_default,
+                                   str(decl.get("description", ""))))
+        return tuple(specs)
+
+    # -- steps --------------------------------------------------------------------
+
+    def build_block(self, raw: Any, path: str) -> tuple[Step, ...]:
+        if not isinstance(raw, list):
+            self.problem(f"{path} must be an array of tables ([[{path.split('[')[0]}]])")
+            return ()
+        steps: list[Step] = []
+        for index, item in enumerate(raw):
+            step = self.build_step(item, f"{path}[{index}]")
+            if step is not None:
+                steps.append(step)
+        return tuple(steps)
+
+    def build_step(self, raw: Any, path: str) -> Step | None:
+        if not isinstance(raw, dict):
+            self.problem(f"{path} must be a table")
+            return None
+        step_id = raw.get("id")
+        line = None
+        if isinstance(step_id, str):
+            line = self.line_of(rf"^\s*id\s*=\s*[\"']{re.escape(step_id)}[\"']", self._search_from)
+            if line is not None:
+                self._search_from = line
+        where = _Where(path, step_id if isinstance(step_id, str) else None, line)
+        if not isinstance(step_id, str) or not step_id:
+            self.problem("step has no id", step=where, hint='add id = "a-unique-name"')
+        elif not _STEP_ID.match(step_id):
+            self.problem(f"step id {step_id!r} has characters other than letters, digits, _ . -",
+                         step=where)
+        kind = raw.get("kind", "task" if "task" in raw else None)
+        if kind is None:
+            self.problem("step has no kind", step=where,
+                         hint=f"add kind = one of {', '.join(KIND_FIELDS)}")
+            return None
+        if kind not in KIND_FIELDS:
+            self.problem(f"unknown step kind {kind!r}", step=where,
+                         hint=_did_you_mean(str(kind), KIND_FIELDS)
+                         or f"use one of {', '.join(KIND_FIELDS)}")
+            return None
+        allowed = COMMON_FIELDS | KIND_FIELDS[kind]
+        for key in raw:
+            if key not in allowed:
+                self.problem(f"unknown field {key!r} for a {kind} step", step=where,
+                             hint=_did_you_mean(key, allowed)
+                             or f"{kind} steps take {', '.join(sorted(KIND_FIELDS[kind]))}")
+        for key in REQUIRED_FIELDS.get(kind, ()):
+            if key not in raw:
+                self.problem(f"{kind} step needs {key!r}", step=where,
+                             hint="see docs/process-format.md")
+        if any(p.step_path == path for p in self.problems):
+            return None
+        base = {"id": step_id or "", "kind": kind, "path": path, "line": line}
+        builder: Callable[[dict[str, Any], dict[str, Any], _Where], Step | None] = getattr(
+            self, f"_build_{kind}")
+        return builder(raw, base, where)
+
+    def templates(self, value: Any, where: _Where, field_name: str) -> tuple[Expression, ...]:
+        found: list[Expression] = []
+        for text in iter_templates(value):
+            try:
+                found.append(compile_template(text))
+            except ExpressionError as exc:
+                self.problem(f"{field_name}: {exc.message}", step=where,
+                             hint="expressions use Jinja syntax: {{ name }}, {{ a + 1 }}")
+        return tuple(found)
+
+    def condition(self, value: Any, where: _Where, field_name: str) -> Expression | None:
+        if not isinstance(value, str):
+            self.problem(f"{field_name} must be an expression string", step=where)
+            return None
+        try:
+            return compile_condition(value)
+        except ExpressionError as exc:
+            self.problem(f"{field_name}: {exc.message}", step=where,
+                         hint="write a bare expression, e.g. condition = \"count > 3\"")
+            return None
+
+    def duration(self, raw: dict[str, Any], key: str, where: _Where) -> float | None:
+        if key not in raw:
+            return None
+        try:
+            return parse_duration(raw[key])
+        except ValueError as exc:
+            self.problem(f"{key}: {exc}", step=where)
+            return None
+
+    def _build_task(self, raw: dict[str, Any], base: dict[str, Any], where: _Where) -> Step | None:
+        task = raw["task"]
+        args = raw.get("with", {})
+        if not isinstance(args, dict):
+            self.problem("'with' must be a table of arguments", step=where,
+                         hint='write with = { message = "hi" }')
+            return None
+        spec = BUILTIN_TASKS.get(task) if isinstance(task, str) else None
+        if spec is None:
+            self.problem(f"unknown task {task!r}", step=where,
+                         hint=_did_you_mean(str(task), BUILTIN_TASKS)
+                         or f"built-in tasks: {', '.join(BUILTIN_TASKS)}")
+        else:
+            for key in args:
+                if key not in spec.args:
+                    self.problem(f"task {task!r} takes no argument {key!r}", step=where,
+                                 hint=_did_you_mean(key, spec.args)
+                                 or f"it takes {', '.join(spec.args)}")
+            for key, required in spec.args.items():
+                if required and key not in args:
+                    self.problem(f"task {task!r} needs argument {key!r}", step=where,
+                                 hint=f"add it under with = {{ {key} = ... }}")
+        retries = raw.get("retries", 0)
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            self.problem("retries must be a whole number, 0 or more", step=where)
+            retries = 0
+        expressions = self.templates(args, where, "with")
+        timeout = self.duration(raw, "timeout", where)
+        retry_delay = self.duration(raw, "retry_delay", where)
+        return TaskStep(**base, task=str(task), args=tuple(args.items()),
+                        arg_expressions=expressions, timeout=timeout, retries=retries,
+                        retry_delay=retry_delay if retry_delay is not None else 1.0)
+
+    def _build_set(self, raw: dict[str, Any], base: dict[str, Any], where: _Where) -> Step | None:
+        values = raw["values"]
+        if not isinstance(values, dict) or not values:
+            self.problem("'values' must be a table of name = value", step=where,
+                         hint='write values = { total = "{{ a + b }}" }')
+            return None
+        for name in values:
+            if not _IDENTIFIER.match(name):
+                self.problem(f"variable name {name!r} is not an identifier", step=where)
+            if name in ("result", "results", "process", "step"):
+                self.problem(f"{name!r} is a built-in name and cannot be set", step=where)
+        expressions = self.templates(values, where, "values")
+        return SetStep(**base, values=tuple(values.items()), value_expressions=expressions)
+
+    def _build_if(self, raw: dict[str, Any], base: dict[str, Any], where: _Where) -> Step | None:
+        condition = self.condition(raw["condition"], where, "condition")
+        then = self.build_block(raw["then"], f"{where.path}.then")
+        else_ = self.build_block(raw.get("else", []), f"{where.path}.else")
+        if condition is None:
+            return None
+        return IfStep(**base, condition=condition, then=then, else_=else_)
+
+    def _build_foreach(self, raw: dict[str, Any], base: dict[str, Any], where: _Where) -> Step | None:
+        items_raw = raw["items"]
+        if isinstance(items_raw, list):
+            self.problem("items must be an expression that gives a list", step=where,
+                         hint='write items = "{{ [1, 2, 3] }}" or items = "{{ files }}"')
+            return None
+        items = self.condition(items_raw, where, "items")
+        item_var = raw.get("as", "item")
+        index_var = raw.get("index_as")
+        for name in (item_var, index_var):
+            if name is not None and (not isinstance(name, str) or not _IDENTIFIER.match(name)):
+                self.problem(f"loop variable {name!r} is not an identifier", step=where)
+        body = self.build_block(raw["body"], f"{where.path}.body")
+        if items is None:
+            return None
+        return ForeachStep(**base, items=items, item_var=str(item_var),
+                           index_var=None if index_var is None else str(index_var), body=body)
+
+    def _build_return(self, raw: dict[str, Any], base: dict[str, Any], where: _Where) -> Step:
+        value = raw.get("value")
+        expressions = self.templates(value, where, "value")
+        return ReturnStep(**base, value=value, value_expressions=expressions)
+
+    def _build_throw(self, raw: dict[str, Any], base: dict[str, Any], where: _Where) -> Step | None:
+        message = raw["message"]
+        if not isinstance(message, str):
+            self.problem("message must be a string", step=where)
+            return None
+        expressions = self.templates(message, where, "message")
+        if not expressions:
+            return None
+        return ThrowStep(**base, message=expressions[0])
+
+
+@dataclass(frozen=True)
+class _Where:
+    path: str
+    id: str | None
+    line: int | None
+
+
+def _did_you_mean(word: str, options: Any) -> str | None:
+    close = get_close_matches(word, [str(o) for o in options], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None

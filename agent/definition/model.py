@@ -1,0 +1,165 @@
+"""The frozen definition model. Built once by the loader; after that, code trusts it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from procctl.agent.expressions import Expression
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    type: str  # str, int, float, bool, list, dict, any
+    required: bool
+    default: Any = None
+    has_default: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Step:
+    """Fields every step has. `path` is like `steps[2].then[0]`; `line` is 1-based."""
+
+    id: str
+    kind: str
+    path: str
+    line: int | None
+
+    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+        """The nested blocks of this step, by field name (empty for simple steps)."""
+        return ()
+
+    def reads(self) -> frozenset[str]:
+        """Variables this step's own expressions read (not its nested blocks)."""
+        return frozenset()
+
+    def sets(self) -> frozenset[str]:
+        """Variables this step assigns for the steps after it."""
+        return frozenset()
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return ()
+
+
+def _reads(expressions: tuple[Expression, ...]) -> frozenset[str]:
+    names: set[str] = set()
+    for expression in expressions:
+        names |= expression.variables
+    return frozenset(names)
+
+
+@dataclass(frozen=True)
+class TaskStep(Step):
+    task: str
+    args: tuple[tuple[str, Any], ...]  # raw field values (templates inside)
+    arg_expressions: tuple[Expression, ...]
+    timeout: float | None
+    retries: int
+    retry_delay: float
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return self.arg_expressions
+
+    def reads(self) -> frozenset[str]:
+        return _reads(self.arg_expressions)
+
+
+@dataclass(frozen=True)
+class SetStep(Step):
+    values: tuple[tuple[str, Any], ...]
+    value_expressions: tuple[Expression, ...]
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return self.value_expressions
+
+    def reads(self) -> frozenset[str]:
+        return _reads(self.value_expressions)
+
+    def sets(self) -> frozenset[str]:
+        return frozenset(name for name, _ in self.values)
+
+
+@dataclass(frozen=True)
+class IfStep(Step):
+    condition: Expression
+    then: tuple[Step, ...]
+    else_: tuple[Step, ...] = field(default=())
+
+    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+        return (("then", self.then), ("else", self.else_))
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return (self.condition,)
+
+    def reads(self) -> frozenset[str]:
+        return self.condition.variables
+
+
+@dataclass(frozen=True)
+class ForeachStep(Step):
+    items: Expression
+    item_var: str
+    index_var: str | None
+    body: tuple[Step, ...]
+
+    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+        return (("body", self.body),)
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return (self.items,)
+
+    def reads(self) -> frozenset[str]:
+        return self.items.variables
+
+    def loop_vars(self) -> frozenset[str]:
+        return frozenset(v for v in (self.item_var, self.index_var) if v)
+
+
+@dataclass(frozen=True)
+class ReturnStep(Step):
+    value: Any
+    value_expressions: tuple[Expression, ...]
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return self.value_expressions
+
+    def reads(self) -> frozenset[str]:
+        return _reads(self.value_expressions)
+
+
+@dataclass(frozen=True)
+class ThrowStep(Step):
+    message: Expression
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return (self.message,)
+
+    def reads(self) -> frozenset[str]:
+        return self.message.variables
+
+
+@dataclass(frozen=True)
+class Definition:
+    name: str
+    version: str | None
+    description: str
+    params: tuple[ParamSpec, ...]
+    steps: tuple[Step, ...]
+    source: str
+    sha256: str
+    file: str | None
+
+    def all_steps(self) -> list[Step]:
+        """Every step, depth first, in file order."""
+        found: list[Step] = []
+
+        def walk(block: tuple[Step, ...]) -> None:
+            for step in block:
+                found.append(step)
+                for _, inner in step.blocks():
+                    walk(inner)
+
+        walk(self.steps)
+        return found

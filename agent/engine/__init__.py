@@ -1,0 +1,1 @@
+"""The engine: executes an instance of a definition step by step."""

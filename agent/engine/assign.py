@@ -1,0 +1,22 @@
+"""The `set` step: assign variables from expressions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from procctl.agent.definition.model import SetStep
+from procctl.agent.engine.state import InstanceState
+from procctl.agent.expressions import render_value
+
+if TYPE_CHECKING:
+    from procctl.agent.engine.runner import Runner
+
+
+async def run_set_step(runner: Runner, step: SetStep, state: InstanceState) -> Any:
+    """Values are evaluated in order; a later one sees the earlier ones."""
+    assigned: dict[str, Any] = {}
+    for name, raw in step.values:
+        value = render_value(raw, state.context(step))
+        state.variables[name] = value
+        assigned[name] = value
+    return assigned

@@ -1,0 +1,25 @@
+"""`return` and `throw`: end the process with a value or an error."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from procctl.agent.definition.model import ReturnStep, ThrowStep
+from procctl.agent.engine.state import InstanceState, ReturnFromProcess
+from procctl.agent.errors import StepFailed
+from procctl.agent.expressions import render_value
+
+if TYPE_CHECKING:
+    from procctl.agent.engine.runner import Runner
+
+
+async def run_return_step(runner: Runner, step: ReturnStep, state: InstanceState) -> NoReturn:
+    value = render_value(step.value, state.context(step))
+    state.results[step.id] = value
+    state.last_result = value
+    raise ReturnFromProcess(value)
+
+
+async def run_throw_step(runner: Runner, step: ThrowStep, state: InstanceState) -> Any:
+    message = step.message.evaluate(state.context(step))
+    raise StepFailed(str(message), step_id=step.id, step_path=step.path, kind="thrown")

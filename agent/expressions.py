@@ -1,0 +1,184 @@
+"""Sandboxed expressions: `{{ ... }}` templates in string fields, bare conditions.
+
+Built on Jinja2's ImmutableSandboxedEnvironment: no imports, no I/O, no private or
+mutating attributes. Work is bounded: `range()` and the results of `*` and `**` are
+capped. Only text from a definition is ever compiled; values (params, task output,
+signal payloads) are passed in as data and never rendered again.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from procctl.agent.errors import ExpressionError
+
+MAX_RANGE = 10_000
+MAX_SEQUENCE = 1_000_000
+MAX_POWER_DIGITS = 4_300
+
+#: Names every expression can read without a step setting them.
+BUILTIN_NAMES = frozenset({"result", "results", "process", "step", "now", "today"})
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def __init__(self) -> None:
+        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+        self.globals["range"] = self._bounded_range
+        self.globals["now"] = _now
+        self.globals["today"] = _today
+
+    @staticmethod
+    def _bounded_range(*args: int) -> range:
+        rng = range(*args)
+        if len(rng) > MAX_RANGE:
+            raise SecurityError(f"range() of more than {MAX_RANGE} items is not allowed")
+        return rng
+
+    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
+        if operator_ == "*":
+            for seq, count in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(count, int):
+                    if len(seq) * count > MAX_SEQUENCE:
+                        raise SecurityError("the result of * would be too large")
+            return operator.mul(left, right)
+        if isinstance(left, int) and isinstance(right, int) and right > 0:
+            if abs(left) > 1 and right * max(abs(left).bit_length(), 1) > MAX_POWER_DIGITS * 4:
+                raise SecurityError("the result of ** would be too large")
+        return operator.pow(left, right)
+
+
+_ENV = _Sandbox()
+
+
+def has_template(text: str) -> bool:
+    return "{{" in text or "{%" in text
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A compiled template or condition, and what it reads.
+
+    `variables` are the names it reads; `results_read` the step ids it reads through
+    `results["id"]` with a constant key.
+    """
+
+    source: str
+    kind: str  # "template" | "condition" | "literal"
+    variables: frozenset[str] = field(default_factory=frozenset)
+    results_read: frozenset[str] = field(default_factory=frozenset)
+    _compiled: Any = field(default=None, compare=False, repr=False)
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        if self.kind == "literal":
+            return self.source
+        try:
+            if self.kind == "text":
+                value: Any = str(self._compiled.render(dict(context)))
+            else:
+                value = self._compiled(dict(context))
+            if isinstance(value, Undefined):
+                str(value)  # a StrictUndefined raises, naming what it lacked
+        except UndefinedError as exc:
+            raise ExpressionError(f"in {self.source!r}: {exc}") from exc
+        except SecurityError as exc:
+            raise ExpressionError(f"in {self.source!r}: not allowed: {exc}") from exc
+        except Exception as exc:  # any error inside the user's expression
+            raise ExpressionError(f"in {self.source!r}: {type(exc).__name__}: {exc}") from exc
+        return value
+
+def _names_read(tree: nodes.Template) -> tuple[frozenset[str], frozenset[str]]:
+    variables = frozenset(meta.find_undeclared_variables(tree))
+    results: set[str] = set()
+    for node in tree.find_all(nodes.Getitem):
+        target = node.node
+        if isinstance(target, nodes.Name) and target.name == "results":
+            if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                results.add(node.arg.value)
+    return variables, frozenset(results)
+
+
+@lru_cache(maxsize=4096)
+def compile_template(text: str) -> Expression:
+    """A string field: literal text, one `{{ expr }}` (keeps the value's type), or text."""
+    if not has_template(text):
+        return Expression(text, "literal")
+    match = _SINGLE_EXPRESSION.match(text)
+    try:
+        tree = _ENV.parse(text)
+        variables, results = _names_read(tree)
+        if match:
+            compiled = _ENV.compile_expression(match["expr"], undefined_to_none=False)
+            return Expression(text, "template", variables, results, compiled)
+        compiled = _ENV.from_string(text)
+        return Expression(text, "text", variables, results, compiled)
+    except TemplateSyntaxError as exc:
+        message = str(exc.message).replace("end of print statement", "end of expression")
+        raise ExpressionError(f"syntax error in {text!r}: {message}") from exc
+
+
+@lru_cache(maxsize=4096)
+def compile_condition(source: str) -> Expression:
+    """A bare expression (as in `if`'s `condition`); `{{ }}` around it is accepted too."""
+    match = _SINGLE_EXPRESSION.match(source)
+    expr = match["expr"] if match else source
+    try:
+        tree = _ENV.parse("{{ " + expr + " }}")
+        variables, results = _names_read(tree)
+        compiled = _ENV.compile_expression(expr, undefined_to_none=False)
+    except TemplateSyntaxError as exc:
+        message = str(exc.message).replace("end of print statement", "end of expression")
+        raise ExpressionError(f"syntax error in {source!r}: {message}") from exc
+    return Expression(source, "condition", variables, results, compiled)
+
+
+def iter_templates(value: Any) -> Iterator[str]:
+    """Every string inside a field value (strings, lists and tables nest)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list):
+        for item in value:
+            yield from iter_templates(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from iter_templates(item)
+
+
+def render_value(value: Any, context: Mapping[str, Any]) -> Any:
+    """Evaluate every template string inside a field value; other values pass as they are."""
+    if isinstance(value, str):
+        return compile_template(value).evaluate(context)
+    if isinstance(value, list):
+        return [render_value(item, context) for item in value]
+    if isinstance(value, dict):
+        return {key: render_value(item, context) for key, item in value.items()}
+    return value
+
+
+def variables_read(value: Any) -> frozenset[str]:
+    """Names read by every template inside a field value."""
+    names: set[str] = set()
+    for text in iter_templates(value):
+        names |= compile_template(text).variables
+    return frozenset(names)

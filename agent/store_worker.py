@@ -1,0 +1,48 @@
+"""Runs every store call of the agent on one dedicated thread, in order.
+
+SQLite commits with synchronous=FULL wait for the disk; doing them on this thread keeps
+the event loop (and every other instance) running meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from procctl.store import Store
+
+T = TypeVar("T")
+
+
+class StoreWorker:
+    def __init__(self, path: Path) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procctl-store")
+        self._path = path
+        self._store: Store | None = None
+
+    async def open(self) -> None:
+        self._store = await self._run(Store, self._path)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the store is not open")
+        return self._store
+
+    async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `method` (a bound Store method) on the store thread."""
+        return await self._run(method, *args, **kwargs)
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await self._run(self._store.close)
+            self._store = None
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,52 @@
+"""`procctl config show|set`: the agent's settings in `<home>/config.toml`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from procctl.agent.config import SETTINGS, load_config, set_config_value
+from procctl.cli import render
+from procctl.cli.options import global_options
+
+app = typer.Typer(help="Read and change the agent's settings.", no_args_is_help=True)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Every setting with its value, default and meaning."""
+    options = global_options(ctx)
+    current = load_config(options.home.config)
+    if as_json:
+        render.print_json(current)
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("SETTING", "VALUE", "DEFAULT", "MEANING"):
+        table.add_column(column, overflow="fold")
+    for setting in SETTINGS:
+        value = current[setting.key]
+        shown = str(value) if value == setting.default else f"[bold]{escape(str(value))}[/]"
+        table.add_row(setting.key, shown, escape(str(setting.default)),
+                      escape(setting.description))
+    render.console.print(table)
+    render.note(f"File: {options.home.config}. A running agent reads it at its next start.")
+
+
+@app.command("set")
+def set_value(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The setting's name.")],
+    value: Annotated[str, typer.Argument(help="The new value.")],
+) -> None:
+    """Change one setting (checked before it is written)."""
+    options = global_options(ctx)
+    options.home.ensure()
+    stored = set_config_value(options.home.config, key, value)
+    render.console.print(f"{key} = {stored!r}")
+    render.note("A running agent uses it after: procctl agent stop && procctl agent start")

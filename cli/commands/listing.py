@@ -1,0 +1,45 @@
+"""`procctl list`: instances, newest first, from the store."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from procctl.agent.summary import instance_summary
+from procctl.cli import render
+from procctl.cli.options import global_options
+from procctl.store import Store
+
+STATUSES = ("running", "paused", "completed", "failed", "cancelled")
+
+
+def list_command(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(
+        "--status", help=f"Only instances with this status ({', '.join(STATUSES)}).")] = None,
+    process: Annotated[str | None, typer.Option("--process", help="Only this process.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List instances, newest first."""
+    if status is not None and status not in STATUSES:
+        raise typer.BadParameter(f"{status!r} is not one of {', '.join(STATUSES)}",
+                                 param_hint="--status")
+    options = global_options(ctx)
+    if not options.home.db.exists():
+        rows = []
+    else:
+        store = Store(options.home.db, readonly=True)
+        try:
+            records = store.list_instances(status=status, process_name=process, limit=limit)
+        finally:
+            store.close()
+        rows = [instance_summary(record) for record in records]
+    if as_json:
+        render.print_json(rows)
+        return
+    if not rows:
+        render.console.print("No instances.")
+        return
+    render.console.print(render.instances_table(rows))

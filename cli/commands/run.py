@@ -1,0 +1,126 @@
+"""`procctl run FILE`: validate locally, hand the definition to the agent, follow it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from procctl.agent import values
+from procctl.agent.client import AgentClient
+from procctl.agent.definition import load_definition, parse_assignments, resolve_params
+from procctl.agent.errors import AgentUnreachable, UsageError
+from procctl.cli import render
+from procctl.cli.options import global_options
+
+EXIT_INSTANCE_FAILED = 1
+
+
+def run_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The process definition (TOML).")],
+    wait: Annotated[bool, typer.Option("--wait", "-w",
+                                       help="Follow the instance and print its result.")] = False,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="A param as name=value (repeatable).")] = None,
+    params_file: Annotated[Path | None, typer.Option(
+        "--params-file", help="A JSON object of params.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    no_autostart: Annotated[bool, typer.Option(
+        "--no-autostart", help="Fail instead of starting an agent when none runs.")] = False,
+) -> None:
+    """Run a process definition on the agent (started in the background if needed)."""
+    options = global_options(ctx)
+    definition = load_definition(file)
+    params = resolve_params(
+        definition.params,
+        from_file=_read_params_file(params_file) if params_file else None,
+        from_cli=parse_assignments(param or []),
+        process_name=definition.name,
+    )
+    client = AgentClient(options.home)
+    if not client.is_running():
+        if no_autostart:
+            raise AgentUnreachable(f"no agent is running for home {options.home.home}",
+                                   hint="start one with: procctl agent start")
+        client.start_background(on_start=lambda: render.note(
+            f"Starting the agent in the background for home {options.home.home}"))
+    request: dict[str, Any] = {
+        "source": definition.source,
+        "file": str(file.resolve()),
+        "base_dir": str(file.resolve().parent),
+        "params": values.encode(params),
+        "wait": wait,
+    }
+    if not wait:
+        data = client.request("run", **request)
+        if as_json:
+            render.print_json(data)
+        else:
+            render.console.print(f"Started [bold]{data['instance_id']}[/] ({definition.name})")
+            render.note(f"Follow it with: procctl show {data['instance_id']}")
+        return
+    summary = _follow(client, request, definition.name, quiet=as_json)
+    if as_json:
+        render.print_json(summary)
+    else:
+        _print_outcome(summary)
+    if summary["status"] in ("failed", "cancelled"):
+        raise typer.Exit(EXIT_INSTANCE_FAILED)
+
+
+def _follow(client: AgentClient, request: dict[str, Any], name: str,
+            *, quiet: bool) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    status = None if quiet else render.console.status(f"running {name}")
+    if status:
+        status.start()
+    try:
+        for kind, payload in client.stream("run", **request):
+            if kind == "result":
+                summary = payload
+                break
+            if quiet:
+                continue
+            if payload["kind"] == "instance_created":
+                render.console.print(
+                    f"[bold]{name}[/] instance [bold]{payload['instance_id']}[/]")
+            elif status and payload["kind"] == "step_started":
+                status.update(f"running [bold]{payload['step_id']}[/]")
+            line = render.step_line(payload)
+            if line:
+                render.console.print(line)
+    finally:
+        if status:
+            status.stop()
+    return summary
+
+
+def _print_outcome(summary: dict[str, Any]) -> None:
+    took = render.elapsed(summary["started_at"], summary["ended_at"])
+    state = render.status_text(summary["status"])
+    render.console.print(f"{state} in {took}")
+    if summary["status"] == "completed":
+        if summary["result"] is not None:
+            render.console.print("[bold]Result:[/] " + escape(render.value_text(summary["result"])))
+        return
+    error = summary.get("error") or {}
+    where = f" at step {error['step_id']!r}" if error.get("step_id") else ""
+    render.error(f"instance {summary['instance_id']} failed{where}: {error.get('message')}",
+                 f"see its history with: procctl show {summary['instance_id']}")
+
+
+def _read_params_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"params file {path} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"params file {path}:{exc.lineno}: not JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"params file {path} must hold a JSON object",
+                         hint='for example {"count": 3}')
+    return data

@@ -1,0 +1,64 @@
+"""`procctl show ID`: one instance, from the store (works while the agent is down)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from procctl.agent.summary import instance_summary
+from procctl.cli import render
+from procctl.cli.options import global_options
+from procctl.store import Store
+
+
+def show_command(
+    ctx: typer.Context,
+    instance_id: Annotated[str, typer.Argument(help="Instance ID (a unique prefix will do).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show one instance: status, params, result or error, and its history."""
+    options = global_options(ctx)
+    store = Store(options.home.db, readonly=True)
+    try:
+        record = store.get_instance(instance_id)
+        events = store.events(record.id)
+    finally:
+        store.close()
+    summary = instance_summary(record)
+    history = [{"at": e.at, "kind": e.kind, "step_id": e.step_id, "step_path": e.step_path,
+                "data": json.loads(e.data_json)} for e in events]
+    if as_json:
+        render.print_json({**summary, "history": history})
+        return
+    pairs = [
+        ("Instance", summary["instance_id"]),
+        ("Process", escape(f"{summary['process']} {summary['version'] or ''}".strip())),
+        ("Status", render.status_text(summary["status"])),
+        ("Started", render.short_time(summary["started_at"])),
+        ("Ended", render.short_time(summary["ended_at"])),
+        ("Params", escape(render.value_text(summary["params"]))),
+    ]
+    if summary["status"] == "completed":
+        pairs.append(("Result", escape(render.value_text(summary["result"]))))
+    if summary["error"]:
+        error = summary["error"]
+        where = f" (step {error['step_id']})" if error.get("step_id") else ""
+        pairs.append(("Error", f"[red]{escape(str(error.get('message')))}{escape(where)}[/]"))
+    render.console.print(render.key_value_table(pairs))
+    table = Table(title="History", title_justify="left", box=None, header_style="bold")
+    for column in ("TIME", "EVENT", "STEP", "DETAIL"):
+        table.add_column(column, overflow="fold")
+    for event in history:
+        detail = event["data"].get("message") or event["data"].get("error") or ""
+        if isinstance(detail, dict):
+            detail = detail.get("message", "")
+        if event["kind"] == "step_finished":
+            detail = f"{event['data'].get('duration', 0):.2f}s"
+        table.add_row(render.short_time(event["at"]), event["kind"],
+                      escape(event["step_id"] or ""), escape(str(detail)))
+    render.console.print()
+    render.console.print(table)

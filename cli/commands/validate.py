@@ -1,0 +1,45 @@
+"""`procctl validate FILE`: every problem of a definition, before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from procctl.agent.definition import load_definition
+from procctl.agent.errors import DefinitionError
+from procctl.cli import render
+
+
+def validate_command(
+    file: Annotated[Path, typer.Argument(help="The process definition (TOML).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for editors and CI.")] = False,
+) -> None:
+    """Check a definition: TOML syntax, step kinds and fields, ids, expressions, variables."""
+    try:
+        definition = load_definition(file)
+    except DefinitionError as exc:
+        if as_json:
+            render.print_json({"file": str(file), "valid": False,
+                               "problems": [p.to_json() for p in exc.problems]})
+            raise typer.Exit(exc.exit_code) from None
+        raise
+    steps = definition.all_steps()
+    if as_json:
+        render.print_json({
+            "file": str(file), "valid": True, "process": definition.name,
+            "version": definition.version, "steps": len(steps),
+            "params": [{"name": p.name, "type": p.type, "required": p.required,
+                        "default": p.default} for p in definition.params],
+            "problems": [],
+        })
+        return
+    render.console.print(
+        f"[green]✓[/] {escape(str(file))}: process [bold]{escape(definition.name)}[/], "
+        f"{len(steps)} step(s), no problems")
+    for spec in definition.params:
+        default = f", default {spec.default!r}" if spec.has_default else ""
+        need = "required" if spec.required and not spec.has_default else "optional"
+        render.console.print(f"  param [bold]{spec.name}[/]: {spec.type}, {need}{escape(default)}")

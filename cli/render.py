@@ -1,0 +1,99 @@
+"""Rich output: tables, progress lines, errors. No decisions are made here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+STATUS_STYLES = {
+    "running": "cyan",
+    "paused": "yellow",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
+
+
+def print_json(data: Any) -> None:
+    """Plain JSON on stdout, for scripts (no colour, no wrapping)."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str, hint: str | None = None) -> None:
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
+    if hint:
+        err_console.print(f"[bold]Hint:[/] {escape(hint)}", soft_wrap=True)
+
+
+def note(message: str) -> None:
+    err_console.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+
+
+def status_text(status: str) -> str:
+    return f"[{STATUS_STYLES.get(status, 'white')}]{status}[/]"
+
+
+def short_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    moment = datetime.fromisoformat(iso).astimezone()
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def elapsed(start: str | None, end: str | None) -> str:
+    if not start or not end:
+        return "-"
+    seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    return f"{seconds:.2f}s" if seconds < 60 else f"{seconds / 60:.1f}m"
+
+
+def value_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+def instances_table(rows: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("INSTANCE", "PROCESS", "STATUS", "STARTED", "DURATION"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["instance_id"], escape(row["process"]), status_text(row["status"]),
+                      short_time(row["started_at"]), elapsed(row["started_at"], row["ended_at"]))
+    return table
+
+
+def key_value_table(pairs: list[tuple[str, str]]) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in pairs:
+        table.add_row(key, value)
+    return table
+
+
+def step_line(event: dict[str, Any]) -> str | None:
+    """One progress line for an event of `run --wait`, or None for events not shown."""
+    kind = event["kind"]
+    step = escape(str(event.get("step_id")))
+    data = event.get("data") or {}
+    if kind == "step_finished":
+        return f"  [green]✓[/] {step} [dim]{data.get('duration', 0):.2f}s[/]"
+    if kind == "step_failed":
+        return f"  [red]✗[/] {step}: {escape(str(data.get('message')))}"
+    if kind == "step_retry":
+        return (f"  [yellow]↻[/] {step}: attempt {data.get('attempt')} failed "
+                f"({escape(str(data.get('message')))}); retrying")
+    if kind == "log":
+        return f"    [blue]│[/] {escape(str(data.get('message')))}"
+    return None

@@ -1,0 +1,18 @@
+"""Errors raised by the store."""
+
+
+class StoreError(Exception):
+    """A store problem, with a message naming the file or object and an optional hint."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class NotFound(StoreError):
+    """The requested row does not exist."""
+
+
+class Conflict(StoreError):
+    """A conditional transition found the row in another state."""

@@ -1,0 +1,49 @@
+"""DDL and ordered migrations. `PRAGMA user_version` holds the schema version.
+
+Each migration moves the schema from version N-1 to N and runs inside the same
+transaction as the version bump, so a half-applied migration is never committed.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: definitions, instances, events
+    """
+    CREATE TABLE definitions (
+        sha256      TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        version     TEXT,
+        path        TEXT,
+        source      TEXT NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE instances (
+        id                 TEXT PRIMARY KEY,
+        definition_sha256  TEXT NOT NULL REFERENCES definitions(sha256),
+        process_name       TEXT NOT NULL,
+        process_version    TEXT,
+        status             TEXT NOT NULL,
+        params_json        TEXT NOT NULL,
+        trigger_json       TEXT NOT NULL,
+        started_at         TEXT NOT NULL,
+        updated_at         TEXT NOT NULL,
+        ended_at           TEXT,
+        result_json        TEXT,
+        error_json         TEXT
+    );
+    CREATE INDEX instances_by_status ON instances(status, started_at);
+    CREATE INDEX instances_by_process ON instances(process_name, started_at);
+    CREATE TABLE events (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance_id  TEXT NOT NULL REFERENCES instances(id),
+        at           TEXT NOT NULL,
+        kind         TEXT NOT NULL,
+        step_id      TEXT,
+        step_path    TEXT,
+        data_json    TEXT NOT NULL
+    );
+    CREATE INDEX events_by_instance ON events(instance_id, id);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,243 @@
+"""The SQLite store: WAL, synchronous=FULL, busy timeout, writes in BEGIN IMMEDIATE.
+
+Status changes are conditional UPDATEs (`... WHERE status = ?`), so the agent, the CLI
+and a purge can share the file without races.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from procctl.store.errors import Conflict, NotFound, StoreError
+from procctl.store.records import DefinitionRecord, EventRecord, InstanceRecord
+from procctl.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+BUSY_TIMEOUT_MS = 30_000
+TERMINAL_STATUSES = ("completed", "failed", "cancelled")
+
+
+def utc_now() -> str:
+    """Now, as an ISO-8601 UTC timestamp with microseconds (sorts as text)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class Store:
+    """One connection to `<home>/procctl.db`. Not shared between threads.
+
+    `readonly=True` opens an existing file without creating or migrating it, for the
+    read commands of the CLI (they work while the agent is down).
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        if readonly and not self.path.exists():
+            raise NotFound(
+                f"no store at {self.path}",
+                hint="run a process first (procctl run FILE), or pass the right --home",
+            )
+        try:
+            self._db = self._connect(readonly)
+            self._check_and_migrate(readonly)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot open the store {self.path}: {exc}",
+                hint="the file may be corrupt; restore a backup or move it aside",
+            ) from exc
+
+    def _connect(self, readonly: bool) -> sqlite3.Connection:
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+        db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+            check_same_thread=False,
+        )
+        db.row_factory = sqlite3.Row
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not readonly:
+            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+        db.execute("PRAGMA foreign_keys = ON")
+        return db
+
+    def _check_and_migrate(self, readonly: bool) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store {self.path} has schema version {version}, newer than this "
+                f"procctl understands ({SCHEMA_VERSION})",
+                hint="upgrade procctl; the file was left untouched",
+            )
+        if version == SCHEMA_VERSION or readonly:
+            return
+        with self._write() as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            for number in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[number - 1].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version = {number}")
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: BEGIN IMMEDIATE takes the write lock up front."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    # -- definitions -------------------------------------------------------------
+
+    def put_definition(
+        self, sha256: str, name: str, version: str | None, path: str | None, source: str
+    ) -> None:
+        """Store a definition's exact text once; instances point at it by hash."""
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO definitions (sha256, name, version, path, source,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (sha256, name, version, path, source, utc_now()),
+            )
+
+    def get_definition(self, sha256: str) -> DefinitionRecord:
+        row = self._db.execute("SELECT * FROM definitions WHERE sha256 = ?", (sha256,)).fetchone()
+        if row is None:
+            raise NotFound(f"no definition with hash {sha256}")
+        return DefinitionRecord(**dict(row))
+
+    # -- instances ---------------------------------------------------------------
+
+    def create_instance(
+        self,
+        instance_id: str,
+        definition_sha256: str,
+        process_name: str,
+        process_version: str | None,
+        params_json: str,
+        trigger_json: str,
+    ) -> InstanceRecord:
+        now = utc_now()
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO instances (id, definition_sha256, process_name, process_version,"
+                " status, params_json, trigger_json, started_at, updated_at)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (instance_id, definition_sha256, process_name, process_version,
+                 params_json, trigger_json, now, now),
+            )
+        return self.get_instance(instance_id)
+
+    def get_instance(self, instance_id: str) -> InstanceRecord:
+        row = self._db.execute("SELECT * FROM instances WHERE id = ?", (instance_id,)).fetchone()
+        if row is None:
+            matches = self._db.execute(
+                "SELECT * FROM instances WHERE id LIKE ? LIMIT 2", (instance_id + "%",)
+            ).fetchall()
+            if len(matches) == 1 and len(instance_id) >= 4:
+                return InstanceRecord(**dict(matches[0]))
+            raise NotFound(
+                f"no instance {instance_id!r}",
+                hint="procctl list shows the instances in this home",
+            )
+        return InstanceRecord(**dict(row))
+
+    def list_instances(
+        self,
+        *,
+        status: str | None = None,
+        process_name: str | None = None,
+        limit: int = 100,
+    ) -> list[InstanceRecord]:
+        clauses: list[str] = []
+        args: list[object] = []
+        if status:
+            clauses.append("status = ?")
+            args.append(status)
+        if process_name:
+            clauses.append("process_name = ?")
+            args.append(process_name)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._db.execute(
+            f"SELECT * FROM instances {where} ORDER BY started_at DESC LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+        return [InstanceRecord(**dict(row)) for row in rows]
+
+    def count_by_status(self) -> dict[str, int]:
+        rows = self._db.execute("SELECT status, COUNT(*) FROM instances GROUP BY status")
+        return {str(status): int(count) for status, count in rows}
+
+    def finish_instance(
+        self,
+        instance_id: str,
+        status: str,
+        *,
+        result_json: str | None = None,
+        error_json: str | None = None,
+        from_statuses: Sequence[str] = ("running",),
+    ) -> None:
+        """Move an instance to a terminal status, only from one of `from_statuses`."""
+        if status not in TERMINAL_STATUSES:
+            raise ValueError(f"not a terminal status: {status}")
+        now = utc_now()
+        marks = ", ".join("?" for _ in from_statuses)
+        with self._write() as db:
+            cursor = db.execute(
+                f"UPDATE instances SET status = ?, result_json = ?, error_json = ?,"
+                f" ended_at = ?, updated_at = ? WHERE id = ? AND status IN ({marks})",
+                (status, result_json, error_json, now, now, instance_id, *from_statuses),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict(f"instance {instance_id} is not {' or '.join(from_statuses)}")
+
+    def instances_with_status(self, status: str) -> list[str]:
+        rows = self._db.execute("SELECT id FROM instances WHERE status = ?", (status,))
+        return [str(row[0]) for row in rows]
+
+    # -- events ------------------------------------------------------------------
+
+    def add_event(
+        self,
+        instance_id: str,
+        kind: str,
+        data_json: str = "{}",
+        *,
+        step_id: str | None = None,
+        step_path: str | None = None,
+    ) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO events (instance_id, at, kind, step_id, step_path, data_json)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (instance_id, utc_now(), kind, step_id, step_path, data_json),
+            )
+
+    def events(self, instance_id: str, after_id: int = 0) -> list[EventRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM events WHERE instance_id = ? AND id > ? ORDER BY id",
+            (instance_id, after_id),
+        ).fetchall()
+        return [EventRecord(**dict(row)) for row in rows]
+
+    def integrity_check(self) -> str:
+        return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
