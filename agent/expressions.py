@@ -19,7 +19,6 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-
 from procctl.agent.errors import ExpressionError
 
 MAX_RANGE = 10_000
@@ -59,13 +58,13 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
         if operator_ == "*":
             for seq, count in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(count, int):
-                    if len(seq) * count > MAX_SEQUENCE:
-                        raise SecurityError("the result of * would be too large")
+                if (isinstance(seq, str | list | tuple) and isinstance(count, int)
+                        and len(seq) * count > MAX_SEQUENCE):
+                    raise SecurityError("the result of * would be too large")
             return operator.mul(left, right)
-        if isinstance(left, int) and isinstance(right, int) and right > 0:
-            if abs(left) > 1 and right * max(abs(left).bit_length(), 1) > MAX_POWER_DIGITS * 4:
-                raise SecurityError("the result of ** would be too large")
+        if (isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
+                and right * abs(left).bit_length() > MAX_POWER_DIGITS * 4):
+            raise SecurityError("the result of ** would be too large")
         return operator.pow(left, right)
 
 
@@ -113,9 +112,9 @@ def _names_read(tree: nodes.Template) -> tuple[frozenset[str], frozenset[str]]:
     results: set[str] = set()
     for node in tree.find_all(nodes.Getitem):
         target = node.node
-        if isinstance(target, nodes.Name) and target.name == "results":
-            if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                results.add(node.arg.value)
+        if (isinstance(target, nodes.Name) and target.name == "results"
+                and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str)):
+            results.add(node.arg.value)
     return variables, frozenset(results)
 
 
@@ -129,10 +128,9 @@ def compile_template(text: str) -> Expression:
         tree = _ENV.parse(text)
         variables, results = _names_read(tree)
         if match:
-            compiled = _ENV.compile_expression(match["expr"], undefined_to_none=False)
-            return Expression(text, "template", variables, results, compiled)
-        compiled = _ENV.from_string(text)
-        return Expression(text, "text", variables, results, compiled)
+            expression = _ENV.compile_expression(match["expr"], undefined_to_none=False)
+            return Expression(text, "template", variables, results, expression)
+        return Expression(text, "text", variables, results, _ENV.from_string(text))
     except TemplateSyntaxError as exc:
         message = str(exc.message).replace("end of print statement", "end of expression")
         raise ExpressionError(f"syntax error in {text!r}: {message}") from exc

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import typer
-
 from procctl.agent.paths import HomePaths
 
 

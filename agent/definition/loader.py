@@ -117,7 +117,8 @@ class _Builder:
     def problem(self, message: str, *, step: _Where | None = None, line: int | None = None,
                 hint: str | None = None) -> None:
         self.problems.append(Problem(
-            message, file=self.file, line=line if line is not None else (step and step.line),
+            message, file=self.file,
+            line=line if line is not None else (step.line if step else None),
             step_path=step.path if step else None, step_id=step.id if step else None, hint=hint,
         ))
 
@@ -133,8 +134,10 @@ class _Builder:
     def build(self, data: dict[str, Any]) -> Definition | None:
         for key in data:
             if key not in ("process", "steps"):
-                self.problem(f"unknown top-level table {key!r}", line=self.line_of(rf"^\s*\[*{re.escape(key)}\b"),
-                             hint=_did_you_mean(key, ["process", "steps"]) or "use [process] and [[steps]]")
+                self.problem(f"unknown top-level table {key!r}",
+                             line=self.line_of(rf"^\s*\[*{re.escape(key)}\b"),
+                             hint=_did_you_mean(key, ["process", "steps"])
+                             or "use [process] and [[steps]]")
         process = data.get("process")
         if not isinstance(process, dict):
             self.problem("missing [process] table", line=1,
@@ -148,7 +151,8 @@ class _Builder:
                              hint=_did_you_mean(key, PROCESS_FIELDS))
         name = process.get("name")
         if not isinstance(name, str) or not name.strip():
-            self.problem("[process] needs a name", line=process_line, hint='add name = "my-process"')
+            self.problem("[process] needs a name", line=process_line,
+                         hint='add name = "my-process"')
             name = ""
         version = process.get("version")
         if version is not None and not isinstance(version, str | int | float):
@@ -169,7 +173,8 @@ class _Builder:
 
     def build_params(self, raw: Any) -> tuple[ParamSpec, ...]:
         if not isinstance(raw, dict):
-            self.problem("[process.params] must be a table of params", hint="see docs/process-format.md")
+            self.problem("[process.params] must be a table of params",
+                         hint="see docs/process-format.md")
             return ()
         specs: list[ParamSpec] = []
         for name, decl in raw.items():
@@ -181,7 +186,8 @@ class _Builder:
             if isinstance(decl, str):
                 decl = {"type": decl}
             if not isinstance(decl, dict):
-                self.problem(f"param {name!r} must be a table such as {{ type = \"int\" }}", line=line)
+                self.problem(f"param {name!r} must be a table such as {{ type = \"int\" }}",
+                             line=line)
                 continue
             for key in decl:
                 if key not in PARAM_FIELDS:
@@ -346,7 +352,9 @@ class _Builder:
             return None
         return IfStep(**base, condition=condition, then=then, else_=else_)
 
-    def _build_foreach(self, raw: dict[str, Any], base: dict[str, Any], where: _Where) -> Step | None:
+    def _build_foreach(
+        self, raw: dict[str, Any], base: dict[str, Any], where: _Where
+    ) -> Step | None:
         items_raw = raw["items"]
         if isinstance(items_raw, list):
             self.problem("items must be an expression that gives a list", step=where,

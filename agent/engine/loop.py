@@ -19,6 +19,10 @@ async def run_foreach_step(runner: Runner, step: ForeachStep, state: InstanceSta
     if not isinstance(items, list | tuple | str | range):
         raise StepFailed(f"items gave a {type(items).__name__}, not a list",
                          step_id=step.id, step_path=step.path)
+    # Loop variables exist only inside the loop; a variable of the same name set before
+    # the loop (a param, say) is shadowed, not lost.
+    missing = object()
+    shadowed = {name: state.variables.get(name, missing) for name in step.loop_vars()}
     collected: list[Any] = []
     for index, item in enumerate(items):
         state.variables[step.item_var] = item
@@ -27,6 +31,9 @@ async def run_foreach_step(runner: Runner, step: ForeachStep, state: InstanceSta
         state.last_result = None
         await runner.run_block(step.body, state)
         collected.append(state.last_result)
-    for name in step.loop_vars():
-        state.variables.pop(name, None)
+    for name, previous in shadowed.items():
+        if previous is missing:
+            state.variables.pop(name, None)
+        else:
+            state.variables[name] = previous
     return collected

@@ -43,7 +43,7 @@ class InstanceState:
         return context
 
 
-class ReturnFromProcess(Exception):  # noqa: N818 - control flow, not an error
+class ReturnFromProcess(Exception):
     """A `return` step ends the process with a value."""
 
     def __init__(self, value: Any) -> None:

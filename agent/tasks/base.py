@@ -51,7 +51,7 @@ class TaskError(Exception):
 
 def require_type(args: Mapping[str, Any], name: str, kinds: type | tuple[type, ...]) -> Any:
     value = args.get(name)
-    if not isinstance(value, kinds) or isinstance(value, bool) and bool not in _as_tuple(kinds):
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in _as_tuple(kinds)):
         names = " or ".join(k.__name__ for k in _as_tuple(kinds))
         raise TaskError(f"argument {name!r} must be {names}, got {type(value).__name__}")
     return value

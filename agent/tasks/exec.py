@@ -7,6 +7,7 @@ shutdown ends it and everything it started.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Mapping
@@ -64,7 +65,5 @@ async def exec_task(args: Mapping[str, Any], ctx: TaskContext) -> Any:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

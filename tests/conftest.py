@@ -1,0 +1,33 @@
+"""Shared fixtures: a fresh agent home per test and a way to run the real `procctl`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from helpers import Procctl
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def procctl(home: Path) -> Iterator[Procctl]:
+    runner = Procctl(home)
+    yield runner
+    runner.stop_agent()
+
+
+@pytest.fixture
+def write_definition(tmp_path: Path) -> Callable[[str, str], Path]:
+    """Write TOML text to a file in the test's directory and return its path."""
+
+    def write(text: str, name: str = "process.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
