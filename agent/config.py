@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+
 from procctl.agent.durations import parse_duration
 from procctl.agent.errors import UsageError
 

@@ -19,6 +19,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
 from procctl.agent.errors import ExpressionError
 
 MAX_RANGE = 10_000

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from procctl.agent import VERSION
 from procctl.agent.errors import AgentError, DefinitionError
 from procctl.agent.paths import HOME_ENV, HomePaths

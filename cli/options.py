@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import typer
+
 from procctl.agent.paths import HomePaths
 
 

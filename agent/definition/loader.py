@@ -115,12 +115,29 @@ class _Builder:
         self._lines = self.source.splitlines()
 
     def problem(self, message: str, *, step: _Where | None = None, line: int | None = None,
-                hint: str | None = None) -> None:
+                hint: str | None = None, key: str | None = None) -> None:
+        """Record a problem; with `key`, at the line of that field of the step."""
+        if key is not None and step is not None and step.line is not None:
+            line = self.field_line(step.line, key)
         self.problems.append(Problem(
             message, file=self.file,
             line=line if line is not None else (step.line if step else None),
             step_path=step.path if step else None, step_id=step.id if step else None, hint=hint,
         ))
+
+    def field_line(self, step_line: int, key: str) -> int | None:
+        """The line of `key = ...` in the table that holds the step starting near step_line."""
+        start = step_line - 1
+        while start > 0 and not self._lines[start].lstrip().startswith("["):
+            start -= 1
+        regex = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+        for number in range(start + 1, len(self._lines)):
+            text = self._lines[number].lstrip()
+            if text.startswith("["):
+                break
+            if regex.match(text):
+                return number + 1
+        return step_line
 
     def line_of(self, pattern: str, start: int = 0) -> int | None:
         regex = re.compile(pattern)
@@ -246,14 +263,14 @@ class _Builder:
                          hint=f"add kind = one of {', '.join(KIND_FIELDS)}")
             return None
         if kind not in KIND_FIELDS:
-            self.problem(f"unknown step kind {kind!r}", step=where,
+            self.problem(f"unknown step kind {kind!r}", step=where, key="kind",
                          hint=_did_you_mean(str(kind), KIND_FIELDS)
                          or f"use one of {', '.join(KIND_FIELDS)}")
             return None
         allowed = COMMON_FIELDS | KIND_FIELDS[kind]
         for key in raw:
             if key not in allowed:
-                self.problem(f"unknown field {key!r} for a {kind} step", step=where,
+                self.problem(f"unknown field {key!r} for a {kind} step", step=where, key=key,
                              hint=_did_you_mean(key, allowed)
                              or f"{kind} steps take {', '.join(sorted(KIND_FIELDS[kind]))}")
         for key in REQUIRED_FIELDS.get(kind, ()):
@@ -273,18 +290,19 @@ class _Builder:
             try:
                 found.append(compile_template(text))
             except ExpressionError as exc:
-                self.problem(f"{field_name}: {exc.message}", step=where,
+                self.problem(f"{field_name}: {exc.message}", step=where, key=field_name,
                              hint="expressions use Jinja syntax: {{ name }}, {{ a + 1 }}")
         return tuple(found)
 
     def condition(self, value: Any, where: _Where, field_name: str) -> Expression | None:
         if not isinstance(value, str):
-            self.problem(f"{field_name} must be an expression string", step=where)
+            self.problem(f"{field_name} must be an expression string", step=where,
+                         key=field_name)
             return None
         try:
             return compile_condition(value)
         except ExpressionError as exc:
-            self.problem(f"{field_name}: {exc.message}", step=where,
+            self.problem(f"{field_name}: {exc.message}", step=where, key=field_name,
                          hint="write a bare expression, e.g. condition = \"count > 3\"")
             return None
 
@@ -294,25 +312,26 @@ class _Builder:
         try:
             return parse_duration(raw[key])
         except ValueError as exc:
-            self.problem(f"{key}: {exc}", step=where)
+            self.problem(f"{key}: {exc}", step=where, key=key)
             return None
 
     def _build_task(self, raw: dict[str, Any], base: dict[str, Any], where: _Where) -> Step | None:
         task = raw["task"]
         args = raw.get("with", {})
         if not isinstance(args, dict):
-            self.problem("'with' must be a table of arguments", step=where,
+            self.problem("'with' must be a table of arguments", step=where, key="with",
                          hint='write with = { message = "hi" }')
             return None
         spec = BUILTIN_TASKS.get(task) if isinstance(task, str) else None
         if spec is None:
-            self.problem(f"unknown task {task!r}", step=where,
+            self.problem(f"unknown task {task!r}", step=where, key="task",
                          hint=_did_you_mean(str(task), BUILTIN_TASKS)
                          or f"built-in tasks: {', '.join(BUILTIN_TASKS)}")
         else:
             for key in args:
                 if key not in spec.args:
                     self.problem(f"task {task!r} takes no argument {key!r}", step=where,
+                                 key="with",
                                  hint=_did_you_mean(key, spec.args)
                                  or f"it takes {', '.join(spec.args)}")
             for key, required in spec.args.items():
@@ -321,7 +340,7 @@ class _Builder:
                                  hint=f"add it under with = {{ {key} = ... }}")
         retries = raw.get("retries", 0)
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            self.problem("retries must be a whole number, 0 or more", step=where)
+            self.problem("retries must be a whole number, 0 or more", step=where, key="retries")
             retries = 0
         expressions = self.templates(args, where, "with")
         timeout = self.duration(raw, "timeout", where)

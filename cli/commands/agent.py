@@ -6,6 +6,7 @@ import time
 from typing import Annotated
 
 import typer
+
 from procctl.agent.client import AgentClient
 from procctl.agent.daemon import run_agent
 from procctl.agent.durations import format_duration

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
+
 from procctl.agent.config import SETTINGS, load_config, set_config_value
 from procctl.cli import render
 from procctl.cli.options import global_options
-from rich.markup import escape
-from rich.table import Table
 
 app = typer.Typer(help="Read and change the agent's settings.", no_args_is_help=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+
 from procctl.agent.summary import instance_summary
 from procctl.cli import render
 from procctl.cli.options import global_options

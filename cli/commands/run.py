@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+
 from procctl.agent import values
 from procctl.agent.client import AgentClient
 from procctl.agent.definition import load_definition, parse_assignments, resolve_params
 from procctl.agent.errors import AgentUnreachable, UsageError
 from procctl.cli import render
 from procctl.cli.options import global_options
-from rich.markup import escape
 
 EXIT_INSTANCE_FAILED = 1
 

@@ -6,12 +6,13 @@ import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
+
 from procctl.agent.summary import instance_summary
 from procctl.cli import render
 from procctl.cli.options import global_options
 from procctl.store import Store
-from rich.markup import escape
-from rich.table import Table
 
 
 def show_command(

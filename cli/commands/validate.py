@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+
 from procctl.agent.definition import load_definition
 from procctl.agent.errors import DefinitionError
 from procctl.cli import render
-from rich.markup import escape
 
 
 def validate_command(

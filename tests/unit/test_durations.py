@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from procctl.agent.durations import format_duration, parse_duration
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from procctl.agent.errors import ExpressionError
 from procctl.agent.expressions import (
     compile_condition,

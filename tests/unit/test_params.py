@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from procctl.agent.definition.model import ParamSpec
 from procctl.agent.definition.params import parse_assignments, resolve_params
 from procctl.agent.errors import UsageError

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from procctl.store import Store, StoreError
 from procctl.store.errors import Conflict, NotFound
 from procctl.store.schema import SCHEMA_VERSION
