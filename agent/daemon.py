@@ -1,4 +1,4 @@
-"""The agent daemon: home lock, socket server, instances, recovery at start, shutdown."""
+"""The agent daemon: home lock, socket server, recovery at start, clock, shutdown."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -16,19 +15,20 @@ from typing import Any
 
 from procctl.agent import VERSION, protocol, values
 from procctl.agent.config import load_config
-from procctl.agent.definition import Definition, Step, parse_definition, resolve_params
+from procctl.agent.definition import parse_definition, resolve_params
 from procctl.agent.durations import parse_duration
-from procctl.agent.engine.runner import Outcome, Runner
-from procctl.agent.engine.state import InstanceState
 from procctl.agent.errors import AgentError, DefinitionError, InstanceNotFound, UsageError
+from procctl.agent.instances import InstanceManager
+from procctl.agent.intake import SignalDesk
 from procctl.agent.lock import HomeLock
 from procctl.agent.logs import setup_logging
 from procctl.agent.paths import HomePaths
+from procctl.agent.scheduler import Scheduler
 from procctl.agent.store_worker import StoreWorker
-from procctl.agent.summary import instance_summary
+from procctl.agent.summary import instance_summary, signal_summary
 from procctl.store import StoreError
+from procctl.store.clock import utc_now
 from procctl.store.errors import NotFound
-from procctl.store.sqlite import TERMINAL_STATUSES, utc_now
 
 log = logging.getLogger("procctl.agent")
 
@@ -45,9 +45,13 @@ class Agent:
         self.settings = load_config(paths.config)
         self.worker = StoreWorker(paths.db)
         self.lock = HomeLock(paths.lock)
-        self.instances: dict[str, asyncio.Task[None]] = {}
-        self.watchers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = {}
+        self.manager = InstanceManager(self.worker, self.settings)
+        self.desk = SignalDesk(self.manager, self.worker,
+                               paths.signals_dir(str(self.settings["signals_dir"])),
+                               self.settings)
+        self.scheduler = Scheduler(self.manager, self.desk, self.worker, self.settings)
         self.connections: set[asyncio.Task[Any]] = set()
+        self.background: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
         self.started_at = utc_now()
         self.started_monotonic = time.monotonic()
@@ -61,6 +65,10 @@ class Agent:
         try:
             await self.worker.open()
             await self.recover()
+            self.desk.start()
+            self.desk.scan()
+            self.background = [asyncio.create_task(self.desk.run()),
+                               asyncio.create_task(self.scheduler.run())]
             self.paths.socket.unlink(missing_ok=True)
             server = await asyncio.start_unix_server(
                 self._on_connection, sock=protocol.bind(self.paths.socket),
@@ -73,8 +81,12 @@ class Agent:
             if ready:
                 ready()
             await self.stopping.wait()
-            log.info("agent stopping", extra={"running": len(self.instances)})
+            log.info("agent stopping", extra={"running": len(self.manager.tasks)})
             server.close()
+            self.desk.stop()
+            for task in self.background:
+                task.cancel()
+            await asyncio.gather(*self.background, return_exceptions=True)
             await self._drain_instances()
             for task in list(self.connections):
                 task.cancel()
@@ -87,9 +99,20 @@ class Agent:
             log.info("agent stopped")
 
     async def recover(self) -> None:
-        """Normalise what a previous agent left running: it cannot be continued."""
+        """Instances the last agent left running: from their checkpoint through the
+        recover block, or, with none, failed as interrupted."""
         store = self.worker.store
         for instance_id in await self.worker.call(store.instances_with_status, "running"):
+            checkpoint = await self.worker.call(store.find_checkpoint, instance_id)
+            if checkpoint is not None:
+                taken = await self.worker.call(store.take_resume, instance_id, "running")
+                await self.worker.call(store.add_event, instance_id, "instance_recovered",
+                                       json.dumps({"iteration": taken.iteration}))
+                log.warning("recovering instance from its checkpoint",
+                            extra={"instance": instance_id})
+                await self.manager.resume(instance_id, taken, resumed_by="recovery",
+                                          run_recover=True)
+                continue
             await self.worker.call(store.finish_instance, instance_id, "failed",
                                    error_json=json.dumps(INTERRUPTED_ERROR))
             await self.worker.call(store.add_event, instance_id, "instance_failed",
@@ -97,7 +120,7 @@ class Agent:
             log.warning("instance interrupted by the last stop", extra={"instance": instance_id})
 
     async def _drain_instances(self) -> None:
-        running = list(self.instances.values())
+        running = list(self.manager.tasks.values())
         if not running:
             return
         grace = parse_duration(self.settings["shutdown_grace"])
@@ -163,7 +186,8 @@ class Agent:
             "protocol": protocol.PROTOCOL_VERSION,
             "started_at": self.started_at,
             "uptime_seconds": round(time.monotonic() - self.started_monotonic, 3),
-            "instances_running": len(self.instances),
+            "instances_running": len(self.manager.tasks),
+            "signals_dir": str(self.desk.directory),
         }})
 
     async def op_stop(self, request: dict[str, Any], send: Send) -> None:
@@ -179,114 +203,72 @@ class Agent:
         params = resolve_params(definition.params, from_file=values.decode(
             request.get("params") or {}), process_name=definition.name)
         base_dir = request.get("base_dir") or (str(Path(file).parent) if file else os.getcwd())
-        trigger = {"kind": "cli", "file": file, "base_dir": base_dir}
-        instance_id = secrets.token_hex(6)
-        store = self.worker.store
-        await self.worker.call(store.put_definition, definition.sha256, definition.name,
-                               definition.version, file, definition.source)
-        await self.worker.call(store.create_instance, instance_id, definition.sha256,
-                               definition.name, definition.version, values.dumps(params),
-                               json.dumps(trigger))
-        queue = self._subscribe(instance_id) if request.get("wait") else None
-        task = asyncio.create_task(self._run_instance(instance_id, definition, params, trigger))
-        self.instances[instance_id] = task
-        task.add_done_callback(lambda _: self.instances.pop(instance_id, None))
+        trigger = {"id": "cli", "kind": "cli", "file": file, "base_dir": base_dir}
+        wait = bool(request.get("wait"))
+        instance_id, queue = await self.manager.start(definition, params, trigger,
+                                                      subscribe=wait)
         await send({"type": "event", "event": {"kind": "instance_created",
                                                "instance_id": instance_id}})
         if queue is None:
             await send({"type": "result", "data": {"instance_id": instance_id,
                                                    "status": "running"}})
             return
-        await self._follow(instance_id, queue, send)
+        await self._follow(instance_id, send, queue)
 
     async def op_watch(self, request: dict[str, Any], send: Send) -> None:
-        instance_id = str(request["instance_id"])
-        queue = self._subscribe(instance_id)
-        record = await self.worker.call(self.worker.store.get_instance, instance_id)
-        if record.status in TERMINAL_STATUSES or record.id not in self.instances:
-            self._unsubscribe(record.id, queue)
-            await send({"type": "result", "data": instance_summary(record)})
-            return
-        await self._follow(record.id, queue, send)
+        """Follow an instance until it completes, fails or pauses."""
+        await self._follow(str(request["instance_id"]), send)
 
-    async def _follow(self, instance_id: str, queue: asyncio.Queue[dict[str, Any]],
-                      send: Send) -> None:
+    async def _follow(self, instance_id: str, send: Send,
+                      queue: asyncio.Queue[dict[str, Any]] | None = None) -> None:
+        store = self.worker.store
+        record = await self.worker.call(store.get_instance, instance_id)
+        if queue is None:
+            queue = self.manager.subscribe(record.id)
+            record = await self.worker.call(store.get_instance, record.id)
         try:
-            while True:
+            while record.status == "running" and record.id in self.manager.tasks:
                 event = await queue.get()
-                if event["kind"] == "instance_finished":
-                    record = await self.worker.call(self.worker.store.get_instance, instance_id)
-                    await send({"type": "result", "data": instance_summary(record)})
-                    return
+                if event["kind"] == "instance_settled":
+                    record = await self.worker.call(store.get_instance, record.id)
+                    if record.status != "running" or record.id not in self.manager.tasks:
+                        break
+                    continue
                 await send({"type": "event", "event": event})
+            checkpoint = await self.worker.call(store.find_checkpoint, record.id)
+            await send({"type": "result", "data": instance_summary(record, checkpoint)})
         finally:
-            self._unsubscribe(instance_id, queue)
+            self.manager.unsubscribe(record.id, queue)
 
-    def _subscribe(self, instance_id: str) -> asyncio.Queue[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.watchers.setdefault(instance_id, set()).add(queue)
-        return queue
+    async def op_await_signal(self, request: dict[str, Any], send: Send) -> None:
+        """What became of a signal (by its signal_id); with follow, the instance too."""
+        timeout = request.get("timeout")
+        record = await self.desk.wait_for(str(request["signal_id"]),
+                                          None if timeout is None else float(timeout))
+        if record is None:
+            await send({"type": "result", "data": {"signal": None}})
+            return
+        data: dict[str, Any] = {"signal": signal_summary(record)}
+        if record.status == "applied" and record.instance_id and request.get("follow"):
+            await self._follow_into(record.instance_id, data, send)
+            return
+        await send({"type": "result", "data": data})
 
-    def _unsubscribe(self, instance_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
-        watchers = self.watchers.get(instance_id)
-        if watchers is not None:
-            watchers.discard(queue)
-            if not watchers:
-                self.watchers.pop(instance_id, None)
+    async def _follow_into(self, instance_id: str, data: dict[str, Any], send: Send) -> None:
+        results: list[dict[str, Any]] = []
 
-    # -- instances ------------------------------------------------------------------
+        async def collect(message: dict[str, Any]) -> None:
+            if message["type"] == "result":
+                results.append(message["data"])
+            else:
+                await send(message)
 
-    def _publish(self, instance_id: str, event: dict[str, Any]) -> None:
-        for queue in self.watchers.get(instance_id, ()):
-            queue.put_nowait(event)
+        await self._follow(instance_id, collect)
+        await send({"type": "result", "data": {**data, "instance": results[-1]}})
 
-    async def _run_instance(self, instance_id: str, definition: Definition,
-                            params: dict[str, Any], trigger: dict[str, Any]) -> None:
-        store = self.worker.store
-
-        async def emit(kind: str, step: Step | None, data: dict[str, Any]) -> None:
-            plain = values.to_plain(data)
-            await self.worker.call(store.add_event, instance_id, kind, json.dumps(plain),
-                                   step_id=step.id if step else None,
-                                   step_path=step.path if step else None)
-            if kind == "log":
-                log.info(str(data.get("message")), extra={"instance": instance_id,
-                                                          "step": step.id if step else None})
-            self._publish(instance_id, {"kind": kind, "step_id": step.id if step else None,
-                                        "step_path": step.path if step else None,
-                                        "data": plain, "at": utc_now()})
-
-        process = {"instance_id": instance_id, "name": definition.name,
-                   "version": definition.version, "trigger": trigger,
-                   "started_at": utc_now()}
-        state = InstanceState(instance_id, process, Path(str(trigger["base_dir"])),
-                              variables=dict(params))
-        await emit("instance_started", None, {"process": definition.name})
-        try:
-            outcome = await Runner(definition, state, emit).run()
-        except asyncio.CancelledError:
-            log.warning("instance interrupted by shutdown", extra={"instance": instance_id})
-            raise
-        except Exception as exc:  # a bug in the engine: fail this instance, keep the agent
-            log.exception("instance crashed", extra={"instance": instance_id})
-            outcome = Outcome("failed", error={
-                "kind": "internal", "message": f"procctl bug: {type(exc).__name__}: {exc}"})
-        await self._finish(instance_id, outcome, emit)
-
-    async def _finish(self, instance_id: str, outcome: Outcome,
-                      emit: Callable[[str, Step | None, dict[str, Any]], Awaitable[None]]) -> None:
-        store = self.worker.store
-        try:
-            result_json = values.dumps(outcome.result)
-        except TypeError:
-            result_json = values.dumps(values.to_plain(outcome.result))
-        error_json = json.dumps(outcome.error) if outcome.error else None
-        await self.worker.call(store.finish_instance, instance_id, outcome.status,
-                               result_json=result_json, error_json=error_json)
-        kind = "instance_completed" if outcome.status == "completed" else "instance_failed"
-        await emit(kind, None, {"error": outcome.error} if outcome.error else {})
-        log.info(f"instance {outcome.status}", extra={"instance": instance_id})
-        self._publish(instance_id, {"kind": "instance_finished"})
+    async def op_purge_expired(self, request: dict[str, Any], send: Send) -> None:
+        done = await self.scheduler.expire(dry_run=bool(request.get("dry_run")))
+        await send({"type": "result", "data": {"expired": [e.to_json() for e in done]}})
 
 
 def run_agent(paths: HomePaths, *, foreground: bool = True,

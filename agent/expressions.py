@@ -88,6 +88,7 @@ class Expression:
     kind: str  # "template" | "condition" | "literal"
     variables: frozenset[str] = field(default_factory=frozenset)
     results_read: frozenset[str] = field(default_factory=frozenset)
+    results_dynamic: bool = False
     _compiled: Any = field(default=None, compare=False, repr=False)
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
@@ -108,15 +109,20 @@ class Expression:
             raise ExpressionError(f"in {self.source!r}: {type(exc).__name__}: {exc}") from exc
         return value
 
-def _names_read(tree: nodes.Template) -> tuple[frozenset[str], frozenset[str]]:
+def _names_read(tree: nodes.Template) -> tuple[frozenset[str], frozenset[str], bool]:
+    """Variables read, step ids read as results["id"], and whether `results` is also
+    read some other way (a computed key, or the whole dict)."""
     variables = frozenset(meta.find_undeclared_variables(tree))
     results: set[str] = set()
+    constant_reads = 0
     for node in tree.find_all(nodes.Getitem):
         target = node.node
         if (isinstance(target, nodes.Name) and target.name == "results"
                 and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str)):
             results.add(node.arg.value)
-    return variables, frozenset(results)
+            constant_reads += 1
+    all_reads = sum(1 for n in tree.find_all(nodes.Name) if n.name == "results")
+    return variables, frozenset(results), all_reads > constant_reads
 
 
 @lru_cache(maxsize=4096)
@@ -127,11 +133,11 @@ def compile_template(text: str) -> Expression:
     match = _SINGLE_EXPRESSION.match(text)
     try:
         tree = _ENV.parse(text)
-        variables, results = _names_read(tree)
+        variables, results, dynamic = _names_read(tree)
         if match:
             expression = _ENV.compile_expression(match["expr"], undefined_to_none=False)
-            return Expression(text, "template", variables, results, expression)
-        return Expression(text, "text", variables, results, _ENV.from_string(text))
+            return Expression(text, "template", variables, results, dynamic, expression)
+        return Expression(text, "text", variables, results, dynamic, _ENV.from_string(text))
     except TemplateSyntaxError as exc:
         message = str(exc.message).replace("end of print statement", "end of expression")
         raise ExpressionError(f"syntax error in {text!r}: {message}") from exc
@@ -144,12 +150,12 @@ def compile_condition(source: str) -> Expression:
     expr = match["expr"] if match else source
     try:
         tree = _ENV.parse("{{ " + expr + " }}")
-        variables, results = _names_read(tree)
+        variables, results, dynamic = _names_read(tree)
         compiled = _ENV.compile_expression(expr, undefined_to_none=False)
     except TemplateSyntaxError as exc:
         message = str(exc.message).replace("end of print statement", "end of expression")
         raise ExpressionError(f"syntax error in {source!r}: {message}") from exc
-    return Expression(source, "condition", variables, results, compiled)
+    return Expression(source, "condition", variables, results, dynamic, compiled)
 
 
 def iter_templates(value: Any) -> Iterator[str]:

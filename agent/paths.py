@@ -52,6 +52,11 @@ class HomePaths:
     def config(self) -> Path:
         return self.home / "config.toml"
 
+    def signals_dir(self, setting: str = "signals") -> Path:
+        """The signals directory: the `signals_dir` setting, relative to the home."""
+        path = Path(setting).expanduser()
+        return path if path.is_absolute() else self.home / path
+
     def ensure(self) -> None:
         """Create the home, private to its owner."""
         self.home.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,24 @@
-"""The plain-JSON view of an instance that `run --wait`, `show` and `list` print."""
+"""Plain-JSON views of instances and signals, as `run --wait`, `show`, `list` and
+`resume` print them."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from procctl.agent import values
 from procctl.store import InstanceRecord
+from procctl.store.records import CheckpointRecord, SignalRecord
 
 
-def instance_summary(record: InstanceRecord) -> dict[str, Any]:
-    return {
+def resume_command(correlation_id: str) -> str:
+    return f"procctl resume --correlation-id {shlex.quote(correlation_id)}"
+
+
+def instance_summary(record: InstanceRecord,
+                     checkpoint: CheckpointRecord | None = None) -> dict[str, Any]:
+    summary: dict[str, Any] = {
         "instance_id": record.id,
         "process": record.process_name,
         "version": record.process_version,
@@ -20,4 +28,35 @@ def instance_summary(record: InstanceRecord) -> dict[str, Any]:
         "error": json.loads(record.error_json) if record.error_json else None,
         "started_at": record.started_at,
         "ended_at": record.ended_at,
+        "correlation_id": record.correlation_id if checkpoint else None,
+        "checkpoint": None,
+    }
+    if checkpoint is not None:
+        summary["checkpoint"] = {
+            "step_id": checkpoint.step_id,
+            "correlation_id": checkpoint.correlation_id,
+            "iteration": checkpoint.iteration,
+            "saved_at": checkpoint.created_at,
+            "expires_at": checkpoint.expires_at,
+            "resume_at": checkpoint.resume_at,
+            "bytes": checkpoint.size,
+        }
+        if record.status in ("paused", "failed"):
+            summary["resume_command"] = resume_command(checkpoint.correlation_id)
+    if record.status == "paused":
+        summary["paused_at"] = record.paused_at
+    return summary
+
+
+def signal_summary(record: SignalRecord) -> dict[str, Any]:
+    return {
+        "signal_id": record.signal_id,
+        "correlation_id": record.correlation_id,
+        "status": record.status,
+        "reason": record.reason,
+        "instance_id": record.instance_id,
+        "source": record.source,
+        "received_at": record.received_at,
+        "hold_until": record.hold_until,
+        "payload": values.to_plain(values.loads(record.payload_json)),
     }

@@ -29,6 +29,8 @@ class InstanceRecord:
     ended_at: str | None
     result_json: str | None
     error_json: str | None
+    paused_at: str | None = None
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,3 +42,58 @@ class EventRecord:
     step_id: str | None
     step_path: str | None
     data_json: str
+
+
+@dataclass(frozen=True)
+class CheckpointRecord:
+    instance_id: str
+    step_id: str
+    correlation_id: str
+    snapshot_json: str
+    size: int
+    iteration: int
+    created_at: str
+    expires_at: str | None
+    resume_at: str | None
+    on_expire_json: str | None
+    commit_value_json: str | None
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    id: str
+    signal_id: str | None
+    correlation_id: str | None
+    payload_json: str | None
+    set_json: str | None
+    source: str
+    status: str  # pending, applied, rejected, duplicate, unmatched
+    reason: str | None
+    instance_id: str | None
+    received_at: str
+    hold_until: str | None
+    resolved_at: str | None
+
+
+@dataclass(frozen=True)
+class PausedRow:
+    """One line of `list-paused`: an instance and its checkpoint."""
+
+    instance: InstanceRecord
+    checkpoint: CheckpointRecord
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of a signal: `outcome` is applied, pending, rejected or duplicate.
+
+    For an applied signal, `checkpoint` is the (possibly edited) checkpoint to resume
+    from and `from_status` the status the instance left (paused, or failed for a retry).
+    """
+
+    outcome: str
+    signal: SignalRecord
+    reason: str | None = None
+    instance_id: str | None = None
+    checkpoint: CheckpointRecord | None = None
+    from_status: str | None = None

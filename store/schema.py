@@ -44,6 +44,43 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_by_instance ON events(instance_id, id);
     """,
+    # 2: checkpoints (one live snapshot per instance) and signals
+    """
+    ALTER TABLE instances ADD COLUMN paused_at TEXT;
+    ALTER TABLE instances ADD COLUMN correlation_id TEXT;
+    CREATE INDEX instances_by_correlation ON instances(correlation_id);
+    CREATE TABLE checkpoints (
+        instance_id        TEXT PRIMARY KEY REFERENCES instances(id),
+        step_id            TEXT NOT NULL,
+        correlation_id     TEXT NOT NULL UNIQUE,
+        snapshot_json      TEXT NOT NULL,
+        size               INTEGER NOT NULL,
+        iteration          INTEGER NOT NULL DEFAULT 0,
+        created_at         TEXT NOT NULL,
+        expires_at         TEXT,
+        resume_at          TEXT,
+        on_expire_json     TEXT,
+        commit_value_json  TEXT
+    );
+    CREATE INDEX checkpoints_by_resume ON checkpoints(resume_at) WHERE resume_at IS NOT NULL;
+    CREATE INDEX checkpoints_by_expiry ON checkpoints(expires_at);
+    CREATE TABLE signals (
+        id              TEXT PRIMARY KEY,
+        signal_id       TEXT,
+        correlation_id  TEXT,
+        payload_json    TEXT,
+        set_json        TEXT,
+        source          TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        reason          TEXT,
+        instance_id     TEXT,
+        received_at     TEXT NOT NULL,
+        hold_until      TEXT,
+        resolved_at     TEXT
+    );
+    CREATE INDEX signals_by_status ON signals(status, correlation_id, received_at);
+    CREATE INDEX signals_by_signal_id ON signals(signal_id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

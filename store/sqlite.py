@@ -11,23 +11,20 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
+from procctl.store.checkpoints import CheckpointOps
+from procctl.store.clock import utc_now
 from procctl.store.errors import Conflict, NotFound, StoreError
 from procctl.store.records import DefinitionRecord, EventRecord, InstanceRecord
 from procctl.store.schema import MIGRATIONS, SCHEMA_VERSION
+from procctl.store.signals import SignalOps
 
 BUSY_TIMEOUT_MS = 30_000
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
-def utc_now() -> str:
-    """Now, as an ISO-8601 UTC timestamp with microseconds (sorts as text)."""
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-class Store:
+class Store(CheckpointOps, SignalOps):
     """One connection to `<home>/procctl.db`. Not shared between threads.
 
     `readonly=True` opens an existing file without creating or migrating it, for the
@@ -209,6 +206,9 @@ class Store:
             )
             if cursor.rowcount != 1:
                 raise Conflict(f"instance {instance_id} is not {' or '.join(from_statuses)}")
+            if status != "failed":
+                # A failed instance keeps its last checkpoint, so it can be retried.
+                db.execute("DELETE FROM checkpoints WHERE instance_id = ?", (instance_id,))
 
     def instances_with_status(self, status: str) -> list[str]:
         rows = self._db.execute("SELECT id FROM instances WHERE status = ?", (status,))

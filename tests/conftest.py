@@ -31,3 +31,15 @@ def write_definition(tmp_path: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def shared_procctl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Procctl]:
+    """One home (and agent) for the session: for tests that need *an* agent, not a new one.
+
+    Each such test uses its own definition file (and process name) and reads only its
+    own instances, so sharing the agent keeps the suite fast without coupling the tests.
+    """
+    runner = Procctl(tmp_path_factory.mktemp("shared") / "home")
+    yield runner
+    runner.stop_agent()

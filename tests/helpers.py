@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,12 @@ class Procctl:
         result = self(*args, **kwargs)
         assert result.code == 0, str(result)
         return result
+
+    def many(self, *commands: Sequence[str | Path], **kwargs: Any) -> list[Result]:
+        """Run independent commands at the same time (each one is a new process that
+        spends most of its time starting Python); results in the order given."""
+        with ThreadPoolExecutor(max_workers=len(commands) or 1) as pool:
+            return list(pool.map(lambda argv: self(*argv, **kwargs), commands))
 
     def agent_pid(self) -> int | None:
         try:

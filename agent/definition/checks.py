@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import suppress
 from difflib import get_close_matches
 
-from procctl.agent.definition.model import Definition, ForeachStep, Step
-from procctl.agent.errors import Problem
-from procctl.agent.expressions import BUILTIN_NAMES
+from procctl.agent.definition.model import (
+    CheckpointStep,
+    Definition,
+    ForeachStep,
+    ReturnStep,
+    ScheduledResumeStep,
+    SetStep,
+    Step,
+)
+from procctl.agent.errors import ExpressionError, Problem
+from procctl.agent.expressions import BUILTIN_NAMES, compile_template, iter_templates
 
 
 def check_definition(definition: Definition) -> list[Problem]:
@@ -33,7 +43,7 @@ def check_definition(definition: Definition) -> list[Problem]:
     def walk(block: tuple[Step, ...], defined: set[str]) -> set[str]:
         """Check a block; return the names defined after it on some path."""
         for step in block:
-            for name in sorted(step.reads() - defined - BUILTIN_NAMES):
+            for name in sorted(_unset_reads(step, defined) - BUILTIN_NAMES):
                 close = get_close_matches(name, sorted(defined), n=1)
                 report(step, f"reads variable {name!r}, which no param or earlier step sets",
                        f"did you mean {close[0]!r}?" if close else
@@ -60,7 +70,50 @@ def check_definition(definition: Definition) -> list[Problem]:
         return defined
 
     walk(definition.steps, set(params))
+    _check_placement(definition.steps, report)
     return problems
+
+
+def _check_placement(steps: tuple[Step, ...], report: Callable[[Step, str, str | None], None],
+                     ) -> None:
+    """Where checkpoints, scheduled resumes and returns may stand."""
+    seen_checkpoint = False
+
+    def walk(block: tuple[Step, ...], in_checkpoint_block: str | None) -> None:
+        nonlocal seen_checkpoint
+        for step in block:
+            if in_checkpoint_block and isinstance(
+                    step, CheckpointStep | ScheduledResumeStep | ReturnStep):
+                report(step, f"a {step.kind} step cannot stand in a checkpoint's "
+                       f"{in_checkpoint_block} block",
+                       f"the {in_checkpoint_block} block's value is its last step's result")
+            if isinstance(step, ScheduledResumeStep) and not seen_checkpoint:
+                report(step, "scheduled_resume has no checkpoint before it to resume from",
+                       "add a checkpoint step (continue = true) before it")
+            if isinstance(step, CheckpointStep):
+                for name, inner in step.blocks():
+                    walk(inner, name)
+                seen_checkpoint = True
+                continue
+            for _, inner in step.blocks():
+                walk(inner, in_checkpoint_block)
+
+    walk(steps, None)
+
+
+def _unset_reads(step: Step, defined: set[str]) -> set[str]:
+    """Names `step` reads that are not set yet. A set step's values are evaluated in order,
+    so a value may read the ones before it in the same step."""
+    if not isinstance(step, SetStep):
+        return set(step.reads() - defined)
+    missing: set[str] = set()
+    known = set(defined)
+    for name, raw in step.values:
+        for text in iter_templates(raw):
+            with suppress(ExpressionError):  # the loader reported it already
+                missing |= compile_template(text).variables - known
+        known.add(name)
+    return missing
 
 
 def _sets_within(block: tuple[Step, ...]) -> set[str]:

@@ -6,6 +6,7 @@ tomllib gives no positions), the step path (`steps[2].then[0]`) and id, and a hi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import tomllib
@@ -16,13 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from procctl.agent.definition.checks import check_definition
+from procctl.agent.definition.liveness import compute_liveness
 from procctl.agent.definition.model import (
+    CheckpointStep,
     Definition,
     ForeachStep,
     IfStep,
     ParamSpec,
     ReturnStep,
+    ScheduledResumeStep,
     SetStep,
+    SignalStep,
     Step,
     TaskStep,
     ThrowStep,
@@ -46,6 +51,10 @@ KIND_FIELDS: dict[str, set[str]] = {
     "foreach": {"items", "as", "index_as", "body"},
     "return": {"value"},
     "throw": {"message"},
+    "checkpoint": {"correlation_id", "ttl", "continue", "commit", "recover", "resume_after",
+                   "resume_at", "on_expire"},
+    "scheduled_resume": {"after", "at", "max_iterations"},
+    "signal": {"correlation_id", "payload", "signal_id"},
 }
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "task": ("task",),
@@ -53,6 +62,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "if": ("condition", "then"),
     "foreach": ("items", "body"),
     "throw": ("message",),
+    "signal": ("correlation_id",),
 }
 PROCESS_FIELDS = {"name", "version", "description", "params"}
 PARAM_FIELDS = {"type", "default", "required", "description"}
@@ -100,7 +110,7 @@ def parse_definition(source: str, file: str | None = None) -> Definition:
         problems.extend(found)
     if problems or definition is None:
         raise DefinitionError(problems)
-    return definition
+    return dataclasses.replace(definition, liveness=compute_liveness(definition))
 
 
 @dataclass
@@ -405,6 +415,82 @@ class _Builder:
         if not expressions:
             return None
         return ThrowStep(**base, message=expressions[0])
+
+    def _build_checkpoint(
+        self, raw: dict[str, Any], base: dict[str, Any], where: _Where
+    ) -> Step | None:
+        correlation = None
+        if "correlation_id" in raw:
+            found = self.templates(str(raw["correlation_id"]), where, "correlation_id")
+            correlation = found[0] if found else None
+        ttl = None
+        if "ttl" in raw:
+            try:
+                ttl = parse_duration(raw["ttl"], number_unit="m")  # Frends: minutes
+            except ValueError as exc:
+                self.problem(f"ttl: {exc}", step=where, key="ttl")
+        keep_going = raw.get("continue", False)
+        if not isinstance(keep_going, bool):
+            self.problem("continue must be true or false", step=where, key="continue")
+            keep_going = False
+        resume_at = None
+        if "resume_at" in raw:
+            found = self.templates(str(raw["resume_at"]), where, "resume_at")
+            resume_at = found[0] if found else None
+        if "resume_at" in raw and "resume_after" in raw:
+            self.problem("give resume_after or resume_at, not both", step=where,
+                         key="resume_at")
+        on_expire, payload = self.expire_policy(raw.get("on_expire", "fail"), where)
+        commit = self.build_block(raw.get("commit", []), f"{where.path}.commit")
+        recover = self.build_block(raw.get("recover", []), f"{where.path}.recover")
+        return CheckpointStep(
+            **base, correlation_id=correlation, ttl=ttl, continue_=keep_going, commit=commit,
+            recover=recover, resume_after=self.duration(raw, "resume_after", where),
+            resume_at=resume_at, on_expire=on_expire, expire_payload=payload)
+
+    def expire_policy(self, raw: Any, where: _Where) -> tuple[str, Any]:
+        if raw == "fail":
+            return "fail", None
+        if isinstance(raw, dict) and set(raw) == {"resume"}:
+            return "resume", raw["resume"]
+        self.problem("on_expire must be \"fail\" or a table { resume = PAYLOAD }", step=where,
+                     key="on_expire",
+                     hint="e.g. on_expire = { resume = { approved = false } }")
+        return "fail", None
+
+    def _build_scheduled_resume(
+        self, raw: dict[str, Any], base: dict[str, Any], where: _Where
+    ) -> Step | None:
+        if ("after" in raw) == ("at" in raw):
+            self.problem("scheduled_resume needs exactly one of 'after' or 'at'", step=where,
+                         hint='e.g. after = "5s"')
+            return None
+        at = None
+        if "at" in raw:
+            found = self.templates(str(raw["at"]), where, "at")
+            at = found[0] if found else None
+        limit = raw.get("max_iterations")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 1):
+            self.problem("max_iterations must be a whole number, 1 or more", step=where,
+                         key="max_iterations")
+            limit = None
+        return ScheduledResumeStep(**base, after=self.duration(raw, "after", where), at=at,
+                                   max_iterations=limit)
+
+    def _build_signal(self, raw: dict[str, Any], base: dict[str, Any],
+                      where: _Where) -> Step | None:
+        found = self.templates(str(raw["correlation_id"]), where, "correlation_id")
+        payload = raw.get("payload", {})
+        expressions = self.templates(payload, where, "payload")
+        signal_id = None
+        if "signal_id" in raw:
+            ids = self.templates(str(raw["signal_id"]), where, "signal_id")
+            signal_id = ids[0] if ids else None
+        if not found:
+            return None
+        return SignalStep(**base, correlation_id=found[0], payload=payload,
+                          payload_expressions=expressions, signal_id=signal_id)
 
 
 @dataclass(frozen=True)

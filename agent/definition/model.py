@@ -150,6 +150,8 @@ class Definition:
     source: str
     sha256: str
     file: str | None
+    #: checkpoint step id -> what its snapshot stores (computed once, at load time)
+    liveness: dict[str, Liveness] = field(default_factory=dict, compare=False)
 
     def all_steps(self) -> list[Step]:
         """Every step, depth first, in file order."""
@@ -163,3 +165,70 @@ class Definition:
 
         walk(self.steps)
         return found
+
+
+@dataclass(frozen=True)
+class CheckpointStep(Step):
+    """Save a snapshot; pause unless `continue_`. `ttl` and `resume_after` are seconds."""
+
+    correlation_id: Expression | None
+    ttl: float | None
+    continue_: bool
+    commit: tuple[Step, ...]
+    recover: tuple[Step, ...]
+    resume_after: float | None
+    resume_at: Expression | None
+    on_expire: str  # "fail" | "resume"
+    expire_payload: Any = None
+
+    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+        return (("commit", self.commit), ("recover", self.recover))
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return tuple(e for e in (self.correlation_id, self.resume_at) if e is not None)
+
+    def reads(self) -> frozenset[str]:
+        return _reads(self.expressions())
+
+
+@dataclass(frozen=True)
+class ScheduledResumeStep(Step):
+    """Pause now; resume from the last checkpoint after `after` seconds or at `at`."""
+
+    after: float | None
+    at: Expression | None
+    max_iterations: int | None
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return () if self.at is None else (self.at,)
+
+    def reads(self) -> frozenset[str]:
+        return _reads(self.expressions())
+
+
+@dataclass(frozen=True)
+class SignalStep(Step):
+    """Resume another paused instance by correlation ID, with a payload."""
+
+    correlation_id: Expression
+    payload: Any
+    payload_expressions: tuple[Expression, ...]
+    signal_id: Expression | None
+
+    def expressions(self) -> tuple[Expression, ...]:
+        extra = () if self.signal_id is None else (self.signal_id,)
+        return (self.correlation_id, *self.payload_expressions, *extra)
+
+    def reads(self) -> frozenset[str]:
+        return _reads(self.expressions())
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """What a checkpoint's snapshot keeps: variables later steps read, and the step
+    results they read (`all_results` when some expression reads `results` by a
+    computed key)."""
+
+    variables: frozenset[str]
+    results: frozenset[str]
+    all_results: bool

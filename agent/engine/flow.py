@@ -8,18 +8,23 @@ from procctl.agent.definition.model import ReturnStep, ThrowStep
 from procctl.agent.engine.state import InstanceState, ReturnFromProcess
 from procctl.agent.errors import StepFailed
 from procctl.agent.expressions import render_value
+from procctl.agent.snapshot import Frame
 
 if TYPE_CHECKING:
     from procctl.agent.engine.runner import Runner
 
 
-async def run_return_step(runner: Runner, step: ReturnStep, state: InstanceState) -> NoReturn:
+async def run_return_step(runner: Runner, step: ReturnStep, state: InstanceState,
+    resume: list[Frame] | None = None,
+) -> NoReturn:
     value = render_value(step.value, state.context(step))
     state.results[step.id] = value
     state.last_result = value
     raise ReturnFromProcess(value)
 
 
-async def run_throw_step(runner: Runner, step: ThrowStep, state: InstanceState) -> Any:
+async def run_throw_step(runner: Runner, step: ThrowStep, state: InstanceState,
+    resume: list[Frame] | None = None,
+) -> Any:
     message = step.message.evaluate(state.context(step))
     raise StepFailed(str(message), step_id=step.id, step_path=step.path, kind="thrown")

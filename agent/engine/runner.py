@@ -1,4 +1,8 @@
-"""Runs one instance of a definition, step by step, as a coroutine."""
+"""Runs one instance of a definition, step by step, as a coroutine.
+
+A run starts at the first step, or resumes from a snapshot's position: the frames
+say which step of which block was running, down to the checkpoint to go on after.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +13,36 @@ from dataclasses import dataclass
 from typing import Any
 
 from procctl.agent.definition.model import (
+    CheckpointStep,
     Definition,
     ForeachStep,
     IfStep,
     ReturnStep,
+    ScheduledResumeStep,
     SetStep,
+    SignalStep,
     Step,
     TaskStep,
     ThrowStep,
 )
-from procctl.agent.engine import assign, branch, flow, loop, task
-from procctl.agent.engine.state import EventSink, InstanceState, ReturnFromProcess
+from procctl.agent.engine import assign, branch, checkpoint, flow, loop, signal, task
+from procctl.agent.engine.state import (
+    EngineHooks,
+    EventSink,
+    FrameCursor,
+    InstanceState,
+    PauseInstance,
+    ResumeInfo,
+    ReturnFromProcess,
+)
 from procctl.agent.errors import ExpressionError, StepFailed
+from procctl.agent.snapshot import Frame
 
 log = logging.getLogger("procctl.engine")
 
-StepHandler = Callable[["Runner", Any, InstanceState], Awaitable[Any]]
+#: handler(runner, step, state, resume): resume is the rest of the position inside
+#: this step when the instance resumes into it, else None.
+StepHandler = Callable[["Runner", Any, InstanceState, "list[Frame] | None"], Awaitable[Any]]
 
 HANDLERS: dict[type[Step], StepHandler] = {
     TaskStep: task.run_task_step,
@@ -33,12 +51,15 @@ HANDLERS: dict[type[Step], StepHandler] = {
     ForeachStep: loop.run_foreach_step,
     ReturnStep: flow.run_return_step,
     ThrowStep: flow.run_throw_step,
+    CheckpointStep: checkpoint.run_checkpoint_step,
+    ScheduledResumeStep: checkpoint.run_scheduled_resume_step,
+    SignalStep: signal.run_signal_step,
 }
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # completed | failed
+    status: str  # completed | failed | paused
     result: Any = None
     error: dict[str, Any] | None = None
 
@@ -46,16 +67,27 @@ class Outcome:
 class Runner:
     """Executes a definition for one instance and reports events through `emit`."""
 
-    def __init__(self, definition: Definition, state: InstanceState, emit: EventSink) -> None:
+    def __init__(self, definition: Definition, state: InstanceState, emit: EventSink,
+                 hooks: EngineHooks, resume: ResumeInfo | None = None) -> None:
         self.definition = definition
         self.state = state
         self.emit = emit
+        self.hooks = hooks
+        self.resume = resume
 
     async def run(self) -> Outcome:
+        position: list[Frame] | None = None
+        if self.resume is not None:
+            snapshot = self.resume.snapshot
+            self.state.variables = dict(snapshot.variables)
+            self.state.results = dict(snapshot.results)
+            position = list(snapshot.position)
         try:
-            await self.run_block(self.definition.steps, self.state)
+            await self.run_block(self.definition.steps, "steps", self.state, position)
         except ReturnFromProcess as done:
             return Outcome("completed", result=done.value)
+        except PauseInstance:
+            return Outcome("paused")
         except StepFailed as failure:
             return Outcome("failed", error={
                 "kind": failure.kind, "message": failure.message,
@@ -63,18 +95,52 @@ class Runner:
             })
         return Outcome("completed", result=self.state.last_result)
 
-    async def run_block(self, steps: tuple[Step, ...], state: InstanceState) -> None:
-        for step in steps:
-            await self.run_step(step, state)
+    async def run_block(self, steps: tuple[Step, ...], name: str, state: InstanceState,
+                        resume: list[Frame] | None = None,
+                        loop: dict[str, Any] | None = None) -> None:
+        """Run a block from its start, or from the frame `resume[0]` points at."""
+        start = resume[0].index if resume else 0
+        inner = resume[1:] if resume else None
+        cursor = FrameCursor(name, start, loop)
+        state.frames.append(cursor)
+        try:
+            for index in range(start, len(steps)):
+                cursor.index = index
+                if inner is not None:
+                    if inner:
+                        await self.run_step(steps[index], state, inner)
+                    else:
+                        await self.resume_after_checkpoint(steps[index], state)
+                    inner = None
+                    continue
+                await self.run_step(steps[index], state)
+        finally:
+            state.frames.pop()
 
-    async def run_step(self, step: Step, state: InstanceState) -> None:
+    async def resume_after_checkpoint(self, step: Step, state: InstanceState) -> None:
+        if not isinstance(step, CheckpointStep) or self.resume is None:
+            raise StepFailed(
+                f"the snapshot's position points at {step.path} ({step.kind}), not at a "
+                "checkpoint; the definition does not match the snapshot",
+                step_id=step.id, step_path=step.path, kind="snapshot")
+        await self.guard(step, checkpoint.resume_checkpoint(self, step, state, self.resume))
+
+    async def run_step(self, step: Step, state: InstanceState,
+                       resume: list[Frame] | None = None) -> None:
         handler = HANDLERS[type(step)]
-        await self.emit("step_started", step, {"kind": step.kind})
+        if resume is None:
+            await self.emit("step_started", step, {"kind": step.kind})
+        await self.guard(step, handler(self, step, state, resume))
+
+    async def guard(self, step: Step, work: Awaitable[Any]) -> None:
+        """Await a step's work; record its result, or its failure, against the step."""
         started = time.monotonic()
         try:
-            value = await handler(self, step, state)
+            value = await work
         except ReturnFromProcess:
             await self.emit("step_finished", step, {"duration": time.monotonic() - started})
+            raise
+        except PauseInstance:
             raise
         except StepFailed as failure:
             if failure.step_id is None:
@@ -87,6 +153,7 @@ class Runner:
             await self.emit("step_failed", step, {"message": exc.message, "kind": "expression"})
             raise StepFailed(exc.message, step_id=step.id, step_path=step.path,
                              kind="expression") from exc
+        state = self.state
         state.results[step.id] = value
         if not isinstance(step, SetStep):
             state.last_result = value

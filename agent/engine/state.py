@@ -1,24 +1,78 @@
-"""What a running instance carries from step to step."""
+"""What a running instance carries from step to step, and how the engine stops."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from procctl.agent.definition.model import Step
+from procctl.agent.definition.model import CheckpointStep, Step
+from procctl.agent.snapshot import Frame, Snapshot
 
 #: emit(kind, step, data): record an event in the instance's history and tell watchers.
 EventSink = Callable[[str, Step | None, dict[str, Any]], Awaitable[None]]
 
 
+class EngineHooks(Protocol):
+    """What the engine asks of the agent around checkpoints (bound to one instance)."""
+
+    async def save_checkpoint(self, step: CheckpointStep, snapshot: Snapshot, *,
+                              expires_at: str | None, on_expire_json: str | None) -> int:
+        """Commit the snapshot durably; returns its size in bytes."""
+        ...
+
+    async def pause(self, *, commit_value: Any, resume_at: str | None) -> None:
+        """Mark the instance paused (after this the coroutine ends)."""
+        ...
+
+    async def send_signal(self, *, correlation_id: str, payload: Any,
+                          signal_id: str | None) -> dict[str, Any]:
+        """Resume another instance; returns what became of the signal."""
+        ...
+
+
+@dataclass
+class FrameCursor:
+    """The live form of a position Frame: `index` moves as the block runs."""
+
+    block: str
+    index: int
+    loop: dict[str, Any] | None = None
+
+    def freeze(self) -> Frame:
+        return Frame(self.block, self.index, copy.deepcopy(self.loop))
+
+
+@dataclass
+class CheckpointInfo:
+    """The instance's last checkpoint, as later steps (scheduled_resume) need it."""
+
+    step_id: str
+    correlation_id: str
+    iteration: int
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class ResumeInfo:
+    """How an instance is being resumed from its snapshot."""
+
+    snapshot: Snapshot
+    resumed_by: str  # signal, schedule, manual, recovery, expiry
+    payload: Any
+    commit_value: Any
+    iteration: int
+    run_recover: bool
+
+
 @dataclass
 class InstanceState:
-    """Variables, step results and the last result of one instance.
+    """Variables, step results, the last result and the position of one instance.
 
     `results` maps a step id to that step's latest result (Frends' named #result);
-    `last_result` is what expressions see as `result`.
+    `last_result` is what expressions see as `result`; `frames` is the position.
     """
 
     instance_id: str
@@ -27,12 +81,16 @@ class InstanceState:
     variables: dict[str, Any] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
     last_result: Any = None
+    frames: list[FrameCursor] = field(default_factory=list)
+    checkpoint: CheckpointInfo | None = None
 
     def context(self, step: Step | None = None, attempt: int = 1) -> dict[str, Any]:
         """The names an expression can read."""
         context = dict(self.variables)
         context["result"] = self.last_result
-        context["results"] = self.results
+        # A copy: `{{ results }}` must not hand out the live dict, which the engine goes on
+        # filling (a `return` of it would then contain itself and could not be stored).
+        context["results"] = dict(self.results)
         context["process"] = self.process
         if step is not None:
             context["step"] = {
@@ -42,6 +100,9 @@ class InstanceState:
             }
         return context
 
+    def position(self) -> tuple[Frame, ...]:
+        return tuple(cursor.freeze() for cursor in self.frames)
+
 
 class ReturnFromProcess(Exception):
     """A `return` step ends the process with a value."""
@@ -49,3 +110,7 @@ class ReturnFromProcess(Exception):
     def __init__(self, value: Any) -> None:
         super().__init__("return")
         self.value = value
+
+
+class PauseInstance(Exception):
+    """The instance paused: its state is in the store, the coroutine ends."""

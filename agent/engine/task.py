@@ -11,6 +11,7 @@ from procctl.agent.durations import format_duration
 from procctl.agent.engine.state import InstanceState
 from procctl.agent.errors import StepFailed
 from procctl.agent.expressions import render_value
+from procctl.agent.snapshot import Frame
 from procctl.agent.tasks import BUILTIN_TASKS, TaskContext, TaskError
 
 if TYPE_CHECKING:
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("procctl.engine")
 
 
-async def run_task_step(runner: Runner, step: TaskStep, state: InstanceState) -> Any:
+async def run_task_step(runner: Runner, step: TaskStep, state: InstanceState,
+    resume: list[Frame] | None = None,
+) -> Any:
     spec = BUILTIN_TASKS[step.task]
     attempts = step.retries + 1
     for attempt in range(1, attempts + 1):

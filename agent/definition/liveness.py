@@ -1,0 +1,63 @@
+"""Which variables and step results each checkpoint must store.
+
+A value is stored when some step that can run after the checkpoint reads it: the
+checkpoint's own `recover` block, the rest of its block, the whole body of every
+enclosing loop (later iterations: the back edge), and the rest of every enclosing
+block. A `scheduled_resume` re-runs steps after the checkpoint, which this already
+covers. The analysis ignores reassignment, so it may keep a value that a later step
+overwrites before reading; it never drops one that could be read.
+"""
+
+from __future__ import annotations
+
+from procctl.agent.definition.model import (
+    CheckpointStep,
+    Definition,
+    ForeachStep,
+    Liveness,
+    Step,
+)
+from procctl.agent.expressions import BUILTIN_NAMES
+
+_Enclosing = tuple[tuple[Step, tuple[Step, ...], int], ...]
+
+
+def compute_liveness(definition: Definition) -> dict[str, Liveness]:
+    found: dict[str, Liveness] = {}
+
+    def visit(block: tuple[Step, ...], enclosing: _Enclosing) -> None:
+        for index, step in enumerate(block):
+            if isinstance(step, CheckpointStep):
+                found[step.id] = _live_after(step, block, index, enclosing)
+            for _, inner in step.blocks():
+                visit(inner, (*enclosing, (step, block, index)))
+
+    visit(definition.steps, ())
+    return found
+
+
+def _live_after(checkpoint: CheckpointStep, block: tuple[Step, ...], index: int,
+                enclosing: _Enclosing) -> Liveness:
+    later: list[Step] = [*checkpoint.recover, *block[index + 1:]]
+    for owner, parent, owner_index in reversed(enclosing):
+        if isinstance(owner, ForeachStep):
+            later.extend(owner.body)
+        later.extend(parent[owner_index + 1:])
+    variables: set[str] = set()
+    results: set[str] = set()
+    dynamic = False
+    for step in _deep(later):
+        variables |= step.reads()
+        for expression in step.expressions():
+            results |= expression.results_read
+            dynamic = dynamic or expression.results_dynamic
+    return Liveness(frozenset(variables - BUILTIN_NAMES), frozenset(results), dynamic)
+
+
+def _deep(steps: list[Step]) -> list[Step]:
+    out: list[Step] = []
+    for step in steps:
+        out.append(step)
+        for _, inner in step.blocks():
+            out.extend(_deep(list(inner)))
+    return out

@@ -1,0 +1,282 @@
+"""Instances in the agent: start, resume from a checkpoint, finish; watchers of each.
+
+An instance runs as one asyncio task; when it pauses the task ends and nothing of it
+stays in memory: it lives in the store until a signal, the clock or a person resumes
+it from its snapshot, with the definition text pinned to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from procctl.agent import snapshot as snapshots
+from procctl.agent import values
+from procctl.agent.definition import Definition, Step, parse_definition
+from procctl.agent.definition.model import CheckpointStep
+from procctl.agent.engine.runner import Outcome, Runner
+from procctl.agent.engine.state import InstanceState, ResumeInfo
+from procctl.agent.errors import StepFailed
+from procctl.agent.snapshot import Snapshot
+from procctl.agent.store_worker import StoreWorker
+from procctl.store import InstanceRecord
+from procctl.store.clock import utc_now
+from procctl.store.errors import Conflict
+from procctl.store.records import CheckpointRecord, Delivery, SignalRecord
+
+log = logging.getLogger("procctl.agent")
+
+Event = dict[str, Any]
+#: deliver(correlation_id, payload, signal_id, source) -> Delivery, for the signal step
+Deliver = Callable[..., Awaitable[Delivery]]
+
+RESUMED_BY_SOURCE = {"cli": "manual", "expiry": "expiry"}
+
+
+def resumed_by_for(signal: SignalRecord) -> str:
+    return RESUMED_BY_SOURCE.get(signal.source.split(":")[0], "signal")
+
+
+class InstanceHooks:
+    """The engine's checkpoint hooks for one instance: commits go through the store."""
+
+    def __init__(self, manager: InstanceManager, instance_id: str) -> None:
+        self.manager = manager
+        self.instance_id = instance_id
+        self.pending: SignalRecord | None = None
+
+    async def save_checkpoint(self, step: CheckpointStep, snapshot: Snapshot, *,
+                              expires_at: str | None, on_expire_json: str | None) -> int:
+        text = snapshots.dumps(snapshot)
+        try:
+            await self.manager.commit_checkpoint({
+                "instance_id": self.instance_id, "step_id": step.id,
+                "correlation_id": snapshot.correlation_id, "snapshot_json": text,
+                "expires_at": expires_at, "on_expire_json": on_expire_json})
+        except Conflict as exc:
+            raise StepFailed(exc.message, step_id=step.id, step_path=step.path,
+                             kind="correlation_conflict") from exc
+        return len(text.encode())
+
+    async def pause(self, *, commit_value: Any, resume_at: str | None) -> None:
+        worker = self.manager.worker
+        self.pending = await worker.call(
+            worker.store.pause_instance, self.instance_id,
+            commit_value_json=values.dumps(commit_value), resume_at=resume_at)
+
+    async def send_signal(self, *, correlation_id: str, payload: Any,
+                          signal_id: str | None) -> dict[str, Any]:
+        if self.manager.deliver is None:
+            raise StepFailed("signals are not available in this agent", kind="internal")
+        delivery = await self.manager.deliver(
+            correlation_id=correlation_id, payload=payload, signal_id=signal_id,
+            source=f"step:{self.instance_id}")
+        return {"outcome": delivery.outcome, "instance_id": delivery.instance_id,
+                "reason": delivery.reason, "correlation_id": correlation_id}
+
+
+class InstanceManager:
+    def __init__(self, worker: StoreWorker, settings: dict[str, Any]) -> None:
+        self.worker = worker
+        self.settings = settings
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.watchers: dict[str, set[asyncio.Queue[Event]]] = {}
+        self.deliver: Deliver | None = None  # set by the agent (signals go through intake)
+        self._definitions: dict[str, Definition] = {}
+        self._batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._batch_wakeup: asyncio.Event | None = None
+        self._batch_task: asyncio.Task[None] | None = None
+
+    # -- watchers -------------------------------------------------------------------
+
+    def subscribe(self, instance_id: str) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.watchers.setdefault(instance_id, set()).add(queue)
+        return queue
+
+    def unsubscribe(self, instance_id: str, queue: asyncio.Queue[Event]) -> None:
+        watchers = self.watchers.get(instance_id)
+        if watchers is not None:
+            watchers.discard(queue)
+            if not watchers:
+                self.watchers.pop(instance_id, None)
+
+    def publish(self, instance_id: str, event: Event) -> None:
+        for queue in self.watchers.get(instance_id, ()):
+            queue.put_nowait(event)
+
+    # -- starting and resuming ------------------------------------------------------
+
+    async def start(self, definition: Definition, params: dict[str, Any],
+                    trigger: dict[str, Any], *, subscribe: bool = False,
+                    ) -> tuple[str, asyncio.Queue[Event] | None]:
+        """Record a new instance and launch it; with `subscribe`, a queue of its events
+        that exists before the first one is sent."""
+        instance_id = secrets.token_hex(6)
+        store = self.worker.store
+        await self.worker.call(store.put_definition, definition.sha256, definition.name,
+                               definition.version, definition.file, definition.source)
+        record = await self.worker.call(
+            store.create_instance, instance_id, definition.sha256, definition.name,
+            definition.version, values.dumps(params), json.dumps(trigger))
+        self._definitions[definition.sha256] = definition
+        state = self._state(record, definition, dict(params))
+        queue = self.subscribe(instance_id) if subscribe else None
+        self._launch(instance_id, definition, state, None)
+        return instance_id, queue
+
+    async def resume(self, instance_id: str, checkpoint: CheckpointRecord, *, resumed_by: str,
+                     payload: Any = None, run_recover: bool = False) -> None:
+        """Run an instance (already `running` in the store) on from its checkpoint."""
+        store = self.worker.store
+        record = await self.worker.call(store.get_instance, instance_id)
+        try:
+            snapshot = snapshots.loads(checkpoint.snapshot_json)
+            definition = await self._definition(record.definition_sha256)
+        except Exception as exc:  # unreadable snapshot or definition: fail, keep both
+            error = {"kind": "snapshot", "message": f"cannot resume: {exc}"}
+            await self.worker.call(store.finish_instance, instance_id, "failed",
+                                   error_json=json.dumps(error))
+            self.publish(instance_id, {"kind": "instance_settled"})
+            return
+        info = ResumeInfo(snapshot, resumed_by, payload,
+                          values.loads(checkpoint.commit_value_json), checkpoint.iteration,
+                          run_recover)
+        self._launch(instance_id, definition, self._state(record, definition, {}), info)
+
+    async def resume_delivery(self, delivery: Delivery) -> None:
+        assert delivery.instance_id is not None and delivery.checkpoint is not None
+        await self.resume(
+            delivery.instance_id, delivery.checkpoint,
+            resumed_by=resumed_by_for(delivery.signal),
+            payload=values.loads(delivery.signal.payload_json),
+            run_recover=delivery.from_status in ("failed", "running"))
+
+    async def _definition(self, sha256: str) -> Definition:
+        cached = self._definitions.get(sha256)
+        if cached is None:
+            record = await self.worker.call(self.worker.store.get_definition, sha256)
+            cached = parse_definition(record.source, record.path)
+            self._definitions[sha256] = cached
+        return cached
+
+    def _state(self, record: InstanceRecord, definition: Definition,
+               variables: dict[str, Any]) -> InstanceState:
+        trigger = json.loads(record.trigger_json)
+        process = {"instance_id": record.id, "name": definition.name,
+                   "version": definition.version, "trigger": trigger,
+                   "started_at": record.started_at}
+        return InstanceState(record.id, process, Path(str(trigger.get("base_dir", "."))),
+                             variables=variables)
+
+    def _launch(self, instance_id: str, definition: Definition, state: InstanceState,
+                resume: ResumeInfo | None) -> None:
+        task = asyncio.create_task(self._execute(instance_id, definition, state, resume))
+        self.tasks[instance_id] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self.tasks.get(instance_id) is done:
+                del self.tasks[instance_id]
+
+        task.add_done_callback(forget)
+
+    # -- running --------------------------------------------------------------------
+
+    async def _execute(self, instance_id: str, definition: Definition, state: InstanceState,
+                       resume: ResumeInfo | None) -> None:
+        store = self.worker.store
+
+        async def emit(kind: str, step: Step | None, data: dict[str, Any]) -> None:
+            plain = values.to_plain(data)
+            await self.worker.call(store.add_event, instance_id, kind, json.dumps(plain),
+                                   step_id=step.id if step else None,
+                                   step_path=step.path if step else None)
+            if kind == "log":
+                log.info(str(data.get("message")), extra={"instance": instance_id,
+                                                          "step": step.id if step else None})
+            self.publish(instance_id, {"kind": kind, "step_id": step.id if step else None,
+                                       "step_path": step.path if step else None,
+                                       "data": plain, "at": utc_now()})
+
+        hooks = InstanceHooks(self, instance_id)
+        if resume is None:
+            await emit("instance_started", None, {"process": definition.name})
+        try:
+            outcome = await Runner(definition, state, emit, hooks, resume).run()
+        except asyncio.CancelledError:
+            log.warning("instance interrupted by shutdown", extra={"instance": instance_id})
+            raise
+        except Exception as exc:  # a bug in the engine: fail this instance, keep the agent
+            log.exception("instance crashed", extra={"instance": instance_id})
+            outcome = Outcome("failed", error={
+                "kind": "internal", "message": f"procctl bug: {type(exc).__name__}: {exc}"})
+        if outcome.status != "paused":
+            await self._finish(instance_id, outcome, emit)
+        self.publish(instance_id, {"kind": "instance_settled"})
+        if hooks.pending is not None:
+            # A signal was waiting for this pause: the store already applied it.
+            checkpoint = await self.worker.call(store.get_checkpoint, instance_id)
+            await self.resume(instance_id, checkpoint, resumed_by=resumed_by_for(hooks.pending),
+                              payload=values.loads(hooks.pending.payload_json))
+
+    async def _finish(self, instance_id: str, outcome: Outcome,
+                      emit: Callable[[str, Step | None, dict[str, Any]], Awaitable[None]]) -> None:
+        store = self.worker.store
+        try:
+            result_json = values.dumps(outcome.result)
+        except (TypeError, ValueError, RecursionError):
+            try:
+                result_json = values.dumps(values.to_plain(outcome.result))
+            except (TypeError, ValueError, RecursionError) as exc:
+                result_json = None
+                outcome = Outcome("failed", error={
+                    "kind": "result", "message": f"the result cannot be stored: {exc}"})
+        error_json = json.dumps(outcome.error) if outcome.error else None
+        await self.worker.call(store.finish_instance, instance_id, outcome.status,
+                               result_json=result_json, error_json=error_json)
+        kind = "instance_completed" if outcome.status == "completed" else "instance_failed"
+        await emit(kind, None, {"error": outcome.error} if outcome.error else {})
+        log.info(f"instance {outcome.status}", extra={"instance": instance_id})
+
+    # -- checkpoint commits, several instances' at once -----------------------------
+
+    async def commit_checkpoint(self, item: dict[str, Any]) -> None:
+        """Queue a checkpoint for the next group commit and wait until it is durable.
+
+        Checkpoints that arrive while a commit is under way share the next one, so
+        many concurrent instances pay for one disk sync instead of one each.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._batch.append((item, future))
+        if self._batch_wakeup is None:
+            self._batch_wakeup = asyncio.Event()
+            self._batch_task = asyncio.create_task(self._commit_batches())
+        self._batch_wakeup.set()
+        await future
+
+    async def _commit_batches(self) -> None:
+        assert self._batch_wakeup is not None
+        while True:
+            await self._batch_wakeup.wait()
+            self._batch_wakeup.clear()
+            batch, self._batch = self._batch, []
+            if not batch:
+                continue
+            try:
+                outcomes = await self.worker.call(self.worker.store.save_checkpoints,
+                                                  [item for item, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(None)

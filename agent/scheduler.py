@@ -1,0 +1,83 @@
+"""The agent's clock: scheduled resumes, expiry, pending signals, periodic scans."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from procctl.agent import values
+from procctl.agent.durations import parse_duration
+from procctl.agent.expiry import Expiry, fail_expired, find_expired
+from procctl.agent.instances import InstanceManager
+from procctl.agent.intake import SignalDesk
+from procctl.agent.store_worker import StoreWorker
+from procctl.store.clock import utc_now
+from procctl.store.errors import Conflict
+
+log = logging.getLogger("procctl.scheduler")
+
+TICK_SECONDS = 0.25
+
+
+class Scheduler:
+    def __init__(self, manager: InstanceManager, desk: SignalDesk, worker: StoreWorker,
+                 settings: dict[str, object]) -> None:
+        self.manager = manager
+        self.desk = desk
+        self.worker = worker
+        self.scan_interval = parse_duration(settings["signal_scan_interval"])
+        self._last_scan = 0.0
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep the clock going whatever one tick met
+                log.exception("scheduler tick failed")
+            await asyncio.sleep(TICK_SECONDS)
+
+    async def tick(self) -> None:
+        store = self.worker.store
+        for instance_id in await self.worker.call(store.due_resumes, utc_now()):
+            try:
+                checkpoint = await self.worker.call(store.take_resume, instance_id)
+            except Conflict:
+                continue  # a signal resumed it first
+            await self.worker.call(store.add_event, instance_id, "scheduled_resume",
+                                   json.dumps({"iteration": checkpoint.iteration}))
+            await self.manager.resume(instance_id, checkpoint, resumed_by="schedule")
+        await self.expire()
+        await self.worker.call(store.expire_pending_signals, utc_now())
+        if time.monotonic() - self._last_scan >= self.scan_interval:
+            self._last_scan = time.monotonic()
+            self.desk.scan()
+
+    async def expire(self, *, dry_run: bool = False) -> list[Expiry]:
+        """Apply the TTL policies now; returns what was (or would be) done."""
+        store = self.worker.store
+        done: list[Expiry] = []
+        for expiry in await self.worker.call(find_expired, store):
+            if dry_run:
+                done.append(expiry)
+                continue
+            if expiry.action == "failed":
+                if await self.worker.call(fail_expired, store, expiry):
+                    done.append(expiry)
+                    self.manager.publish(expiry.instance_id, {"kind": "instance_settled"})
+                continue
+            try:
+                checkpoint = await self.worker.call(store.take_resume, expiry.instance_id,
+                                                    clear_expiry=True)
+            except Conflict:
+                continue
+            await self.worker.call(store.add_event, expiry.instance_id, "instance_expired",
+                                   json.dumps({"action": "resume",
+                                               "payload": values.to_plain(expiry.payload)}))
+            await self.manager.resume(expiry.instance_id, checkpoint, resumed_by="expiry",
+                                      payload=expiry.payload)
+            done.append(expiry)
+        return done

@@ -1,0 +1,165 @@
+"""The signals directory protocol: read a signal file safely, then file it away.
+
+Writers create `<name>.tmp` (or a name starting with "."), write, and rename it to
+`<name>.json` in the same directory. A signal file is one JSON object:
+`{"correlation_id": "...", "payload": {...}, "signal_id": "...", "set": {...}}`,
+where only correlation_id is required. Each file read ends in `processed/`, or in
+`rejected/` beside `<name>.error.json` saying why. Nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import tempfile
+import time
+from dataclasses import dataclass
+from difflib import get_close_matches
+from pathlib import Path
+from typing import Any
+
+from procctl.store.clock import utc_now
+
+KEYS = ("correlation_id", "payload", "signal_id", "set", "sender")
+PROCESSED = "processed"
+REJECTED = "rejected"
+
+
+class SignalRejected(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SignalFile:
+    path: Path
+    correlation_id: str
+    payload: Any
+    signal_id: str | None
+    set_values: dict[str, Any] | None
+    sender: str | None
+    #: identifies this very file (inode, mtime, size): a file read again after a crash,
+    #: before it was moved, is then recognised instead of applied twice
+    file_key: str
+
+
+def is_signal_name(name: str) -> bool:
+    """Names the agent looks at: not temporary (leading "." or ".tmp" suffix)."""
+    return not name.startswith(".") and not name.endswith(".tmp")
+
+
+def read_signal_file(path: Path, max_bytes: int) -> SignalFile:
+    """Open without following links and check before trusting a byte of it."""
+    if not path.name.endswith(".json"):
+        raise SignalRejected(f"odd file name {path.name!r}: signal files end in .json "
+                             "(write NAME.tmp, then rename it to NAME.json)")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SignalRejected("a symbolic link, not a regular file") from None
+        raise SignalRejected(f"cannot open: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise SignalRejected(f"{kind}, not a regular file")
+        if info.st_uid != os.geteuid():
+            raise SignalRejected(f"owned by uid {info.st_uid}, not the agent's user "
+                                 f"({os.geteuid()})")
+        if info.st_nlink != 1:
+            raise SignalRejected(f"has {info.st_nlink} hard links; a signal file must have one")
+        if info.st_size > max_bytes:
+            raise SignalRejected(f"too large: {info.st_size} bytes, the limit is {max_bytes}")
+        data = os.read(fd, max_bytes + 1)
+        if len(data) > max_bytes:
+            raise SignalRejected(f"too large: over the limit of {max_bytes} bytes")
+    finally:
+        os.close(fd)
+    key = f"file:{path.name}:{info.st_ino}:{info.st_mtime_ns}:{info.st_size}"
+    return parse_signal(data, path, key)
+
+
+def parse_signal(data: bytes, path: Path, file_key: str) -> SignalFile:
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SignalRejected(f"not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise SignalRejected("not a JSON object")
+    for key in document:
+        if key not in KEYS:
+            close = get_close_matches(key, KEYS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SignalRejected(f"unknown key {key!r}{hint}; keys are {', '.join(KEYS)}")
+    correlation_id = document.get("correlation_id")
+    if not isinstance(correlation_id, str) or not correlation_id.strip():
+        raise SignalRejected("no correlation_id (a non-empty string is required)")
+    signal_id = document.get("signal_id")
+    if signal_id is not None and (not isinstance(signal_id, str) or not signal_id):
+        raise SignalRejected("signal_id must be a non-empty string")
+    set_values = document.get("set")
+    if set_values is not None and not isinstance(set_values, dict):
+        raise SignalRejected("set must be a JSON object of variable names and values")
+    sender = document.get("sender")
+    return SignalFile(path, correlation_id, document.get("payload"), signal_id,
+                      set_values, None if sender is None else str(sender), file_key)
+
+
+def _free_name(directory: Path, name: str) -> Path:
+    target = directory / name
+    if not target.exists() and not target.is_symlink():
+        return target
+    stem, dot, suffix = name.rpartition(".")
+    return directory / f"{stem or suffix}-{time.time_ns()}{dot}{suffix if stem else ''}"
+
+
+def settle(path: Path, reason: str | None = None) -> Path | None:
+    """Move a signal file to processed/ (reason None) or rejected/ with an error file.
+
+    Returns where it went, or None when it was already gone.
+    """
+    folder = path.parent / (PROCESSED if reason is None else REJECTED)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    target = _free_name(folder, path.name)
+    try:
+        os.rename(path, target)
+    except FileNotFoundError:
+        return None
+    if reason is not None:
+        error = {"file": path.name, "moved_to": str(target), "reason": reason,
+                 "rejected_at": utc_now()}
+        write_atomically(folder / f"{target.name}.error.json", error)
+    return target
+
+
+def write_atomically(path: Path, document: dict[str, Any]) -> None:
+    """Write JSON beside `path` under a temporary name, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, ensure_ascii=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def scan(directory: Path) -> list[Path]:
+    """Signal files waiting in the directory, oldest first."""
+    try:
+        entries = [e for e in os.scandir(directory) if is_signal_name(e.name)
+                   and e.name not in (PROCESSED, REJECTED)]
+    except FileNotFoundError:
+        return []
+    def age(entry: os.DirEntry[str]) -> float:
+        try:
+            return entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            return 0.0
+    return [Path(e.path) for e in sorted(entries, key=age)]

@@ -1,0 +1,61 @@
+"""Watchdog on the signals directory: turns file events into paths on a queue.
+
+It only reports; reading and validating a file is the intake's job. Renames into the
+directory (the protocol's last step) and files closed after writing are reported; a
+periodic scan catches whatever events were missed or overflowed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from watchdog.events import (
+    DirMovedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+from procctl.agent.signals import is_signal_name
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Path],
+                 directory: Path) -> None:
+        self.loop = loop
+        self.queue = queue
+        self.directory = directory
+
+    def _report(self, raw: str | bytes) -> None:
+        path = Path(raw.decode() if isinstance(raw, bytes) else raw)
+        if path.parent == self.directory and is_signal_name(path.name):
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, path)
+
+    def on_moved(self, event: DirMovedEvent | FileMovedEvent) -> None:
+        self._report(event.dest_path)
+
+    def on_closed(self, event: FileClosedEvent) -> None:
+        self._report(event.src_path)
+
+
+class SignalWatcher:
+    def __init__(self, directory: Path, queue: asyncio.Queue[Path]) -> None:
+        self.directory = directory
+        self.queue = queue
+        self._observer: Observer | None = None  # type: ignore[valid-type]
+
+    def start(self) -> None:
+        handler = _Handler(asyncio.get_running_loop(), self.queue, self.directory)
+        observer = Observer()
+        observer.schedule(handler, str(self.directory), recursive=False)
+        observer.daemon = True
+        observer.start()
+        self._observer = observer
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None

@@ -1,0 +1,225 @@
+"""Checkpoint rows and the status transitions around them (pause, resume, expire).
+
+Each method is one transaction; each transition is a conditional UPDATE that checks
+the current status, so the agent, the CLI and a purge can race safely.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from procctl.store.clock import utc_now
+from procctl.store.errors import Conflict, NotFound
+from procctl.store.records import CheckpointRecord, InstanceRecord, PausedRow, SignalRecord
+
+
+class CheckpointOps:
+    _db: sqlite3.Connection
+    _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
+
+    def save_checkpoint(
+        self,
+        instance_id: str,
+        step_id: str,
+        correlation_id: str,
+        snapshot_json: str,
+        *,
+        expires_at: str | None,
+        resume_at: str | None = None,
+        on_expire_json: str | None = None,
+    ) -> CheckpointRecord:
+        """Commit a snapshot; it replaces the instance's previous checkpoint.
+
+        Refused (Conflict) when another instance holds a live checkpoint with the same
+        correlation ID, or when the instance is not running.
+        """
+        with self._write() as db:
+            return self._save_in(db, instance_id, step_id, correlation_id, snapshot_json,
+                                 expires_at, resume_at, on_expire_json)
+
+    def save_checkpoints(self, batch: list[dict[str, Any]]) -> list[CheckpointRecord | Exception]:
+        """Several instances' checkpoints in one transaction (one disk sync for all)."""
+        outcomes: list[CheckpointRecord | Exception] = []
+        with self._write() as db:
+            for item in batch:
+                db.execute("SAVEPOINT one")
+                try:
+                    outcomes.append(self._save_in(db, **item))
+                    db.execute("RELEASE one")
+                except Conflict as exc:
+                    db.execute("ROLLBACK TO one")
+                    db.execute("RELEASE one")
+                    outcomes.append(exc)
+        return outcomes
+
+    def _save_in(self, db: sqlite3.Connection, instance_id: str, step_id: str,
+                 correlation_id: str, snapshot_json: str, expires_at: str | None,
+                 resume_at: str | None = None,
+                 on_expire_json: str | None = None) -> CheckpointRecord:
+        now = utc_now()
+        other = db.execute(
+            "SELECT instance_id FROM checkpoints WHERE correlation_id = ? AND instance_id != ?",
+            (correlation_id, instance_id),
+        ).fetchone()
+        if other is not None:
+            raise Conflict(
+                f"correlation ID {correlation_id!r} is already held by instance {other[0]}",
+                hint=f"give this checkpoint a unique correlation_id, or finish or cancel "
+                     f"{other[0]}",
+            )
+        cursor = db.execute(
+            "UPDATE instances SET correlation_id = ?, updated_at = ? "
+            "WHERE id = ? AND status = 'running'", (correlation_id, now, instance_id))
+        if cursor.rowcount != 1:
+            raise Conflict(f"instance {instance_id} is not running")
+        size = len(snapshot_json.encode())
+        db.execute(
+            "INSERT OR REPLACE INTO checkpoints (instance_id, step_id, correlation_id,"
+            " snapshot_json, size, iteration, created_at, expires_at, resume_at,"
+            " on_expire_json, commit_value_json) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, NULL)",
+            (instance_id, step_id, correlation_id, snapshot_json, size, now, expires_at,
+             resume_at, on_expire_json))
+        return CheckpointRecord(instance_id, step_id, correlation_id, snapshot_json, size, 0,
+                                now, expires_at, resume_at, on_expire_json, None)
+
+    def get_checkpoint(self, instance_id: str) -> CheckpointRecord:
+        row = self._db.execute(
+            "SELECT * FROM checkpoints WHERE instance_id = ?", (instance_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"instance {instance_id} holds no checkpoint")
+        return CheckpointRecord(**dict(row))
+
+    def find_checkpoint(self, instance_id: str) -> CheckpointRecord | None:
+        row = self._db.execute(
+            "SELECT * FROM checkpoints WHERE instance_id = ?", (instance_id,)).fetchone()
+        return None if row is None else CheckpointRecord(**dict(row))
+
+    def checkpoint_by_correlation(self, correlation_id: str) -> CheckpointRecord | None:
+        row = self._db.execute(
+            "SELECT * FROM checkpoints WHERE correlation_id = ?", (correlation_id,)).fetchone()
+        return None if row is None else CheckpointRecord(**dict(row))
+
+    def pause_instance(
+        self, instance_id: str, *, commit_value_json: str | None, resume_at: str | None,
+        hold_window_start: str | None = None,
+    ) -> SignalRecord | None:
+        """running -> paused. A pending signal for its correlation ID is applied at once
+        (the instance goes straight back to running) and returned."""
+        now = utc_now()
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE instances SET status = 'paused', paused_at = ?, updated_at = ? "
+                "WHERE id = ? AND status = 'running'", (now, now, instance_id))
+            if cursor.rowcount != 1:
+                raise Conflict(f"instance {instance_id} is not running")
+            db.execute(
+                "UPDATE checkpoints SET commit_value_json = ?, resume_at = ? "
+                "WHERE instance_id = ?", (commit_value_json, resume_at, instance_id))
+            correlation = db.execute(
+                "SELECT correlation_id FROM checkpoints WHERE instance_id = ?",
+                (instance_id,)).fetchone()
+            if correlation is None:
+                raise NotFound(f"instance {instance_id} holds no checkpoint")
+            row = db.execute(
+                "SELECT * FROM signals WHERE status = 'pending' AND correlation_id = ? "
+                "AND hold_until >= ? ORDER BY received_at LIMIT 1",
+                (correlation[0], now)).fetchone()
+            if row is None:
+                return None
+            self._resume_in(db, instance_id, "paused", now)
+            db.execute(
+                "UPDATE signals SET status = 'applied', instance_id = ?, resolved_at = ?, "
+                "reason = 'held pending, delivered when the checkpoint paused' WHERE id = ?",
+                (instance_id, now, row["id"]))
+            return SignalRecord(**{**dict(row), "status": "applied", "instance_id": instance_id,
+                                   "resolved_at": now})
+
+    def _resume_in(self, db: sqlite3.Connection, instance_id: str, from_status: str,
+                   now: str) -> None:
+        cursor = db.execute(
+            "UPDATE instances SET status = 'running', paused_at = NULL, ended_at = NULL,"
+            " error_json = NULL, updated_at = ? WHERE id = ? AND status = ?",
+            (now, instance_id, from_status))
+        if cursor.rowcount != 1:
+            raise Conflict(f"instance {instance_id} is not {from_status}")
+        db.execute("UPDATE checkpoints SET iteration = iteration + 1, resume_at = NULL "
+                   "WHERE instance_id = ?", (instance_id,))
+
+    def take_resume(self, instance_id: str, from_status: str = "paused", *,
+                    clear_expiry: bool = False) -> CheckpointRecord:
+        """from_status -> running from the checkpoint (a schedule, a recovery, a retry,
+        an expiry that resumes: that one also clears the TTL, so it acts once)."""
+        with self._write() as db:
+            self._resume_in(db, instance_id, from_status, utc_now())
+            if clear_expiry:
+                db.execute("UPDATE checkpoints SET expires_at = NULL WHERE instance_id = ?",
+                           (instance_id,))
+        return self.get_checkpoint(instance_id)
+
+    def due_resumes(self, now: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT c.instance_id FROM checkpoints c JOIN instances i ON i.id = c.instance_id "
+            "WHERE c.resume_at IS NOT NULL AND c.resume_at <= ? AND i.status = 'paused' "
+            "ORDER BY c.resume_at", (now,))
+        return [str(r[0]) for r in rows]
+
+    def next_resume_at(self) -> str | None:
+        row = self._db.execute(
+            "SELECT MIN(c.resume_at) FROM checkpoints c JOIN instances i ON i.id = c.instance_id "
+            "WHERE c.resume_at IS NOT NULL AND i.status = 'paused'").fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
+    def expired(self, now: str) -> list[tuple[str, str | None]]:
+        """(instance id, on_expire policy JSON) of paused or failed instances past TTL."""
+        rows = self._db.execute(
+            "SELECT c.instance_id, c.on_expire_json FROM checkpoints c "
+            "JOIN instances i ON i.id = c.instance_id "
+            "WHERE c.expires_at IS NOT NULL AND c.expires_at < ? "
+            "AND i.status IN ('paused', 'failed') ORDER BY c.expires_at", (now,))
+        return [(str(r[0]), r[1]) for r in rows]
+
+    def expire_instance(self, instance_id: str, error_json: str, now: str) -> bool:
+        """Paused or failed past its TTL -> failed (reason expired); the snapshot is discarded.
+        False when it no longer qualifies (resumed meanwhile)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE instances SET status = 'failed', error_json = ?, ended_at = ?,"
+                " paused_at = NULL, updated_at = ? WHERE id = ? AND status IN ('paused', 'failed')"
+                " AND EXISTS (SELECT 1 FROM checkpoints WHERE instance_id = ? AND"
+                " expires_at IS NOT NULL AND expires_at < ?)",
+                (error_json, now, now, instance_id, instance_id, now))
+            if cursor.rowcount != 1:
+                return False
+            db.execute("DELETE FROM checkpoints WHERE instance_id = ?", (instance_id,))
+            db.execute(
+                "INSERT INTO events (instance_id, at, kind, data_json) VALUES (?, ?, ?, ?)",
+                (instance_id, now, "instance_expired", error_json))
+        return True
+
+    def list_paused(self, *, process_name: str | None = None,
+                    limit: int = 1000) -> list[PausedRow]:
+        clause = "AND i.process_name = ?" if process_name else ""
+        args: tuple[Any, ...] = (process_name, limit) if process_name else (limit,)
+        rows = self._db.execute(
+            "SELECT i.*, c.step_id AS c_step_id, c.correlation_id AS c_correlation_id,"
+            " c.size AS c_size, c.iteration AS c_iteration, c.created_at AS c_created_at,"
+            " c.expires_at AS c_expires_at, c.resume_at AS c_resume_at,"
+            " c.on_expire_json AS c_on_expire_json FROM instances i"
+            " JOIN checkpoints c ON c.instance_id = i.id"
+            f" WHERE i.status = 'paused' {clause} ORDER BY i.paused_at DESC LIMIT ?",
+            args).fetchall()
+        return [_paused_row(dict(row)) for row in rows]
+
+
+def _paused_row(row: dict[str, Any]) -> PausedRow:
+    checkpoint = CheckpointRecord(
+        instance_id=row["id"], step_id=row.pop("c_step_id"),
+        correlation_id=row.pop("c_correlation_id"), snapshot_json="", size=row.pop("c_size"),
+        iteration=row.pop("c_iteration"), created_at=row.pop("c_created_at"),
+        expires_at=row.pop("c_expires_at"), resume_at=row.pop("c_resume_at"),
+        on_expire_json=row.pop("c_on_expire_json"), commit_value_json=None)
+    return PausedRow(InstanceRecord(**row), checkpoint)
+
