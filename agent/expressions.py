@@ -29,7 +29,7 @@ MAX_POWER_DIGITS = 4_300
 #: Names every expression can read without a step setting them.
 BUILTIN_NAMES = frozenset({"result", "results", "process", "step", "now", "today"})
 
-_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
+_SINGLE_EXPRESSION = re.compile(r"^[ \t]*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}[ \t]*\Z", re.DOTALL)
 
 
 def _now() -> datetime:

@@ -138,7 +138,9 @@ class SignalDesk:
         self.waiters.setdefault(signal_id, []).append(future)
         known = await self.worker.call(self.worker.store.signal_outcome, signal_id)
         if known is not None:
-            self.waiters.get(signal_id, []).remove(future)
+            waiting = self.waiters.get(signal_id, [])
+            if future in waiting:
+                waiting.remove(future)
             return known
         try:
             return await asyncio.wait_for(future, timeout)

@@ -13,7 +13,18 @@ from procctl.agent import VERSION
 from procctl.agent.errors import AgentError, DefinitionError
 from procctl.agent.paths import HOME_ENV, HomePaths
 from procctl.cli import render
-from procctl.cli.commands import agent, config, listing, run, show, validate
+from procctl.cli.commands import (
+    agent,
+    config,
+    listing,
+    paused,
+    purge,
+    resume,
+    run,
+    show,
+    signals,
+    validate,
+)
 from procctl.cli.options import GlobalOptions
 from procctl.store import StoreError
 from procctl.store.errors import NotFound
@@ -36,6 +47,10 @@ app.command("run")(run.run_command)
 app.command("show")(show.show_command)
 app.command("list")(listing.list_command)
 app.command("validate")(validate.validate_command)
+app.command("resume")(resume.resume_command)
+app.command("list-paused")(paused.list_paused_command)
+app.command("purge-expired")(purge.purge_expired_command)
+app.command("signals")(signals.signals_command)
 
 _debug = False
 

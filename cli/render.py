@@ -11,7 +11,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-console = Console(highlight=False)
+from procctl.agent.durations import format_duration
+
+# Piped output is not cut to 80 columns: tables stay one line per row for grep and less.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 
 STATUS_STYLES = {
@@ -73,6 +76,16 @@ def instances_table(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def until(iso: str | None) -> str:
+    """`2026-12-01 10:00:00 (in 3d 2h)` or `-`."""
+    if not iso:
+        return "-"
+    moment = datetime.fromisoformat(iso)
+    seconds = (moment - datetime.now(moment.tzinfo)).total_seconds()
+    when = "overdue" if seconds < 0 else f"in {format_duration(seconds)}"
+    return f"{short_time(iso)} ({when})"
+
+
 def key_value_table(pairs: list[tuple[str, str]]) -> Table:
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
@@ -96,4 +109,14 @@ def step_line(event: dict[str, Any]) -> str | None:
                 f"({escape(str(data.get('message')))}); retrying")
     if kind == "log":
         return f"    [blue]│[/] {escape(str(data.get('message')))}"
+    if kind == "checkpoint_saved":
+        stored = ", ".join(data.get("variables") or []) or "no variables"
+        return (f"  [magenta]◆[/] {step}: checkpoint saved as "
+                f"{escape(str(data.get('correlation_id')))} [dim]({escape(stored)}; "
+                f"{data.get('bytes')} bytes)[/]")
+    if kind == "instance_resumed":
+        return (f"  [magenta]▶[/] {step}: resumed by {data.get('resumed_by')} "
+                f"[dim](iteration {data.get('iteration')})[/]")
+    if kind == "instance_paused":
+        return f"  [yellow]⏸[/] {step}: paused"
     return None

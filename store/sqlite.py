@@ -27,29 +27,30 @@ TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 class Store(CheckpointOps, SignalOps):
     """One connection to `<home>/procctl.db`. Not shared between threads.
 
-    `readonly=True` opens an existing file without creating or migrating it, for the
+    `must_exist=True` opens an existing file without creating it (an older schema is
+    still migrated, so every command sees the current tables), for the
     read commands of the CLI (they work while the agent is down).
     """
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, must_exist: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        if readonly and not self.path.exists():
+        if must_exist and not self.path.exists():
             raise NotFound(
                 f"no store at {self.path}",
                 hint="run a process first (procctl run FILE), or pass the right --home",
             )
         try:
-            self._db = self._connect(readonly)
-            self._check_and_migrate(readonly)
+            self._db = self._connect(must_exist)
+            self._check_and_migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot open the store {self.path}: {exc}",
                 hint="the file may be corrupt; restore a backup or move it aside",
             ) from exc
 
-    def _connect(self, readonly: bool) -> sqlite3.Connection:
-        if not readonly:
+    def _connect(self, must_exist: bool) -> sqlite3.Connection:
+        if not must_exist:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
             os.close(fd)
@@ -59,13 +60,12 @@ class Store(CheckpointOps, SignalOps):
         )
         db.row_factory = sqlite3.Row
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        if not readonly:
-            db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA foreign_keys = ON")
         return db
 
-    def _check_and_migrate(self, readonly: bool) -> None:
+    def _check_and_migrate(self) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -73,7 +73,7 @@ class Store(CheckpointOps, SignalOps):
                 f"procctl understands ({SCHEMA_VERSION})",
                 hint="upgrade procctl; the file was left untouched",
             )
-        if version == SCHEMA_VERSION or readonly:
+        if version == SCHEMA_VERSION:
             return
         with self._write() as db:
             version = int(db.execute("PRAGMA user_version").fetchone()[0])

@@ -10,7 +10,6 @@ from procctl.agent.definition.model import (
     CheckpointStep,
     Definition,
     ForeachStep,
-    ReturnStep,
     ScheduledResumeStep,
     SetStep,
     Step,
@@ -82,11 +81,10 @@ def _check_placement(steps: tuple[Step, ...], report: Callable[[Step, str, str |
     def walk(block: tuple[Step, ...], in_checkpoint_block: str | None) -> None:
         nonlocal seen_checkpoint
         for step in block:
-            if in_checkpoint_block and isinstance(
-                    step, CheckpointStep | ScheduledResumeStep | ReturnStep):
+            if in_checkpoint_block and isinstance(step, CheckpointStep | ScheduledResumeStep):
                 report(step, f"a {step.kind} step cannot stand in a checkpoint's "
                        f"{in_checkpoint_block} block",
-                       f"the {in_checkpoint_block} block's value is its last step's result")
+                       "move it after the checkpoint")
             if isinstance(step, ScheduledResumeStep) and not seen_checkpoint:
                 report(step, "scheduled_resume has no checkpoint before it to resume from",
                        "add a checkpoint step (continue = true) before it")

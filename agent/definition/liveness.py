@@ -51,6 +51,8 @@ def _live_after(checkpoint: CheckpointStep, block: tuple[Step, ...], index: int,
         for expression in step.expressions():
             results |= expression.results_read
             dynamic = dynamic or expression.results_dynamic
+    # The checkpoint's own result is rebuilt when it resumes; it is never stored.
+    results.discard(checkpoint.id)
     return Liveness(frozenset(variables - BUILTIN_NAMES), frozenset(results), dynamic)
 
 

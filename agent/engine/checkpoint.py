@@ -13,8 +13,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from procctl.agent import values
-from procctl.agent.definition.model import CheckpointStep, ScheduledResumeStep
-from procctl.agent.engine.state import CheckpointInfo, InstanceState, PauseInstance, ResumeInfo
+from procctl.agent.definition.model import CheckpointStep, ScheduledResumeStep, Step
+from procctl.agent.engine.state import (
+    CheckpointInfo,
+    InstanceState,
+    PauseInstance,
+    ResumeInfo,
+    ReturnFromProcess,
+)
 from procctl.agent.errors import StepFailed
 from procctl.agent.expressions import Expression
 from procctl.agent.snapshot import Frame, Snapshot
@@ -103,9 +109,7 @@ async def run_checkpoint_step(runner: Runner, step: CheckpointStep, state: Insta
         "correlation_id": correlation_id, "variables": sorted(stored), "bytes": size,
         "results": sorted(results), "expires_at": expires_at})
     state.checkpoint = CheckpointInfo(step.id, correlation_id, 0)
-    state.last_result = None
-    await runner.run_block(step.commit, "commit", state)
-    value = state.last_result
+    value = await _block_value(runner, step.commit, "commit", state)
     state.checkpoint.value = value
     result = checkpoint_result(snapshot, resumed_by=None, payload=None, value=value, iteration=0)
     if step.continue_:
@@ -121,6 +125,18 @@ async def run_checkpoint_step(runner: Runner, step: CheckpointStep, state: Insta
     raise PauseInstance()
 
 
+async def _block_value(runner: Runner, block: tuple[Step, ...], name: str,
+                       state: InstanceState) -> Any:
+    """Run a commit or recover block; its value is what a `return` in it gives, else
+    the `result` its last step left."""
+    state.last_result = None
+    try:
+        await runner.run_block(block, name, state)
+    except ReturnFromProcess as done:
+        return done.value
+    return state.last_result
+
+
 async def resume_checkpoint(runner: Runner, step: CheckpointStep, state: InstanceState,
                             info: ResumeInfo) -> Any:
     """Go on after the checkpoint the snapshot was taken at."""
@@ -130,9 +146,7 @@ async def resume_checkpoint(runner: Runner, step: CheckpointStep, state: Instanc
         "resumed_by": info.resumed_by, "iteration": info.iteration,
         "correlation_id": snapshot.correlation_id, "recover": info.run_recover})
     if info.run_recover:
-        state.last_result = None
-        await runner.run_block(step.recover, "recover", state)
-        value = state.last_result
+        value = await _block_value(runner, step.recover, "recover", state)
     else:
         value = info.commit_value
     state.checkpoint.value = value

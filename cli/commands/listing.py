@@ -30,7 +30,7 @@ def list_command(
     if not options.home.db.exists():
         rows = []
     else:
-        store = Store(options.home.db, readonly=True)
+        store = Store(options.home.db, must_exist=True)
         try:
             records = store.list_instances(status=status, process_name=process, limit=limit)
         finally:

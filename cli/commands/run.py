@@ -67,7 +67,7 @@ def run_command(
     if as_json:
         render.print_json(summary)
     else:
-        _print_outcome(summary)
+        print_outcome(summary)
     if summary["status"] in ("failed", "cancelled"):
         raise typer.Exit(EXIT_INSTANCE_FAILED)
 
@@ -99,9 +99,21 @@ def _follow(client: AgentClient, request: dict[str, Any], name: str,
     return summary
 
 
-def _print_outcome(summary: dict[str, Any]) -> None:
+def print_outcome(summary: dict[str, Any]) -> None:
+    """How an instance stands after `run --wait` or `resume`: result, error or pause."""
     took = render.elapsed(summary["started_at"], summary["ended_at"])
     state = render.status_text(summary["status"])
+    if summary["status"] == "paused":
+        checkpoint = summary.get("checkpoint") or {}
+        step_id = escape(str(checkpoint.get("step_id")))
+        correlation = escape(str(summary["correlation_id"]))
+        render.console.print(f"{state} at checkpoint [bold]{step_id}[/], "
+                             f"correlation ID [bold]{correlation}[/]")
+        if checkpoint.get("resume_at"):
+            render.console.print("Resumes by itself at "
+                                 + render.short_time(checkpoint["resume_at"]))
+        render.console.print("Resume it with: " + escape(summary["resume_command"]))
+        return
     render.console.print(f"{state} in {took}")
     if summary["status"] == "completed":
         if summary["result"] is not None:
@@ -111,6 +123,9 @@ def _print_outcome(summary: dict[str, Any]) -> None:
     where = f" at step {error['step_id']!r}" if error.get("step_id") else ""
     render.error(f"instance {summary['instance_id']} failed{where}: {error.get('message')}",
                  f"see its history with: procctl show {summary['instance_id']}")
+    if summary.get("resume_command"):
+        render.note("It holds a checkpoint: once the cause is fixed, retry it with: "
+                    + summary["resume_command"])
 
 
 def _read_params_file(path: Path) -> dict[str, Any]:

@@ -9,6 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from procctl.agent import snapshot as snapshots
+from procctl.agent import values
 from procctl.agent.summary import instance_summary
 from procctl.cli import render
 from procctl.cli.options import global_options
@@ -22,13 +24,21 @@ def show_command(
 ) -> None:
     """Show one instance: status, params, result or error, and its history."""
     options = global_options(ctx)
-    store = Store(options.home.db, readonly=True)
+    store = Store(options.home.db, must_exist=True)
     try:
         record = store.get_instance(instance_id)
         events = store.events(record.id)
+        checkpoint = store.find_checkpoint(record.id)
     finally:
         store.close()
-    summary = instance_summary(record)
+    summary = instance_summary(record, checkpoint)
+    if checkpoint is not None:
+        stored = snapshots.loads(checkpoint.snapshot_json)
+        summary["stored_variables"] = values.to_plain(stored.variables)
+        summary["position"] = stored.hydration_point
+        if "resume_command" in summary:
+            summary["signal_file"] = {"correlation_id": checkpoint.correlation_id,
+                                      "payload": {}}
     history = [{"at": e.at, "kind": e.kind, "step_id": e.step_id, "step_path": e.step_path,
                 "data": json.loads(e.data_json)} for e in events]
     if as_json:
@@ -48,6 +58,22 @@ def show_command(
         error = summary["error"]
         where = f" (step {error['step_id']})" if error.get("step_id") else ""
         pairs.append(("Error", f"[red]{escape(str(error.get('message')))}{escape(where)}[/]"))
+    if checkpoint is not None:
+        pairs += [
+            ("Checkpoint", escape(f"{checkpoint.step_id} at {summary['position']}, "
+                                  f"iteration {checkpoint.iteration}, {checkpoint.size} bytes")),
+            ("Correlation ID", escape(checkpoint.correlation_id)),
+            ("Expires", render.until(checkpoint.expires_at)),
+            ("Next resume", render.until(checkpoint.resume_at)),
+            ("Stored", escape(render.value_text(summary["stored_variables"]))),
+        ]
+    if "resume_command" in summary:
+        signal_text = json.dumps(summary["signal_file"])
+        pairs += [
+            ("Resume", escape(summary["resume_command"]) + " [--data key=value]"),
+            ("or drop", escape(f"{signal_text} as NAME.json into the signals directory "
+                               "(write NAME.tmp, then rename)")),
+        ]
     render.console.print(render.key_value_table(pairs))
     table = Table(title="History", title_justify="left", box=None, header_style="bold")
     for column in ("TIME", "EVENT", "STEP", "DETAIL"):

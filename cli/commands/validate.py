@@ -27,12 +27,17 @@ def validate_command(
             raise typer.Exit(exc.exit_code) from None
         raise
     steps = definition.all_steps()
+    checkpoints = {
+        step_id: {"variables": sorted(live.variables),
+                  "results": ["*"] if live.all_results else sorted(live.results)}
+        for step_id, live in definition.liveness.items()}
     if as_json:
         render.print_json({
             "file": str(file), "valid": True, "process": definition.name,
             "version": definition.version, "steps": len(steps),
             "params": [{"name": p.name, "type": p.type, "required": p.required,
                         "default": p.default} for p in definition.params],
+            "checkpoints": checkpoints,
             "problems": [],
         })
         return
@@ -43,3 +48,8 @@ def validate_command(
         default = f", default {spec.default!r}" if spec.has_default else ""
         need = "required" if spec.required and not spec.has_default else "optional"
         render.console.print(f"  param [bold]{spec.name}[/]: {spec.type}, {need}{escape(default)}")
+    for step_id, stores in checkpoints.items():
+        render.console.print(f"  checkpoint [bold]{escape(step_id)}[/] stores: "
+                             + escape(", ".join(stores["variables"]) or "no variables")
+                             + (escape(f"; results of {', '.join(stores['results'])}")
+                                if stores["results"] else ""))

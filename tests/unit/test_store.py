@@ -105,7 +105,7 @@ def test_a_corrupt_file_is_refused_not_reset(tmp_path: Path) -> None:
 
 def test_readonly_open_of_a_missing_store_says_so(tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="no store"):
-        Store(tmp_path / "none.db", readonly=True)
+        Store(tmp_path / "none.db", must_exist=True)
     assert not (tmp_path / "none.db").exists()
 
 

@@ -1,0 +1,65 @@
+"""`procctl list-paused`: what waits, for what, and until when. Reads the store."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from procctl.agent.summary import resume_command
+from procctl.cli import render
+from procctl.cli.options import global_options
+from procctl.store import Store
+from procctl.store.records import PausedRow
+
+
+def _row(row: PausedRow) -> dict[str, Any]:
+    checkpoint = row.checkpoint
+    return {
+        "correlation_id": checkpoint.correlation_id,
+        "instance_id": row.instance.id,
+        "process": row.instance.process_name,
+        "checkpoint": checkpoint.step_id,
+        "paused_at": row.instance.paused_at,
+        "expires_at": checkpoint.expires_at,
+        "resume_at": checkpoint.resume_at,
+        "iteration": checkpoint.iteration,
+        "bytes": checkpoint.size,
+        "resume_command": resume_command(checkpoint.correlation_id),
+    }
+
+
+def list_paused_command(
+    ctx: typer.Context,
+    process: Annotated[str | None, typer.Option("--process", help="Only this process.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List paused instances, newest first: correlation ID, expiry, next scheduled resume."""
+    options = global_options(ctx)
+    rows: list[dict[str, Any]] = []
+    if options.home.db.exists():
+        store = Store(options.home.db, must_exist=True)
+        try:
+            rows = [_row(r) for r in store.list_paused(process_name=process, limit=limit)]
+        finally:
+            store.close()
+    if as_json:
+        render.print_json(rows)
+        return
+    if not rows:
+        render.console.print("No paused instances.")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("CORRELATION ID", "INSTANCE", "PROCESS", "CHECKPOINT", "PAUSED SINCE",
+                   "EXPIRES", "NEXT RESUME", "ITER", "SIZE"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(escape(row["correlation_id"]), row["instance_id"], escape(row["process"]),
+                      escape(row["checkpoint"]), render.short_time(row["paused_at"]),
+                      render.until(row["expires_at"]), render.until(row["resume_at"]),
+                      str(row["iteration"]), f"{row['bytes']} B")
+    render.console.print(table)
+    render.note("Resume one with: procctl resume --correlation-id ID [--data key=value]")

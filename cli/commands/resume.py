@@ -1,0 +1,147 @@
+"""`procctl resume --correlation-id ID`: drop a signal file, then (by default) follow it.
+
+It goes the same way as any signal (the signals directory), so it works while the
+agent is down: the signal waits in the directory and is applied when it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from procctl.agent.client import AgentClient
+from procctl.agent.config import load_config
+from procctl.agent.errors import AgentUnreachable, UsageError
+from procctl.agent.signals import write_atomically
+from procctl.cli import render
+from procctl.cli.commands.run import print_outcome
+from procctl.cli.options import global_options
+
+EXIT_INSTANCE_FAILED = 1
+EXIT_SIGNAL_REFUSED = 7
+
+
+def _pairs(pairs: list[str], option: str) -> dict[str, Any]:
+    """name=value pairs; a value that parses as JSON is taken as JSON, else as text."""
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"{option} {pair!r} is not name=value",
+                             hint=f"write {option} approved=true")
+        try:
+            found[name.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            found[name.strip()] = text
+    return found
+
+
+def resume_command(
+    ctx: typer.Context,
+    correlation_id: Annotated[str, typer.Option(
+        "--correlation-id", "-c", help="The correlation ID of the paused instance.")],
+    data: Annotated[list[str] | None, typer.Option(
+        "--data", "-d", help="A payload field as name=value (JSON or text; repeatable).")] = None,
+    payload_file: Annotated[Path | None, typer.Option(
+        "--payload-file", help="A JSON file with the payload.")] = None,
+    set_values: Annotated[list[str] | None, typer.Option(
+        "--set", help="Change a stored variable before resuming: name=value.")] = None,
+    signal_id: Annotated[str | None, typer.Option(
+        "--signal-id", help="An ID that makes a repeated resume harmless.")] = None,
+    no_wait: Annotated[bool, typer.Option(
+        "--no-wait", help="Return once the signal is written.")] = False,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Seconds to wait for the agent to take the signal.")] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Resume a paused instance (or retry a failed one) by its correlation ID."""
+    options = global_options(ctx)
+    payload: dict[str, Any] = {}
+    if payload_file is not None:
+        try:
+            loaded = json.loads(payload_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UsageError(f"payload file {payload_file} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"payload file {payload_file}:{exc.lineno}: not JSON: "
+                             f"{exc.msg}") from None
+        if not isinstance(loaded, dict):
+            raise UsageError(f"payload file {payload_file} must hold a JSON object")
+        payload.update(loaded)
+    payload.update(_pairs(data or [], "--data"))
+    edits = _pairs(set_values or [], "--set")
+    signal_id = signal_id or uuid.uuid4().hex
+    document: dict[str, Any] = {"correlation_id": correlation_id, "payload": payload,
+                                "signal_id": signal_id, "sender": "procctl resume"}
+    if edits:
+        document["set"] = edits
+    options.home.ensure()
+    directory = options.home.signals_dir(str(load_config(options.home.config)["signals_dir"]))
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / f"resume-{signal_id}.json"
+    write_atomically(path, document)
+    client = AgentClient(options.home)
+    running = not no_wait and client.is_running()
+    if not running:
+        queued = {"signal": {"signal_id": signal_id, "correlation_id": correlation_id,
+                             "status": "queued", "file": str(path)}}
+        if as_json:
+            render.print_json(queued)
+        else:
+            render.console.print(f"Signal {signal_id} written to {escape(str(path))}")
+            if not no_wait:
+                render.note("No agent is running for this home: the signal is applied when "
+                            "it starts (procctl agent start).")
+        return
+    outcome = _follow(client, signal_id, timeout, quiet=as_json)
+    if as_json:
+        render.print_json(outcome)
+    else:
+        _print(outcome, correlation_id)
+    signal = outcome.get("signal") or {}
+    if signal.get("status") in ("rejected", "duplicate"):
+        raise typer.Exit(EXIT_SIGNAL_REFUSED)
+    instance = outcome.get("instance") or {}
+    if instance.get("status") in ("failed", "cancelled"):
+        raise typer.Exit(EXIT_INSTANCE_FAILED)
+
+
+def _follow(client: AgentClient, signal_id: str, timeout: float,
+            *, quiet: bool) -> dict[str, Any]:
+    outcome: dict[str, Any] = {}
+    for kind, payload in client.stream("await_signal", signal_id=signal_id, follow=True,
+                                       timeout=timeout + 3600):
+        if kind == "result":
+            outcome = payload
+            break
+        line = None if quiet else render.step_line(payload)
+        if line:
+            render.console.print(line)
+    if outcome.get("signal") is None:
+        raise AgentUnreachable(
+            f"the agent did not take signal {signal_id} within {timeout:.0f}s",
+            hint="procctl signals shows what is waiting; the file stays in the directory")
+    return outcome
+
+
+def _print(outcome: dict[str, Any], correlation_id: str) -> None:
+    signal = outcome["signal"]
+    status = signal["status"]
+    if status == "applied":
+        instance = outcome.get("instance")
+        render.console.print(f"Resumed instance [bold]{signal['instance_id']}[/] "
+                             f"({escape(correlation_id)})")
+        if instance:
+            print_outcome(instance)
+    elif status == "pending":
+        render.console.print(
+            f"Held pending: no instance is paused at {escape(correlation_id)!r} yet; the "
+            f"signal is delivered when one pauses (until {signal['hold_until']}).")
+    else:
+        render.error(f"not resumed: {signal['reason']}",
+                     "procctl list-paused shows the paused instances and their correlation IDs")
