@@ -193,15 +193,15 @@ class InstanceManager:
 
         async def emit(kind: str, step: Step | None, data: dict[str, Any]) -> None:
             plain = values.to_plain(data)
-            await self.worker.call(store.add_event, instance_id, kind, json.dumps(plain),
-                                   step_id=step.id if step else None,
-                                   step_path=step.path if step else None)
+            at = utc_now()
+            self.worker.add_event_soon(instance_id, at, kind, json.dumps(plain),
+                                       step.id if step else None, step.path if step else None)
             if kind == "log":
                 log.info(str(data.get("message")), extra={"instance": instance_id,
                                                           "step": step.id if step else None})
             self.publish(instance_id, {"kind": kind, "step_id": step.id if step else None,
                                        "step_path": step.path if step else None,
-                                       "data": plain, "at": utc_now()})
+                                       "data": plain, "at": at})
 
         hooks = InstanceHooks(self, instance_id)
         if resume is None:
@@ -220,6 +220,10 @@ class InstanceManager:
         self.publish(instance_id, {"kind": "instance_settled"})
         if hooks.pending is not None:
             # A signal was waiting for this pause: the store already applied it.
+            pending = hooks.pending
+            await emit("signal_applied", None, {
+                "source": pending.source, "signal_id": pending.signal_id,
+                "payload": values.loads(pending.payload_json), "held_pending": True})
             checkpoint = await self.worker.call(store.get_checkpoint, instance_id)
             await self.resume(instance_id, checkpoint, resumed_by=resumed_by_for(hooks.pending),
                               payload=values.loads(hooks.pending.payload_json))

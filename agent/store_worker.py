@@ -7,6 +7,8 @@ the event loop (and every other instance) running meanwhile.
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -23,6 +25,9 @@ class StoreWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procctl-store")
         self._path = path
         self._store: Store | None = None
+        self._events: deque[tuple[str, str, str, str, str | None, str | None]] = deque()
+        self._events_lock = threading.Lock()
+        self._flush_queued = False
 
     async def open(self) -> None:
         self._store = await self._run(Store, self._path)
@@ -40,6 +45,29 @@ class StoreWorker:
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+
+    def add_event_soon(self, instance_id: str, at: str, kind: str, data_json: str,
+                       step_id: str | None, step_path: str | None) -> None:
+        """Queue a history event; queued events are written together, in one transaction.
+
+        Any store call made after this one runs after the event is written (the store
+        thread is first in, first out), so the history is complete whenever an
+        instance's status changes. Only a crash can lose the last few events.
+        """
+        with self._events_lock:
+            self._events.append((instance_id, at, kind, data_json, step_id, step_path))
+            if self._flush_queued:
+                return
+            self._flush_queued = True
+        self._executor.submit(self._flush_events)
+
+    def _flush_events(self) -> None:
+        with self._events_lock:
+            self._flush_queued = False
+            batch = list(self._events)
+            self._events.clear()
+        if batch:
+            self.store.add_events(batch)
 
     async def close(self) -> None:
         if self._store is not None:

@@ -232,6 +232,15 @@ class Store(CheckpointOps, SignalOps):
                 (instance_id, utc_now(), kind, step_id, step_path, data_json),
             )
 
+    def add_events(
+        self, batch: Sequence[tuple[str, str, str, str, str | None, str | None]]
+    ) -> None:
+        """Several events (instance_id, at, kind, data_json, step_id, step_path), one commit."""
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO events (instance_id, at, kind, data_json, step_id, step_path)"
+                " VALUES (?, ?, ?, ?, ?, ?)", batch)
+
     def events(self, instance_id: str, after_id: int = 0) -> list[EventRecord]:
         rows = self._db.execute(
             "SELECT * FROM events WHERE instance_id = ? AND id > ? ORDER BY id",

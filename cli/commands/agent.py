@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from procctl.agent.client import AgentClient
-from procctl.agent.daemon import run_agent
 from procctl.agent.durations import format_duration
 from procctl.agent.errors import AgentUnreachable
 from procctl.cli import render
@@ -23,6 +22,8 @@ STOP_TIMEOUT = 60.0
 @app.command("run")
 def run_foreground(ctx: typer.Context) -> None:
     """Run the agent in the foreground (for systemd or a supervisor); Ctrl-C stops it."""
+    from procctl.agent.daemon import run_agent  # the daemon's imports only when it runs
+
     options = global_options(ctx)
     run_agent(options.home, foreground=True)
 

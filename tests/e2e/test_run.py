@@ -96,8 +96,12 @@ def test_run_wait_prints_progress_and_result(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(TYPED)
     result = shared_procctl.ok("run", path, "--wait", "-p", "count=1", "-p", "who=Ada")
-    assert "Hello, Ada!" in result.out  # the log line, streamed while it runs
-    assert "completed" in result.out
+    lines = [line.strip() for line in result.out.splitlines()]
+    assert re.fullmatch(r"typed instance [0-9a-f]{12}", lines[0]), str(result)
+    assert "│ Hello, Ada!" in lines  # the log task's message, as it runs
+    assert any(re.fullmatch(r"✓ greet \d+\.\d\ds", line) for line in lines), str(result)
+    assert any(re.fullmatch(r"✓ done \d+\.\d\ds", line) for line in lines), str(result)
+    assert any(line.startswith("completed in ") for line in lines), str(result)
     assert "Result:" in result.out and '"greeting": "Hello, Ada!"' in result.out
 
 

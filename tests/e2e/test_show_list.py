@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -64,13 +65,7 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Any:
         procctl.stop_agent()
     assert not (procctl.home / "agent.sock").exists()
 
-    class Populated:
-        runner = procctl
-        alpha1 = first
-        beta = failed.json()
-        alpha5 = last
-
-    return Populated
+    return SimpleNamespace(runner=procctl, alpha1=first, beta=failed.json(), alpha5=last)
 
 
 def test_list_json_shows_every_instance_newest_first(populated: Any) -> None:
@@ -94,7 +89,8 @@ def test_list_json_shows_every_instance_newest_first(populated: Any) -> None:
 def test_list_filters_by_status_and_process(populated: Any) -> None:
     filters = [("--status", "failed"), ("--status", "completed"), ("--process", "beta"),
                ("--process", "alpha", "--status", "failed"), ("--limit", "1")]
-    results = populated.runner.many(*[("list", "--json", *f) for f in filters])
+    *results, unknown = populated.runner.many(*[("list", "--json", *f) for f in filters],
+                                              ("list", "--status", "finished"))
     for result in results:
         assert result.code == 0, str(result)
     found = [[row["instance_id"] for row in result.json()] for result in results]
@@ -107,12 +103,9 @@ def test_list_filters_by_status_and_process(populated: Any) -> None:
         [],  # --process alpha --status failed
         [alpha5],  # --limit 1: the newest
     ]
-
-
-def test_list_refuses_an_unknown_status(populated: Any) -> None:
-    result = populated.runner("list", "--status", "finished")
-    assert result.code == 2, str(result)
-    assert "finished" in result.err and "completed" in result.err
+    # A status that does not exist is a usage error that names the valid ones.
+    assert unknown.code == 2, str(unknown)
+    assert "finished" in unknown.err and "completed" in unknown.err
 
 
 def test_list_table_has_one_row_per_instance(populated: Any) -> None:
@@ -186,19 +179,17 @@ def test_show_table(populated: Any) -> None:
     assert "beta starts" in out  # the log message is shown as the event's detail
 
 
-def test_show_accepts_a_unique_id_prefix(populated: Any) -> None:
+def test_show_finds_an_id_or_unique_prefix_and_refuses_unknown_ids(populated: Any) -> None:
     instance_id = populated.alpha1["instance_id"]
     others = {populated.beta["instance_id"], populated.alpha5["instance_id"]}
     prefix = next(instance_id[:n] for n in range(4, 13)
                   if not any(other.startswith(instance_id[:n]) for other in others))
-    shown = populated.runner.ok("show", prefix, "--json").json()
-    assert shown["instance_id"] == instance_id
-    assert shown["result"] == {"twice": 2}
-
-
-def test_show_of_an_unknown_id_exits_5(populated: Any) -> None:
-    result = populated.runner("show", "feedfacecafe")
-    assert result.code == 5, str(result)
-    assert "no instance 'feedfacecafe'" in result.err
-    assert "procctl list" in result.err  # the hint says where to look
-    assert result.out == ""
+    by_prefix, unknown = populated.runner.many(("show", prefix, "--json"),
+                                               ("show", "feedfacecafe"))
+    assert by_prefix.code == 0, str(by_prefix)
+    assert by_prefix.json()["instance_id"] == instance_id
+    assert by_prefix.json()["result"] == {"twice": 2}
+    assert unknown.code == 5, str(unknown)
+    assert "no instance 'feedfacecafe'" in unknown.err
+    assert "procctl list" in unknown.err  # the hint says where to look
+    assert unknown.out == ""
