@@ -241,10 +241,12 @@ class InstanceManager:
                 outcome = Outcome("failed", error={
                     "kind": "result", "message": f"the result cannot be stored: {exc}"})
         error_json = json.dumps(outcome.error) if outcome.error else None
-        await self.worker.call(store.finish_instance, instance_id, outcome.status,
-                               result_json=result_json, error_json=error_json)
+        # The last event first: the store thread writes it before the status changes, so
+        # whoever sees the instance finished also sees its whole history.
         kind = "instance_completed" if outcome.status == "completed" else "instance_failed"
         await emit(kind, None, {"error": outcome.error} if outcome.error else {})
+        await self.worker.call(store.finish_instance, instance_id, outcome.status,
+                               result_json=result_json, error_json=error_json)
         log.info(f"instance {outcome.status}", extra={"instance": instance_id})
 
     # -- checkpoint commits, several instances' at once -----------------------------

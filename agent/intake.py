@@ -47,6 +47,8 @@ class SignalDesk:
         self.queue: asyncio.Queue[Path] = asyncio.Queue()
         self.watcher = SignalWatcher(directory, self.queue)
         self.waiters: dict[str, list[asyncio.Future[SignalRecord]]] = {}
+        #: signal_ids being delivered: recorded in the store, their resume not launched yet
+        self.in_flight: set[str] = set()
         manager.deliver = self.deliver
 
     def start(self) -> None:
@@ -100,6 +102,23 @@ class SignalDesk:
     async def deliver(self, *, correlation_id: str, payload: Any, signal_id: str | None,
                       source: str, set_values: dict[str, Any] | None = None) -> Delivery:
         """Record and apply one signal; resume its instance when it applies."""
+        if signal_id is not None:
+            self.in_flight.add(signal_id)
+        try:
+            return await self._deliver(correlation_id=correlation_id, payload=payload,
+                                       signal_id=signal_id, source=source,
+                                       set_values=set_values)
+        finally:
+            if signal_id is not None:
+                self.in_flight.discard(signal_id)
+                if self.waiters.get(signal_id):  # the delivery failed half way
+                    known = await self.worker.call(self.worker.store.signal_outcome,
+                                                   signal_id)
+                    if known is not None:
+                        self._tell_waiters(known)
+
+    async def _deliver(self, *, correlation_id: str, payload: Any, signal_id: str | None,
+                       source: str, set_values: dict[str, Any] | None) -> Delivery:
         store = self.worker.store
         try:
             payload_json = values.dumps(payload)
@@ -137,7 +156,9 @@ class SignalDesk:
         future: asyncio.Future[SignalRecord] = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(signal_id, []).append(future)
         known = await self.worker.call(self.worker.store.signal_outcome, signal_id)
-        if known is not None:
+        # A signal still being delivered is already in the store as applied, but its
+        # instance is not launched yet: following it now would report it `running`.
+        if known is not None and signal_id not in self.in_flight:
             waiting = self.waiters.get(signal_id, [])
             if future in waiting:
                 waiting.remove(future)

@@ -3,6 +3,12 @@
 It only reports; reading and validating a file is the intake's job. Renames into the
 directory (the protocol's last step) and files closed after writing are reported; a
 periodic scan catches whatever events were missed or overflowed.
+
+The watch is recursive so that it also covers processed/ and rejected/: moving a
+settled file there is then a rename inside the watched tree, whose two inotify halves
+pair at once. With only the top directory watched, that move is a lone IN_MOVED_FROM,
+which watchdog holds for half a second waiting for its pair, and every event behind
+it (the next signal's rename) waits too.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from procctl.agent.signals import is_signal_name
+from procctl.agent.signals import PROCESSED, REJECTED, is_signal_name
 
 
 class _Handler(FileSystemEventHandler):
@@ -48,8 +54,10 @@ class SignalWatcher:
 
     def start(self) -> None:
         handler = _Handler(asyncio.get_running_loop(), self.queue, self.directory)
+        for folder in (PROCESSED, REJECTED):  # watched from the start (see the top)
+            (self.directory / folder).mkdir(mode=0o700, exist_ok=True)
         observer = Observer()
-        observer.schedule(handler, str(self.directory), recursive=False)
+        observer.schedule(handler, str(self.directory), recursive=True)
         observer.daemon = True
         observer.start()
         self._observer = observer

@@ -67,7 +67,7 @@ def _status(procctl: Procctl) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def agent_pid(shared_procctl: Procctl) -> int:
-    """Start the module's shared agent; its pid."""
+    """Start the session's shared agent (or find it running); its pid."""
     started = shared_procctl.ok("agent", "start")
     match = re.search(r"agent pid (\d+)", started.out)
     assert match, str(started)
@@ -119,7 +119,6 @@ def test_second_agent_on_the_same_home_is_refused(shared_procctl: Procctl,
                                                   agent_pid: int) -> None:
     pid = agent_pid
     second = shared_procctl("agent", "run", timeout=30)
-    assert second.code != 0, str(second)
     assert second.code == 4, str(second)
     assert f"another agent (pid {pid}) already runs" in second.err
     # The refused agent left the running one alone: same pid, socket still answering.
