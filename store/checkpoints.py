@@ -199,6 +199,10 @@ class CheckpointOps:
                 (instance_id, now, "instance_expired", error_json))
         return True
 
+    def count_paused(self) -> int:
+        return int(self._db.execute(
+            "SELECT COUNT(*) FROM instances WHERE status = 'paused'").fetchone()[0])
+
     def list_paused(self, *, process_name: str | None = None,
                     limit: int = 1000) -> list[PausedRow]:
         clause = "AND i.process_name = ?" if process_name else ""

@@ -49,6 +49,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE instances ADD COLUMN paused_at TEXT;
     ALTER TABLE instances ADD COLUMN correlation_id TEXT;
     CREATE INDEX instances_by_correlation ON instances(correlation_id);
+    CREATE INDEX instances_paused ON instances(paused_at) WHERE status = 'paused';
     CREATE TABLE checkpoints (
         instance_id        TEXT PRIMARY KEY REFERENCES instances(id),
         step_id            TEXT NOT NULL,

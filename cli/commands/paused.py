@@ -34,16 +34,21 @@ def _row(row: PausedRow) -> dict[str, Any]:
 def list_paused_command(
     ctx: typer.Context,
     process: Annotated[str | None, typer.Option("--process", help="Only this process.")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 1000,
+    limit: Annotated[int | None, typer.Option(
+        "--limit", help="At most this many (default: 200 in a table, all with --json).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List paused instances, newest first: correlation ID, expiry, next scheduled resume."""
     options = global_options(ctx)
     rows: list[dict[str, Any]] = []
+    total = 0
+    if limit is None:
+        limit = -1 if as_json else 200  # SQLite: a negative LIMIT is no limit
     if options.home.db.exists():
         store = Store(options.home.db, must_exist=True)
         try:
             rows = [_row(r) for r in store.list_paused(process_name=process, limit=limit)]
+            total = store.count_paused() if process is None else len(rows)
         finally:
             store.close()
     if as_json:
@@ -62,4 +67,6 @@ def list_paused_command(
                       render.until(row["expires_at"]), render.until(row["resume_at"]),
                       str(row["iteration"]), f"{row['bytes']} B")
     render.console.print(table)
+    if total > len(rows):
+        render.note(f"Showing the newest {len(rows)} of {total}; --limit N or --json for more.")
     render.note("Resume one with: procctl resume --correlation-id ID [--data key=value]")
