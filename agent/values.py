@@ -1,8 +1,11 @@
 """Typed JSON: process values that keep their Python type through the store.
 
-Plain JSON types are written as they are; datetime, date, Decimal, bytes, tuples and
-dicts with non-string keys are written as {"$type": ..., "value": ...} objects.
-A dict that itself has a "$type" key is escaped the same way, so decoding is exact.
+Plain JSON types are written as they are; datetime, date, Decimal, bytes, float
+inf/nan and dicts with non-string keys are written as {"$type": ..., "value": ...}
+objects. A dict that itself has a "$type" key is escaped the same way, so decoding is
+exact. Tuples are written as lists and come back as lists, except as dict keys, where
+they come back as tuples (a list cannot be a key). The format is documented in
+docs/snapshot-format.md.
 """
 
 from __future__ import annotations
@@ -58,9 +61,14 @@ def decode(data: Any) -> Any:
         if kind == "float":
             return float(raw)
         if kind == "dict":
-            return {decode(k): decode(v) for k, v in raw}
+            return {_key(decode(k)): decode(v) for k, v in raw}
         raise ValueError(f"unknown $type {kind!r} in stored value")
     return data
+
+
+def _key(value: Any) -> Any:
+    """A decoded dict key: a list can only have been a tuple (lists are not hashable)."""
+    return tuple(_key(item) for item in value) if isinstance(value, list) else value
 
 
 def dumps(value: Any) -> str:

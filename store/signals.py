@@ -38,8 +38,9 @@ class SignalOps:
         """Apply a signal to the instance holding `correlation_id`, in one transaction.
 
         paused (or failed, holding a checkpoint: a retry) -> running and `applied`;
-        no live checkpoint with that ID yet -> `pending` for `hold_seconds`;
-        an expired instance, or one that is running -> `rejected` with the reason;
+        no live checkpoint with that ID yet, or one saved by a running instance that
+        has not paused at it yet -> `pending` for `hold_seconds`;
+        an expired instance, or one running on after a resume -> `rejected` with the reason;
         a `signal_id` seen before -> `duplicate`.
         `edit_snapshot` rewrites the snapshot text before the resume (for --set).
         """
@@ -112,6 +113,13 @@ class SignalOps:
                                 instance_id)
                 return Delivery("applied", signal, None, instance_id,
                                 CheckpointRecord(**data), status)
+            if status == "running" and data["iteration"] == 0:
+                # Saved but not paused yet (its commit block may still be sending the
+                # request this signal answers): held, and applied when it pauses.
+                reason = (f"instance {instance_id} has not paused at this checkpoint yet; "
+                          "held pending")
+                hold = utc_after(hold_seconds)
+                return Delivery("pending", record("pending", reason, None, hold), reason)
             reason = f"instance {instance_id} is {status}, not paused"
             return Delivery("rejected", record("rejected", reason, instance_id), reason,
                             instance_id)

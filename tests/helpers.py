@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
 PROCCTL = str(Path(sys.executable).parent / "procctl")
+PYCACHE = str(Path(tempfile.gettempdir()) / f"procctl-tests-pycache-{os.getuid()}")
 
 
 @dataclass
@@ -42,7 +44,10 @@ class Procctl:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.env = {**os.environ, "PROCCTL_HOME": str(home), "NO_COLOR": "1",
-                    "COLUMNS": "200", "TERM": "dumb"}
+                    "COLUMNS": "200", "TERM": "dumb", "PYTHONPYCACHEPREFIX": PYCACHE}
+        # Each command is a new interpreter: let it reuse compiled bytecode (kept out of
+        # the work tree) instead of compiling procctl again every time.
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
 
     def __call__(self, *args: str | Path, timeout: float = 60, cwd: Path | None = None,
                  env: dict[str, str] | None = None) -> Result:
