@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from procctl.agent import protocol
-from procctl.agent.errors import AgentError, AgentUnreachable, InstanceNotFound, UsageError
+from procctl.agent.errors import (
+    AgentError,
+    AgentUnreachable,
+    InstanceNotFound,
+    Refused,
+    RemoteDefinitionError,
+    UsageError,
+)
 from procctl.agent.paths import HomePaths
 
 START_TIMEOUT = 20.0
@@ -19,6 +26,8 @@ START_TIMEOUT = 20.0
 _ERROR_KINDS: dict[str, type[AgentError]] = {
     "usage": UsageError,
     "not_found": InstanceNotFound,
+    "definition": RemoteDefinitionError,
+    "refused": Refused,
 }
 
 

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,20 @@ from procctl.agent import VERSION, protocol, values
 from procctl.agent.config import load_config
 from procctl.agent.definition import parse_definition, resolve_params
 from procctl.agent.durations import parse_duration
-from procctl.agent.errors import AgentError, DefinitionError, InstanceNotFound, UsageError
+from procctl.agent.errors import (
+    AgentError,
+    DefinitionError,
+    InstanceNotFound,
+    Refused,
+    UsageError,
+)
 from procctl.agent.instances import InstanceManager
 from procctl.agent.intake import SignalDesk
 from procctl.agent.lock import HomeLock
 from procctl.agent.logs import setup_logging
 from procctl.agent.paths import HomePaths
 from procctl.agent.scheduler import Scheduler
+from procctl.agent.sdnotify import notify
 from procctl.agent.store_worker import StoreWorker
 from procctl.agent.summary import instance_summary, signal_summary
 from procctl.store import StoreError
@@ -35,7 +43,7 @@ log = logging.getLogger("procctl.agent")
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 INTERRUPTED_ERROR = {
     "kind": "interrupted",
-    "message": "the agent stopped before the instance finished, and it holds no checkpoint",
+    "message": "agent stopped before the first checkpoint",
 }
 
 
@@ -66,7 +74,8 @@ class Agent:
             await self.worker.open()
             await self.recover()
             self.desk.start()
-            self.desk.scan()
+            # Signals that came while no agent ran are applied before it reports ready.
+            await self.desk.process_waiting()
             self.background = [asyncio.create_task(self.desk.run()),
                                asyncio.create_task(self.scheduler.run())]
             self.paths.socket.unlink(missing_ok=True)
@@ -78,9 +87,11 @@ class Agent:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.stopping.set)
             log.info("agent ready", extra={"pid": os.getpid(), "home": str(self.paths.home)})
+            notify("READY=1")
             if ready:
                 ready()
             await self.stopping.wait()
+            notify("STOPPING=1")
             log.info("agent stopping", extra={"running": len(self.manager.tasks)})
             server.close()
             self.desk.stop()
@@ -100,7 +111,7 @@ class Agent:
 
     async def recover(self) -> None:
         """Instances the last agent left running: from their checkpoint through the
-        recover block, or, with none, failed as interrupted."""
+        recover block; with none, as their definition's `on_crash` says."""
         store = self.worker.store
         for instance_id in await self.worker.call(store.instances_with_status, "running"):
             checkpoint = await self.worker.call(store.find_checkpoint, instance_id)
@@ -113,10 +124,29 @@ class Agent:
                 await self.manager.resume(instance_id, taken, resumed_by="recovery",
                                           run_recover=True)
                 continue
+            record = await self.worker.call(store.get_instance, instance_id)
+            try:
+                policy = (await self.manager.definition(record.definition_sha256)).on_crash
+            except Exception:  # its definition no longer loads: fail it, do not guess
+                policy = "fail"
+            await self._apply_on_crash(instance_id, policy)
+
+    async def _apply_on_crash(self, instance_id: str, policy: str) -> None:
+        store = self.worker.store
+        event = json.dumps({"on_crash": policy, "error": INTERRUPTED_ERROR})
+        if policy == "restart":
+            await self.worker.call(store.add_event, instance_id, "instance_restarted", event)
+            log.warning("restarting interrupted instance", extra={"instance": instance_id})
+            await self.manager.restart(instance_id)
+        elif policy == "hold":
+            await self.worker.call(store.hold_instance, instance_id,
+                                   json.dumps(INTERRUPTED_ERROR))
+            await self.worker.call(store.add_event, instance_id, "instance_held", event)
+            log.warning("holding interrupted instance", extra={"instance": instance_id})
+        else:
             await self.worker.call(store.finish_instance, instance_id, "failed",
                                    error_json=json.dumps(INTERRUPTED_ERROR))
-            await self.worker.call(store.add_event, instance_id, "instance_failed",
-                                   json.dumps({"error": INTERRUPTED_ERROR}))
+            await self.worker.call(store.add_event, instance_id, "instance_failed", event)
             log.warning("instance interrupted by the last stop", extra={"instance": instance_id})
 
     async def _drain_instances(self) -> None:
@@ -172,7 +202,8 @@ class Agent:
             await send({"type": "error", "error": {
                 "kind": "not_found", "message": exc.message, "hint": exc.hint}})
         except (AgentError, StoreError) as exc:
-            kind = "usage" if isinstance(exc, UsageError) else "agent"
+            kind = ("usage" if isinstance(exc, UsageError)
+                    else "refused" if isinstance(exc, Refused) else "agent")
             await send({"type": "error", "error": {
                 "kind": kind, "message": exc.message, "hint": exc.hint}})
 
@@ -196,7 +227,7 @@ class Agent:
 
     async def op_run(self, request: dict[str, Any], send: Send) -> None:
         if self.stopping.is_set():
-            raise AgentError("the agent is stopping and takes no new instances",
+            raise Refused("the agent is stopping and takes no new instances",
                              hint="run the command again in a moment")
         file = request.get("file")
         definition = parse_definition(str(request["source"]), file)
@@ -265,6 +296,33 @@ class Agent:
 
         await self._follow(instance_id, collect)
         await send({"type": "result", "data": {**data, "instance": results[-1]}})
+
+    async def op_retry(self, request: dict[str, Any], send: Send) -> None:
+        """Retry a failed or held instance: from its checkpoint through the recover block
+        when it holds one, else from the beginning with the same params."""
+        store = self.worker.store
+        record = await self.worker.call(store.get_instance, str(request["instance_id"]))
+        checkpoint = await self.worker.call(store.find_checkpoint, record.id)
+        if checkpoint is not None and record.status in ("failed", "paused"):
+            delivery = await self.desk.deliver(
+                correlation_id=checkpoint.correlation_id, payload=None,
+                signal_id=uuid.uuid4().hex, source=f"cli:retry {record.id}")
+            if delivery.outcome != "applied":
+                raise Refused(f"instance {record.id} cannot be retried: {delivery.reason}")
+            action = "resumed from its checkpoint"
+        elif record.status == "failed" or (record.status == "paused" and checkpoint is None):
+            await self.worker.call(store.restart_instance, record.id, ("failed", "paused"))
+            await self.worker.call(store.add_event, record.id, "instance_restarted",
+                                   json.dumps({"by": "retry"}))
+            await self.manager.restart(record.id)
+            action = "restarted from the beginning"
+        else:
+            raise Refused(f"instance {record.id} is {record.status}; only a failed or "
+                             "held instance can be retried",
+                             hint=f"procctl show {record.id}")
+        await send({"type": "event", "event": {"kind": "retry", "instance_id": record.id,
+                                               "data": {"action": action}}})
+        await self._follow(record.id, send)
 
     async def op_purge_expired(self, request: dict[str, Any], send: Send) -> None:
         done = await self.scheduler.expire(dry_run=bool(request.get("dry_run")))

@@ -82,6 +82,19 @@ class InstanceNotFound(AgentError):
     exit_code = 5
 
 
+class Refused(AgentError):
+    """The agent understood the request and will not do it (e.g. retry a completed
+    instance); the message says why."""
+
+    exit_code = 8
+
+
+class RemoteDefinitionError(AgentError):
+    """The agent found a definition invalid (the CLI checks first, so this is rare)."""
+
+    exit_code = 3
+
+
 class StepFailed(AgentError):
     """A step failed while an instance ran; carries the step for the error record."""
 

@@ -22,6 +22,7 @@ from procctl.agent.definition.model import CheckpointStep
 from procctl.agent.engine.runner import Outcome, Runner
 from procctl.agent.engine.state import InstanceState, ResumeInfo
 from procctl.agent.errors import StepFailed
+from procctl.agent.faults import fault
 from procctl.agent.snapshot import Snapshot
 from procctl.agent.store_worker import StoreWorker
 from procctl.store import InstanceRecord
@@ -53,6 +54,7 @@ class InstanceHooks:
     async def save_checkpoint(self, step: CheckpointStep, snapshot: Snapshot, *,
                               expires_at: str | None, on_expire_json: str | None) -> int:
         text = snapshots.dumps(snapshot)
+        fault("before_checkpoint_commit")
         try:
             await self.manager.commit_checkpoint({
                 "instance_id": self.instance_id, "step_id": step.id,
@@ -61,6 +63,7 @@ class InstanceHooks:
         except Conflict as exc:
             raise StepFailed(exc.message, step_id=step.id, step_path=step.path,
                              kind="correlation_conflict") from exc
+        fault("after_checkpoint_commit")
         return len(text.encode())
 
     async def pause(self, *, commit_value: Any, resume_at: str | None) -> None:
@@ -137,7 +140,7 @@ class InstanceManager:
         record = await self.worker.call(store.get_instance, instance_id)
         try:
             snapshot = snapshots.loads(checkpoint.snapshot_json)
-            definition = await self._definition(record.definition_sha256)
+            definition = await self.definition(record.definition_sha256)
         except Exception as exc:  # unreadable snapshot or definition: fail, keep both
             error = {"kind": "snapshot", "message": f"cannot resume: {exc}"}
             await self.worker.call(store.finish_instance, instance_id, "failed",
@@ -149,6 +152,14 @@ class InstanceManager:
                           run_recover)
         self._launch(instance_id, definition, self._state(record, definition, {}), info)
 
+    async def restart(self, instance_id: str) -> None:
+        """Run an instance (already `running` in the store) again from its first step."""
+        record = await self.worker.call(self.worker.store.get_instance, instance_id)
+        definition = await self.definition(record.definition_sha256)
+        params = values.loads(record.params_json) or {}
+        self._launch(instance_id, definition, self._state(record, definition, dict(params)),
+                     None)
+
     async def resume_delivery(self, delivery: Delivery) -> None:
         assert delivery.instance_id is not None and delivery.checkpoint is not None
         await self.resume(
@@ -157,7 +168,7 @@ class InstanceManager:
             payload=values.loads(delivery.signal.payload_json),
             run_recover=delivery.from_status in ("failed", "running"))
 
-    async def _definition(self, sha256: str) -> Definition:
+    async def definition(self, sha256: str) -> Definition:
         cached = self._definitions.get(sha256)
         if cached is None:
             record = await self.worker.call(self.worker.store.get_definition, sha256)

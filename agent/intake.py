@@ -16,6 +16,7 @@ from typing import Any
 from procctl.agent import signals, values
 from procctl.agent import snapshot as snapshots
 from procctl.agent.durations import parse_duration
+from procctl.agent.faults import fault
 from procctl.agent.instances import InstanceManager
 from procctl.agent.store_worker import StoreWorker
 from procctl.agent.watcher import SignalWatcher
@@ -65,6 +66,13 @@ class SignalDesk:
             self.queue.put_nowait(path)
         return len(found)
 
+    async def process_waiting(self) -> int:
+        """Process every file already in the directory, now (at start)."""
+        found = signals.scan(self.directory)
+        for path in found:
+            await self.process_file(path)
+        return len(found)
+
     async def run(self) -> None:
         """Process queued files one by one, for the agent's lifetime."""
         while True:
@@ -93,6 +101,7 @@ class SignalDesk:
             correlation_id=signal.correlation_id, payload=signal.payload,
             signal_id=signal.signal_id or signal.file_key, source=source,
             set_values=signal.set_values)
+        fault("after_signal_commit")
         repeat_of_this_file = (delivery.outcome == "duplicate" and signal.signal_id is None)
         if delivery.outcome in ("rejected", "duplicate") and not repeat_of_this_file:
             await asyncio.to_thread(signals.settle, path, delivery.reason)

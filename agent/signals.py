@@ -65,7 +65,8 @@ def read_signal_file(path: Path, max_bytes: int) -> SignalFile:
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            kind = ("a directory" if stat.S_ISDIR(info.st_mode)
+                    else "a special file (FIFO, socket or device)")
             raise SignalRejected(f"{kind}, not a regular file")
         if info.st_uid != os.geteuid():
             raise SignalRejected(f"owned by uid {info.st_uid}, not the agent's user "

@@ -7,7 +7,10 @@ the event loop (and every other instance) running meanwhile.
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +21,7 @@ from typing import Any, TypeVar
 from procctl.store import Store
 
 T = TypeVar("T")
+log = logging.getLogger("procctl.store")
 
 
 class StoreWorker:
@@ -28,6 +32,7 @@ class StoreWorker:
         self._events: deque[tuple[str, str, str, str, str | None, str | None]] = deque()
         self._events_lock = threading.Lock()
         self._flush_queued = False
+        self._closing = False
 
     async def open(self) -> None:
         self._store = await self._run(Store, self._path)
@@ -44,7 +49,29 @@ class StoreWorker:
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, partial(fn, *args, **kwargs))
+        return await loop.run_in_executor(
+            self._executor, partial(self._until_space, partial(fn, *args, **kwargs)))
+
+    def _until_space(self, call: Callable[[], T]) -> T:
+        """Run a store call; while the disk is full, wait and try again.
+
+        A transaction that hits a full disk is rolled back whole (the step is not
+        marked done, the signal not consumed); the work goes on once space is free.
+        """
+        delay = 0.1
+        warned = False
+        while True:
+            try:
+                return call()
+            except sqlite3.OperationalError as exc:
+                if "full" not in str(exc) or self._closing:
+                    raise
+                if not warned:
+                    log.error("disk full: store writes wait for free space",
+                              extra={"db": str(self._path), "error": str(exc)})
+                    warned = True
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def add_event_soon(self, instance_id: str, at: str, kind: str, data_json: str,
                        step_id: str | None, step_path: str | None) -> None:
@@ -67,9 +94,10 @@ class StoreWorker:
             batch = list(self._events)
             self._events.clear()
         if batch:
-            self.store.add_events(batch)
+            self._until_space(lambda: self.store.add_events(batch))
 
     async def close(self) -> None:
+        self._closing = True
         if self._store is not None:
             await self._run(self._store.close)
             self._store = None

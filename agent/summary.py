@@ -43,8 +43,14 @@ def instance_summary(record: InstanceRecord,
         }
         if record.status in ("paused", "failed"):
             summary["resume_command"] = resume_command(checkpoint.correlation_id)
+        if record.status == "failed":
+            summary["retry_command"] = f"procctl retry {record.id}"
     if record.status == "paused":
         summary["paused_at"] = record.paused_at
+        if checkpoint is None:  # held by on_crash = "hold"
+            summary["retry_command"] = f"procctl retry {record.id}"
+    elif record.status == "failed" and "retry_command" not in summary:
+        summary["retry_command"] = f"procctl retry {record.id}"
     return summary
 
 

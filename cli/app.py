@@ -20,6 +20,7 @@ from procctl.cli.commands import (
     paused,
     purge,
     resume,
+    retry,
     run,
     show,
     signals,
@@ -48,6 +49,7 @@ app.command("show")(show.show_command)
 app.command("list")(listing.list_command)
 app.command("validate")(validate.validate_command)
 app.command("resume")(resume.resume_command)
+app.command("retry")(retry.retry_command)
 app.command("list-paused")(paused.list_paused_command)
 app.command("purge-expired")(purge.purge_expired_command)
 app.command("signals")(signals.signals_command)

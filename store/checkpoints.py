@@ -159,6 +159,31 @@ class CheckpointOps:
                            (instance_id,))
         return self.get_checkpoint(instance_id)
 
+    def hold_instance(self, instance_id: str, error_json: str) -> None:
+        """running -> paused with no checkpoint: held for a person (on_crash = "hold")."""
+        now = utc_now()
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE instances SET status = 'paused', paused_at = ?, error_json = ?,"
+                " updated_at = ? WHERE id = ? AND status = 'running'",
+                (now, error_json, now, instance_id))
+            if cursor.rowcount != 1:
+                raise Conflict(f"instance {instance_id} is not running")
+
+    def restart_instance(self, instance_id: str, from_statuses: tuple[str, ...]) -> None:
+        """-> running from the beginning: result, error and any checkpoint are cleared."""
+        now = utc_now()
+        marks = ", ".join("?" for _ in from_statuses)
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE instances SET status = 'running', paused_at = NULL, ended_at = NULL,"
+                " error_json = NULL, result_json = NULL, correlation_id = NULL,"
+                f" updated_at = ? WHERE id = ? AND status IN ({marks})",
+                (now, instance_id, *from_statuses))
+            if cursor.rowcount != 1:
+                raise Conflict(f"instance {instance_id} is not {' or '.join(from_statuses)}")
+            db.execute("DELETE FROM checkpoints WHERE instance_id = ?", (instance_id,))
+
     def due_resumes(self, now: str) -> list[str]:
         rows = self._db.execute(
             "SELECT c.instance_id FROM checkpoints c JOIN instances i ON i.id = c.instance_id "

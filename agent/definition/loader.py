@@ -64,7 +64,8 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "throw": ("message",),
     "signal": ("correlation_id",),
 }
-PROCESS_FIELDS = {"name", "version", "description", "params"}
+PROCESS_FIELDS = {"name", "version", "description", "params", "on_crash"}
+ON_CRASH = ("fail", "restart", "hold")
 PARAM_FIELDS = {"type", "default", "required", "description"}
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STEP_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -185,6 +186,13 @@ class _Builder:
         if version is not None and not isinstance(version, str | int | float):
             self.problem("[process] version must be a string", line=process_line)
         description = process.get("description", "")
+        on_crash = process.get("on_crash", "fail")
+        if on_crash not in ON_CRASH:
+            self.problem(f"on_crash {on_crash!r} is not one of {', '.join(ON_CRASH)}",
+                         line=self.line_of(r"^\s*on_crash\s*="),
+                         hint=_did_you_mean(str(on_crash), ON_CRASH)
+                         or "fail (the default), restart or hold")
+            on_crash = "fail"
         params = self.build_params(process.get("params", {}))
         raw_steps = data.get("steps")
         if raw_steps is None:
@@ -195,7 +203,7 @@ class _Builder:
         return Definition(
             name=name, version=None if version is None else str(version),
             description=str(description), params=params, steps=steps,
-            source=self.source, sha256=sha, file=self.file,
+            source=self.source, sha256=sha, file=self.file, on_crash=str(on_crash),
         )
 
     def build_params(self, raw: Any) -> tuple[ParamSpec, ...]:

@@ -150,6 +150,9 @@ class Definition:
     source: str
     sha256: str
     file: str | None
+    #: what recovery does with an instance interrupted before its first checkpoint:
+    #: "fail" (the default), "restart" (from the beginning, same params) or "hold"
+    on_crash: str = "fail"
     #: checkpoint step id -> what its snapshot stores (computed once, at load time)
     liveness: dict[str, Liveness] = field(default_factory=dict, compare=False)
 

@@ -23,6 +23,7 @@ from procctl.agent.engine.state import (
 )
 from procctl.agent.errors import StepFailed
 from procctl.agent.expressions import Expression
+from procctl.agent.faults import fault
 from procctl.agent.snapshot import Frame, Snapshot
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ async def resume_checkpoint(runner: Runner, step: CheckpointStep, state: Instanc
         "resumed_by": info.resumed_by, "iteration": info.iteration,
         "correlation_id": snapshot.correlation_id, "recover": info.run_recover})
     if info.run_recover:
+        fault("in_recover")
         value = await _block_value(runner, step.recover, "recover", state)
     else:
         value = info.commit_value

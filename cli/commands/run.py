@@ -103,6 +103,11 @@ def print_outcome(summary: dict[str, Any]) -> None:
     """How an instance stands after `run --wait` or `resume`: result, error or pause."""
     took = render.elapsed(summary["started_at"], summary["ended_at"])
     state = render.status_text(summary["status"])
+    if summary["status"] == "paused" and not summary.get("checkpoint"):
+        error = summary.get("error") or {}
+        render.console.print(f"{state} (held: {escape(str(error.get('message')))})")
+        render.console.print("Run it again with: " + escape(str(summary.get("retry_command"))))
+        return
     if summary["status"] == "paused":
         checkpoint = summary.get("checkpoint") or {}
         step_id = escape(str(checkpoint.get("step_id")))
@@ -124,8 +129,11 @@ def print_outcome(summary: dict[str, Any]) -> None:
     render.error(f"instance {summary['instance_id']} failed{where}: {error.get('message')}",
                  f"see its history with: procctl show {summary['instance_id']}")
     if summary.get("resume_command"):
-        render.note("It holds a checkpoint: once the cause is fixed, retry it with: "
-                    + summary["resume_command"])
+        render.note("It holds a checkpoint: once the cause is fixed, go on from it with: "
+                    + str(summary["retry_command"]))
+    elif summary.get("retry_command"):
+        render.note("Once the cause is fixed, run it again with: "
+                    + str(summary["retry_command"]))
 
 
 def _read_params_file(path: Path) -> dict[str, Any]:

@@ -1,0 +1,37 @@
+"""Test-only fault points: `PROCCTL_FAULT=point[:n],...` kills the agent with SIGKILL the
+n-th time (default: the first) it passes `point`. The fault suite uses them to stop
+the agent at exact moments; with the variable unset they cost a dictionary lookup.
+
+Points: before_checkpoint_commit, after_checkpoint_commit (before the commit block),
+in_recover (as the recover block starts), after_signal_commit (before the signal file
+is moved).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "PROCCTL_FAULT"
+
+
+def _parse(text: str) -> dict[str, int]:
+    points: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, count = item.partition(":")
+        points[name] = int(count) if count else 1
+    return points
+
+
+_armed = _parse(os.environ.get(ENV, ""))
+
+
+def fault(point: str) -> None:
+    """Die here if the environment asks for it (see the module docstring)."""
+    remaining = _armed.get(point)
+    if remaining is None:
+        return
+    remaining -= 1
+    _armed[point] = remaining
+    if remaining == 0:
+        os.kill(os.getpid(), signal.SIGKILL)
