@@ -273,7 +273,7 @@ class Agent:
 
     async def op_await_signal(self, request: dict[str, Any], send: Send) -> None:
         """What became of a signal (by its signal_id); with follow, the instance too."""
-        timeout = request.get("timeout")
+        timeout = request.get("wait_seconds")
         record = await self.desk.wait_for(str(request["signal_id"]),
                                           None if timeout is None else float(timeout))
         if record is None:

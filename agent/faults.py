@@ -2,9 +2,11 @@
 n-th time (default: the first) it passes `point`. The fault suite uses them to stop
 the agent at exact moments; with the variable unset they cost a dictionary lookup.
 
-Points: before_checkpoint_commit, after_checkpoint_commit (before the commit block),
-in_recover (as the recover block starts), after_signal_commit (before the signal file
-is moved).
+Points: before_checkpoint_commit (the snapshot is built, not committed),
+before_commit_block (the snapshot is committed, the commit block has not run),
+after_checkpoint_commit (the snapshot is committed and the commit block has run; the
+instance has not paused or gone on yet), in_recover (as the recover block starts),
+after_signal_commit (the signal is applied in the store, its file not moved yet).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ it from its snapshot, with the definition text pinned to it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import secrets
@@ -39,6 +40,13 @@ Deliver = Callable[..., Awaitable[Delivery]]
 RESUMED_BY_SOURCE = {"cli": "manual", "expiry": "expiry"}
 
 
+def apply_set_json(snapshot_json: str, set_json: str) -> str:
+    """A snapshot with a signal's `set` edits applied to its stored variables."""
+    snapshot = snapshots.loads(snapshot_json)
+    variables = {**snapshot.variables, **json.loads(set_json)}
+    return snapshots.dumps(dataclasses.replace(snapshot, variables=variables))
+
+
 def resumed_by_for(signal: SignalRecord) -> str:
     return RESUMED_BY_SOURCE.get(signal.source.split(":")[0], "signal")
 
@@ -63,14 +71,15 @@ class InstanceHooks:
         except Conflict as exc:
             raise StepFailed(exc.message, step_id=step.id, step_path=step.path,
                              kind="correlation_conflict") from exc
-        fault("after_checkpoint_commit")
+        fault("before_commit_block")
         return len(text.encode())
 
     async def pause(self, *, commit_value: Any, resume_at: str | None) -> None:
         worker = self.manager.worker
         self.pending = await worker.call(
             worker.store.pause_instance, self.instance_id,
-            commit_value_json=values.dumps(commit_value), resume_at=resume_at)
+            commit_value_json=values.dumps(commit_value), resume_at=resume_at,
+            apply_set=apply_set_json)
 
     async def send_signal(self, *, correlation_id: str, payload: Any,
                           signal_id: str | None) -> dict[str, Any]:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from procctl.agent import signals, values
-from procctl.agent import snapshot as snapshots
 from procctl.agent.durations import parse_duration
 from procctl.agent.faults import fault
-from procctl.agent.instances import InstanceManager
+from procctl.agent.instances import InstanceManager, apply_set_json
 from procctl.agent.store_worker import StoreWorker
 from procctl.agent.watcher import SignalWatcher
 from procctl.store.records import Delivery, SignalRecord
@@ -25,16 +25,10 @@ from procctl.store.records import Delivery, SignalRecord
 log = logging.getLogger("procctl.signals")
 
 
-def edit_variables(set_values: dict[str, Any]) -> Any:
+def edit_variables(set_values: dict[str, Any]) -> Callable[[str], str]:
     """A snapshot edit for `--set`: replace stored variables before the resume."""
-
-    def edit(text: str) -> str:
-        snapshot = snapshots.loads(text)
-        variables = {**snapshot.variables, **set_values}
-        return snapshots.dumps(snapshots.Snapshot(**{**snapshot.__dict__,
-                                                     "variables": variables}))
-
-    return edit
+    set_json = json.dumps(set_values)
+    return lambda text: apply_set_json(text, set_json)
 
 
 class SignalDesk:

@@ -28,7 +28,7 @@ def instance_summary(record: InstanceRecord,
         "error": json.loads(record.error_json) if record.error_json else None,
         "started_at": record.started_at,
         "ended_at": record.ended_at,
-        "correlation_id": record.correlation_id if checkpoint else None,
+        "correlation_id": record.correlation_id,
         "checkpoint": None,
     }
     if checkpoint is not None:

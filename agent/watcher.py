@@ -23,6 +23,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from procctl.agent.signals import PROCESSED, REJECTED, is_signal_name
 
@@ -46,6 +47,17 @@ class _Handler(FileSystemEventHandler):
         self._report(event.src_path)
 
 
+def _observer() -> BaseObserver:
+    """The platform's observer. With inotify, full events: a file moved in from another
+    directory (a lone IN_MOVED_TO) is then reported as a move, not as a creation, so it
+    is seen at once too, not only by the next scan."""
+    try:
+        from watchdog.observers.inotify import InotifyObserver
+    except Exception:  # not Linux: the platform's own observer
+        return Observer()
+    return InotifyObserver(generate_full_events=True)
+
+
 class SignalWatcher:
     def __init__(self, directory: Path, queue: asyncio.Queue[Path]) -> None:
         self.directory = directory
@@ -56,7 +68,7 @@ class SignalWatcher:
         handler = _Handler(asyncio.get_running_loop(), self.queue, self.directory)
         for folder in (PROCESSED, REJECTED):  # watched from the start (see the top)
             (self.directory / folder).mkdir(mode=0o700, exist_ok=True)
-        observer = Observer()
+        observer = _observer()
         observer.schedule(handler, str(self.directory), recursive=True)
         observer.daemon = True
         observer.start()

@@ -104,10 +104,11 @@ class CheckpointOps:
 
     def pause_instance(
         self, instance_id: str, *, commit_value_json: str | None, resume_at: str | None,
-        hold_window_start: str | None = None,
+        apply_set: Callable[[str, str], str] | None = None,
     ) -> SignalRecord | None:
         """running -> paused. A pending signal for its correlation ID is applied at once
-        (the instance goes straight back to running) and returned."""
+        (the instance goes straight back to running) and returned; `apply_set(snapshot,
+        set_json)` applies the signal's variable edits to the snapshot text."""
         now = utc_now()
         with self._write() as db:
             cursor = db.execute(
@@ -129,6 +130,12 @@ class CheckpointOps:
                 (correlation[0], now)).fetchone()
             if row is None:
                 return None
+            if row["set_json"] and apply_set is not None:
+                snapshot = db.execute("SELECT snapshot_json FROM checkpoints WHERE"
+                                      " instance_id = ?", (instance_id,)).fetchone()[0]
+                edited = apply_set(snapshot, row["set_json"])
+                db.execute("UPDATE checkpoints SET snapshot_json = ?, size = ? WHERE"
+                           " instance_id = ?", (edited, len(edited.encode()), instance_id))
             self._resume_in(db, instance_id, "paused", now)
             db.execute(
                 "UPDATE signals SET status = 'applied', instance_id = ?, resolved_at = ?, "

@@ -9,7 +9,7 @@ a failure) or take the commit block's stored value, and go on after the checkpoi
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from procctl.agent import values
@@ -41,10 +41,13 @@ def _after(seconds: float) -> str:
 
 
 def _moment(expression: Expression, state: InstanceState, step: Any) -> str:
-    """A `resume_at` / `at` value: a datetime, a date, or an ISO-8601 string."""
+    """A `resume_at` / `at` value: a datetime, a date (its start, UTC), or an ISO-8601
+    string."""
     value = expression.evaluate(state.context(step))
     if isinstance(value, datetime):
         return _stamp(value)
+    if isinstance(value, date):  # a day: its start, in UTC
+        return _stamp(datetime(value.year, value.month, value.day, tzinfo=UTC))
     if isinstance(value, str):
         try:
             return _stamp(datetime.fromisoformat(value))
@@ -111,6 +114,7 @@ async def run_checkpoint_step(runner: Runner, step: CheckpointStep, state: Insta
         "results": sorted(results), "expires_at": expires_at})
     state.checkpoint = CheckpointInfo(step.id, correlation_id, 0)
     value = await _block_value(runner, step.commit, "commit", state)
+    fault("after_checkpoint_commit")
     state.checkpoint.value = value
     result = checkpoint_result(snapshot, resumed_by=None, payload=None, value=value, iteration=0)
     if step.continue_:

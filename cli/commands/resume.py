@@ -115,7 +115,7 @@ def _follow(client: AgentClient, signal_id: str, timeout: float,
             *, quiet: bool) -> dict[str, Any]:
     outcome: dict[str, Any] = {}
     for kind, payload in client.stream("await_signal", signal_id=signal_id, follow=True,
-                                       timeout=timeout + 3600):
+                                       wait_seconds=timeout, timeout=None):
         if kind == "result":
             outcome = payload
             break

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 import time
@@ -121,3 +122,18 @@ def test_a_writer_waits_for_another_process_lock(tmp_path: Path, store: Store) -
     assert store.get_instance("i1").status == "running"
     release.join()
     other.close()
+
+
+def test_a_schema_1_store_from_the_first_release_migrates_and_keeps_its_rows(
+        tmp_path: Path) -> None:
+    """tests/data holds a database written by schema 1; it must keep opening."""
+    path = tmp_path / "procctl.db"
+    shutil.copy(Path(__file__).parent.parent / "data" / "procctl-schema1.db", path)
+    store = Store(path, must_exist=True)
+    assert store.schema_version == SCHEMA_VERSION
+    record = store.get_instance("0123456789ab")
+    assert (record.status, record.result_json, record.correlation_id) == (
+        "completed", '"Hello, world!"', None)
+    assert [e.kind for e in store.events(record.id)] == ["step_finished"]
+    assert store.list_paused() == []
+    assert store.integrity_check() == "ok"

@@ -161,3 +161,18 @@ def test_due_scheduled_resumes(store: Store) -> None:
     assert store.due_resumes(utc_now()) == []
     with pytest.raises(Conflict):
         store.take_resume("i1")
+
+
+def test_a_held_signal_brings_its_variable_edits_to_the_pause(store: Store) -> None:
+    store.deliver_signal(correlation_id="later", source="cli", set_json='{"amount": 99}',
+                         hold_seconds=60)
+    running(store, "i1")
+    store.save_checkpoint("i1", "cp", "later", '{"amount": 1}', expires_at=None)
+
+    def apply_set(snapshot: str, set_json: str) -> str:
+        return json.dumps({**json.loads(snapshot), **json.loads(set_json)})
+
+    delivered = store.pause_instance("i1", commit_value_json=None, resume_at=None,
+                                     apply_set=apply_set)
+    assert delivered is not None
+    assert json.loads(store.get_checkpoint("i1").snapshot_json) == {"amount": 99}
