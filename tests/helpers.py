@@ -9,11 +9,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from procctl.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
@@ -111,3 +114,42 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+def unique_key() -> str:
+    """A short random key, to keep correlation IDs and file names apart between tests."""
+    return uuid.uuid4().hex[:10]
+
+
+def show_json(procctl: Procctl, instance_id: str) -> dict[str, Any]:
+    shown: dict[str, Any] = procctl.ok("show", instance_id, "--json").json()
+    return shown
+
+
+def run_paused(procctl: Procctl, *args: str | Path) -> dict[str, Any]:
+    """`run --wait --json` that must end paused; its summary."""
+    summary: dict[str, Any] = procctl.ok("run", *args, "--wait", "--json").json()
+    assert summary["status"] == "paused", summary
+    return summary
+
+
+def instance_state(procctl: Procctl, instance_id: str) -> tuple[str, str | None, int | None]:
+    """Status, checkpoint step and its iteration, read from the store as `show` reads
+    it, but in this process: cheap enough to poll while the agent works."""
+    store = Store(procctl.home / "procctl.db", must_exist=True)
+    try:
+        record = store.get_instance(instance_id)
+        checkpoint = store.find_checkpoint(record.id)
+    finally:
+        store.close()
+    if checkpoint is None:
+        return record.status, None, None
+    return record.status, checkpoint.step_id, checkpoint.iteration
+
+
+def wait_settled(procctl: Procctl, instance_id: str, status: str = "completed",
+                 timeout: float = 20) -> dict[str, Any]:
+    """Poll until the instance has `status`; then its `show --json`."""
+    wait_for(lambda: instance_state(procctl, instance_id)[0] == status, timeout=timeout,
+             message=f"instance {instance_id} to be {status}")
+    return show_json(procctl, instance_id)

@@ -8,35 +8,19 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from helpers import Procctl, Result, wait_for
+from helpers import Procctl, Result, run_paused, show_json, unique_key, wait_for
 
 from procctl.store import Store
 
 WriteDefinition = Callable[..., Path]
 
 
-def _key() -> str:
-    return uuid.uuid4().hex[:10]
 
-
-def _show(procctl: Procctl, instance_id: str) -> dict[str, Any]:
-    shown: dict[str, Any] = procctl.ok("show", instance_id, "--json").json()
-    return shown
-
-
-def _paused(procctl: Procctl, *args: str) -> dict[str, Any]:
-    """`run --wait --json` that must end paused; the summary."""
-    result = procctl("run", *args, "--wait", "--json")
-    assert result.code == 0, str(result)
-    summary: dict[str, Any] = result.json()
-    assert summary["status"] == "paused", summary
-    return summary
 
 
 def _resumed(result: Result) -> dict[str, Any]:
@@ -82,7 +66,7 @@ value = "{{ total }}"
 def test_run_wait_reports_the_pause_and_list_paused_shows_it(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(PAUSING)
-    one, two = _key(), _key()
+    one, two = unique_key(), unique_key()
     plain, as_json = shared_procctl.many(("run", path, "--wait", "-p", f"key={one}"),
                                          ("run", path, "--wait", "--json", "-p", f"key={two}"))
     assert plain.code == 0, str(plain)
@@ -204,7 +188,7 @@ def test_snapshot_stores_only_live_variables_with_their_types(
     path = write_definition(TYPED)
     blob = tmp_path / "blob.bin"
     blob.write_bytes("héllo".encode())
-    key = _key()
+    key = unique_key()
 
     validated, run = shared_procctl.many(
         ("validate", path, "--json"),
@@ -213,7 +197,7 @@ def test_snapshot_stores_only_live_variables_with_their_types(
     assert validated.json()["checkpoints"] == {"wait": {"variables": LIVE, "results": []}}
     assert run.code == 0 and run.json()["status"] == "paused", str(run)
     summary = run.json()
-    shown = _show(shared_procctl, summary["instance_id"])
+    shown = show_json(shared_procctl, summary["instance_id"])
     stored = shown["stored_variables"]
     # `scratch`, the params and the file step's result are not read after the pause.
     assert sorted(stored) == LIVE
@@ -285,8 +269,8 @@ def test_checkpoint_in_foreach_resumes_at_the_same_item(
         shared_procctl: Procctl, write_definition: WriteDefinition, tmp_path: Path) -> None:
     path = write_definition(LOOP)
     ledger = tmp_path / "ledger.txt"
-    key = _key()
-    summary = _paused(shared_procctl, path, "-p", f"key={key}", "-p", f"ledger={ledger}")
+    key = unique_key()
+    summary = run_paused(shared_procctl, path, "-p", f"key={key}", "-p", f"ledger={ledger}")
     instance_id = summary["instance_id"]
     assert summary["correlation_id"] == f"loop-{key}-a"
     assert ledger.read_text() == "before a\n"
@@ -295,7 +279,7 @@ def test_checkpoint_in_foreach_resumes_at_the_same_item(
                                        "--json"))
     assert instance["instance_id"] == instance_id
     assert instance["status"] == "paused" and instance["correlation_id"] == f"loop-{key}-b"
-    shown = _show(shared_procctl, instance_id)
+    shown = show_json(shared_procctl, instance_id)
     assert shown["position"] == "steps[0].body[1]"
     assert shown["stored_variables"]["letter"] == "b"
     assert shown["stored_variables"]["i"] == 1
@@ -373,10 +357,10 @@ def test_checkpoint_in_an_if_branch_resumes_inside_that_branch(
         shared_procctl: Procctl, write_definition: WriteDefinition, tmp_path: Path) -> None:
     path = write_definition(BRANCH)
     ledger = tmp_path / "ledger.txt"
-    key = _key()
-    summary = _paused(shared_procctl, path, "-p", f"key={key}", "-p", f"ledger={ledger}",
+    key = unique_key()
+    summary = run_paused(shared_procctl, path, "-p", f"key={key}", "-p", f"ledger={ledger}",
                       "-p", "amount=500")
-    assert _show(shared_procctl, summary["instance_id"])["position"] == "steps[0].then[1]"
+    assert show_json(shared_procctl, summary["instance_id"])["position"] == "steps[0].then[1]"
     assert ledger.read_text() == "then before\n"
 
     instance = _resumed(shared_procctl("resume", "-c", f"branch-{key}", "-d", "by=ada",
@@ -389,8 +373,8 @@ def test_checkpoint_in_an_if_branch_resumes_inside_that_branch(
 def test_correlation_id_clash_fails_the_second_instance_naming_the_first(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(PAUSING)
-    key = _key()
-    first = _paused(shared_procctl, path, "-p", f"key={key}")
+    key = unique_key()
+    first = run_paused(shared_procctl, path, "-p", f"key={key}")
     second, text = shared_procctl.many(("run", path, "--wait", "--json", "-p", f"key={key}"),
                                        ("run", path, "--wait", "-p", f"key={key}"))
     assert second.code == 1, str(second)
@@ -453,7 +437,7 @@ value = { checkpoint = "{{ results['wait'] }}", color = "{{ color }}" }
 def test_checkpoint_result_fields_after_a_resume(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(FIELDS)
-    by_cli, by_file = _key(), _key()
+    by_cli, by_file = unique_key(), unique_key()
     runs = shared_procctl.many(("run", path, "--wait", "--json", "-p", f"key={by_cli}"),
                                ("run", path, "--wait", "--json", "-p", f"key={by_file}"))
     first, second = (run.json() for run in runs)
@@ -488,7 +472,7 @@ def test_checkpoint_result_fields_after_a_resume(
             store.close()
 
     wait_for(completed, message="the signal file to resume the instance")
-    shown = _show(shared_procctl, second["instance_id"])
+    shown = show_json(shared_procctl, second["instance_id"])
     checkpoint = shown["result"]["checkpoint"]
     assert checkpoint["resumed_by"] == "signal"
     assert checkpoint["payload"] == {"answer": "no"}
@@ -535,7 +519,7 @@ value = { n = "{{ n }}", checkpoint = "{{ results['save'] }}" }
 def test_continue_true_saves_and_goes_on(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(CONTINUE)
-    key = _key()
+    key = unique_key()
     result = shared_procctl.ok("run", path, "--wait", "--json", "-p", f"key={key}")
     summary = result.json()
     assert summary["status"] == "completed", summary
@@ -578,11 +562,11 @@ value = "VERSION"
 
 def test_the_definition_is_pinned_to_the_instance(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
-    old_key, new_key = _key(), _key()
+    old_key, new_key = unique_key(), unique_key()
     path = write_definition(PINNED.replace("VERSION", "old definition"))
-    old = _paused(shared_procctl, path, "-p", f"key={old_key}")
+    old = run_paused(shared_procctl, path, "-p", f"key={old_key}")
     path.write_text(PINNED.replace("VERSION", "new definition"))
-    new = _paused(shared_procctl, path, "-p", f"key={new_key}")
+    new = run_paused(shared_procctl, path, "-p", f"key={new_key}")
     path.unlink()
 
     old_done, new_done = shared_procctl.many(
@@ -621,15 +605,15 @@ value = { n = "{{ n }}", double = "{{ n * 2 }}", word = "{{ word }}" }
 def test_resume_set_changes_a_stored_variable(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(SETTABLE)
-    key = _key()
-    summary = _paused(shared_procctl, path, "-p", f"key={key}")
-    assert _show(shared_procctl, summary["instance_id"])["stored_variables"] == {
+    key = unique_key()
+    summary = run_paused(shared_procctl, path, "-p", f"key={key}")
+    assert show_json(shared_procctl, summary["instance_id"])["stored_variables"] == {
         "n": 1, "word": "a"}
     instance = _resumed(shared_procctl("resume", "-c", f"settable-{key}", "--set", "n=5",
                                        "--set", "word=zed", "--json"))
     assert instance["status"] == "completed", instance
     assert instance["result"] == {"n": 5, "double": 10, "word": "zed"}
-    history = _show(shared_procctl, summary["instance_id"])["history"]
+    history = show_json(shared_procctl, summary["instance_id"])["history"]
     applied = [e for e in history if e["kind"] == "signal_applied"]
     assert len(applied) == 1 and applied[0]["data"]["set"] == ["n", "word"]
 
@@ -637,7 +621,7 @@ def test_resume_set_changes_a_stored_variable(
 def test_a_paused_instance_is_not_running_and_survives_an_agent_restart(
         procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(SETTABLE)
-    summary = _paused(procctl, path, "-p", "key=restart")
+    summary = run_paused(procctl, path, "-p", "key=restart")
     instance_id = summary["instance_id"]
 
     # Paused means out of memory: the agent runs no task for it.

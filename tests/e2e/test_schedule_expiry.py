@@ -8,53 +8,28 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from helpers import SAMPLES, Procctl, wait_for
-
-from procctl.store import Store
+from helpers import (
+    SAMPLES,
+    Procctl,
+    instance_state,
+    run_paused,
+    show_json,
+    unique_key,
+    wait_for,
+    wait_settled,
+)
 
 WriteDefinition = Callable[..., Path]
 
 
-def _key() -> str:
-    return uuid.uuid4().hex[:10]
 
 
-def _show(procctl: Procctl, instance_id: str) -> dict[str, Any]:
-    shown: dict[str, Any] = procctl.ok("show", instance_id, "--json").json()
-    return shown
 
-
-def _paused(procctl: Procctl, *args: str | Path) -> dict[str, Any]:
-    summary: dict[str, Any] = procctl.ok("run", *args, "--wait", "--json").json()
-    assert summary["status"] == "paused", summary
-    return summary
-
-
-def _state(procctl: Procctl, instance_id: str) -> tuple[str, str | None, int | None]:
-    """Status, checkpoint step and its iteration, read from the store as `show` reads
-    it, but in this process: cheap enough to poll while the agent works."""
-    store = Store(procctl.home / "procctl.db", must_exist=True)
-    try:
-        record = store.get_instance(instance_id)
-        checkpoint = store.find_checkpoint(record.id)
-    finally:
-        store.close()
-    if checkpoint is None:
-        return record.status, None, None
-    return record.status, checkpoint.step_id, checkpoint.iteration
-
-
-def _settled(procctl: Procctl, instance_id: str, status: str = "completed",
-             timeout: float = 20) -> dict[str, Any]:
-    wait_for(lambda: _state(procctl, instance_id)[0] == status, timeout=timeout,
-             message=f"instance {instance_id} to be {status}")
-    return _show(procctl, instance_id)
 
 
 def _paused_ids(procctl: Procctl) -> set[str]:
@@ -81,13 +56,13 @@ def test_poll_sample_polls_until_the_file_appears(
     instance_id = started.json()["instance_id"]
 
     def polled_twice() -> bool:
-        status, _, iteration = _state(shared_procctl, instance_id)
+        status, _, iteration = instance_state(shared_procctl, instance_id)
         assert status in ("running", "paused"), status
         return (iteration or 0) >= 2
 
     wait_for(polled_twice, timeout=20, message="two scheduled resumes")
     flag.touch()
-    shown = _settled(shared_procctl, instance_id)
+    shown = wait_settled(shared_procctl, instance_id)
     checks = shown["result"]["checks"]
     assert shown["result"] == {"path": str(flag), "checks": checks}
     assert checks >= 3
@@ -124,9 +99,9 @@ value = "never"
 def test_scheduled_resume_past_max_iterations_fails(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(GIVE_UP)
-    summary = _paused(shared_procctl, path, "-p", f"key={_key()}")
+    summary = run_paused(shared_procctl, path, "-p", f"key={unique_key()}")
     assert summary["checkpoint"]["resume_at"] is not None
-    shown = _settled(shared_procctl, summary["instance_id"], "failed")
+    shown = wait_settled(shared_procctl, summary["instance_id"], "failed")
     error = shown["error"]
     assert error["step_id"] == "again"
     assert error["kind"] == "max_iterations"
@@ -160,11 +135,11 @@ value = { by = "{{ results['wait'].resumed_by }}", iteration = "{{ results['wait
 def test_resume_after_resumes_by_itself(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(SCHEDULED.replace("AFTER", "1s"))
-    summary = _paused(shared_procctl, path, "-p", f"key={_key()}")
+    summary = run_paused(shared_procctl, path, "-p", f"key={unique_key()}")
     resume_at = datetime.fromisoformat(summary["checkpoint"]["resume_at"])
     paused_at = datetime.fromisoformat(summary["paused_at"])
     assert timedelta(0) < resume_at - paused_at <= timedelta(seconds=1)
-    shown = _settled(shared_procctl, summary["instance_id"])
+    shown = wait_settled(shared_procctl, summary["instance_id"])
     assert shown["result"] == {"by": "schedule", "iteration": 1}
     assert datetime.fromisoformat(shown["ended_at"]) >= resume_at
 
@@ -172,7 +147,7 @@ def test_resume_after_resumes_by_itself(
 def test_a_resume_that_fell_due_while_the_agent_was_down_happens_at_start(
         procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(SCHEDULED.replace("AFTER", "4s"))
-    summary = _paused(procctl, path, "-p", "key=offline")
+    summary = run_paused(procctl, path, "-p", "key=offline")
     procctl.ok("agent", "stop")
     instance_id = summary["instance_id"]
     resume_at = datetime.fromisoformat(summary["checkpoint"]["resume_at"])
@@ -185,7 +160,7 @@ def test_a_resume_that_fell_due_while_the_agent_was_down_happens_at_start(
         "not paused: did the agent take more than 4 s to stop?"
 
     procctl.ok("agent", "start")
-    shown = _settled(procctl, instance_id)
+    shown = wait_settled(procctl, instance_id)
     assert shown["result"] == {"by": "schedule", "iteration": 1}
 
 
@@ -222,10 +197,10 @@ RESUME_POLICY = 'on_expire = { resume = { approved = false, by = "timeout" } }'
 def test_the_agent_expires_a_paused_instance_and_refuses_its_signals(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(_expiring("1s"))
-    key = _key()
-    summary = _paused(shared_procctl, path, "-p", f"key={key}")
+    key = unique_key()
+    summary = run_paused(shared_procctl, path, "-p", f"key={key}")
     instance_id = summary["instance_id"]
-    shown = _settled(shared_procctl, instance_id, "failed")
+    shown = wait_settled(shared_procctl, instance_id, "failed")
     assert shown["error"]["kind"] == "expired"
     assert "time to live" in shown["error"]["message"]
     assert shown["checkpoint"] is None  # the snapshot was discarded
@@ -241,14 +216,14 @@ def test_the_agent_expires_a_paused_instance_and_refuses_its_signals(
     error = signals / "rejected" / f"late-{key}.json.error.json"
     wait_for(error.exists, message="the late signal file to be rejected")
     assert "expired" in json.loads(error.read_text())["reason"]
-    assert _show(shared_procctl, instance_id)["status"] == "failed"
+    assert show_json(shared_procctl, instance_id)["status"] == "failed"
 
 
 def test_on_expire_resume_takes_the_timeout_path(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(_expiring("1s", RESUME_POLICY))
-    summary = _paused(shared_procctl, path, "-p", f"key={_key()}")
-    shown = _settled(shared_procctl, summary["instance_id"])
+    summary = run_paused(shared_procctl, path, "-p", f"key={unique_key()}")
+    shown = wait_settled(shared_procctl, summary["instance_id"])
     assert shown["result"] == {"by": "expiry",
                                "payload": {"approved": False, "by": "timeout"}}
     expired = [e for e in shown["history"] if e["kind"] == "instance_expired"]
@@ -295,7 +270,7 @@ def test_purge_expired_works_with_the_agent_stopped(
     assert {r["instance_id"] for r in rows_after.json()} == {resume_id, last_id}
 
     procctl.ok("agent", "start")
-    resumed = _settled(procctl, resume_id)
+    resumed = wait_settled(procctl, resume_id)
     assert resumed["result"] == {"by": "expiry",
                                  "payload": {"approved": False, "by": "timeout"}}
     assert _paused_ids(procctl) == {last_id}
@@ -305,7 +280,7 @@ def test_purge_expired_works_with_the_agent_stopped(
 
 
 def test_approval_sample_approve_and_reject(shared_procctl: Procctl) -> None:
-    key = _key()
+    key = unique_key()
     approve, reject = shared_procctl.many(
         ("run", SAMPLES / "approval.toml", "--wait", "--json", "-p", f"order={key}-1",
          "-p", "amount=1200"),
@@ -313,7 +288,7 @@ def test_approval_sample_approve_and_reject(shared_procctl: Procctl) -> None:
     for run in (approve, reject):
         assert run.code == 0 and run.json()["status"] == "paused", str(run)
     assert approve.json()["correlation_id"] == f"approval-{key}-1"
-    shown = _show(shared_procctl, approve.json()["instance_id"])
+    shown = show_json(shared_procctl, approve.json()["instance_id"])
     # As the sample says: it stores only `order` and `amount`.
     assert shown["stored_variables"] == {"order": f"{key}-1", "amount": 1200}
     expires = datetime.fromisoformat(shown["checkpoint"]["expires_at"])
@@ -329,14 +304,14 @@ def test_approval_sample_approve_and_reject(shared_procctl: Procctl) -> None:
     drop_signal(shared_procctl.home / "signals", f"approval-{key}-2",
                 {"correlation_id": f"approval-{key}-2",
                  "payload": {"approved": False, "by": "bob"}})
-    rejected = _settled(shared_procctl, reject.json()["instance_id"])
+    rejected = wait_settled(shared_procctl, reject.json()["instance_id"])
     assert rejected["result"] == {"order": f"{key}-2", "approved": False, "by": "bob"}
 
 
 def test_reply_sample_sends_once_without_possible_repeat(
         shared_procctl: Procctl, tmp_path: Path) -> None:
     outbox = tmp_path / "outbox.jsonl"
-    key = _key()
+    key = unique_key()
     summary = shared_procctl.ok("run", SAMPLES / "reply.toml", "--wait", "--json",
                                 "-p", f"outbox={outbox}", "-p", f"message_id={key}").json()
     assert summary["status"] == "completed", summary

@@ -11,14 +11,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from helpers import PROCCTL, Procctl, wait_for
-
-from procctl.store import Store
+from helpers import (
+    PROCCTL,
+    Procctl,
+    instance_state,
+    run_paused,
+    show_json,
+    unique_key,
+    wait_for,
+    wait_settled,
+)
 
 WriteDefinition = Callable[..., Path]
 
@@ -64,9 +70,6 @@ iteration = "{{ results['wait'].iteration }}"
 """
 
 
-def _key() -> str:
-    return uuid.uuid4().hex[:10]
-
 
 def drop_signal(directory: Path, name: str, document: Any) -> Path:
     """The signal file protocol: write NAME.tmp, then rename it to NAME.json."""
@@ -78,36 +81,8 @@ def drop_signal(directory: Path, name: str, document: Any) -> Path:
     return final
 
 
-def _show(procctl: Procctl, instance_id: str) -> dict[str, Any]:
-    shown: dict[str, Any] = procctl.ok("show", instance_id, "--json").json()
-    return shown
 
 
-def _paused(procctl: Procctl, *args: str | Path) -> dict[str, Any]:
-    summary: dict[str, Any] = procctl.ok("run", *args, "--wait", "--json").json()
-    assert summary["status"] == "paused", summary
-    return summary
-
-
-def _state(procctl: Procctl, instance_id: str) -> tuple[str, str | None, int | None]:
-    """Status, checkpoint step and its iteration, read from the store as `show` reads
-    it, but in this process: cheap enough to poll while the agent works."""
-    store = Store(procctl.home / "procctl.db", must_exist=True)
-    try:
-        record = store.get_instance(instance_id)
-        checkpoint = store.find_checkpoint(record.id)
-    finally:
-        store.close()
-    if checkpoint is None:
-        return record.status, None, None
-    return record.status, checkpoint.step_id, checkpoint.iteration
-
-
-def _settled(procctl: Procctl, instance_id: str, status: str = "completed",
-             timeout: float = 20) -> dict[str, Any]:
-    wait_for(lambda: _state(procctl, instance_id)[0] == status, timeout=timeout,
-             message=f"instance {instance_id} to be {status}")
-    return _show(procctl, instance_id)
 
 
 def _rejected_reason(directory: Path, name: str, timeout: float = 20) -> str:
@@ -126,12 +101,12 @@ def _rejected_reason(directory: Path, name: str, timeout: float = 20) -> str:
 def test_a_signal_file_resumes_the_instance_and_is_filed_as_processed(
         shared_procctl: Procctl, write_definition: WriteDefinition, tmp_path: Path) -> None:
     path = write_definition(SIGNALLED)
-    key = _key()
-    summary = _paused(shared_procctl, path, "-p", f"key={key}")
+    key = unique_key()
+    summary = run_paused(shared_procctl, path, "-p", f"key={key}")
     signals = shared_procctl.home / "signals"
     drop_signal(signals, f"answer-{key}", {"correlation_id": f"sig-{key}",
                                            "payload": {"approved": True, "note": "ok"}})
-    shown = _settled(shared_procctl, summary["instance_id"])
+    shown = wait_settled(shared_procctl, summary["instance_id"])
     assert shown["result"] == {"by": "signal", "payload": {"approved": True, "note": "ok"},
                                "iteration": 1}
     assert (signals / "processed" / f"answer-{key}.json").is_file()
@@ -143,7 +118,7 @@ def test_a_signal_file_resumes_the_instance_and_is_filed_as_processed(
 def test_an_early_signal_is_held_and_delivered_at_the_pause(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     path = write_definition(SIGNALLED)
-    key = _key()
+    key = unique_key()
     started = shared_procctl.ok("run", path, "--json", "-p", f"key={key}", "-p", "nap=2")
     instance_id = started.json()["instance_id"]
     # The reply comes before the process reaches its checkpoint.
@@ -151,7 +126,7 @@ def test_an_early_signal_is_held_and_delivered_at_the_pause(
     drop_signal(signals, f"early-{key}", {"correlation_id": f"sig-{key}",
                                           "payload": {"fast": True},
                                           "signal_id": f"early-{key}"})
-    shown = _settled(shared_procctl, instance_id)
+    shown = wait_settled(shared_procctl, instance_id)
     assert shown["result"] == {"by": "signal", "payload": {"fast": True}, "iteration": 1}
     rows = shared_procctl.ok("signals", "--all", "--json").json()["signals"]
     mine = [row for row in rows if row["signal_id"] == f"early-{key}"]
@@ -166,7 +141,7 @@ def test_a_pending_signal_past_the_buffer_becomes_unmatched(
         procctl: Procctl, write_definition: WriteDefinition) -> None:
     procctl.ok("config", "set", "signal_buffer", "1s")
     procctl.ok("agent", "start")
-    key = _key()
+    key = unique_key()
     drop_signal(procctl.home / "signals", "lonely",
                 {"correlation_id": f"sig-{key}", "payload": {"late": True},
                  "signal_id": f"lonely-{key}"})
@@ -224,14 +199,14 @@ value = "{{ results['second'].payload }}"
 def test_a_repeated_signal_id_is_ignored_and_reported_as_a_duplicate(
         shared_procctl: Procctl, write_definition: WriteDefinition, tmp_path: Path) -> None:
     path = write_definition(TWICE)
-    key = _key()
-    instance_id = _paused(shared_procctl, path, "-p", f"key={key}")["instance_id"]
+    key = unique_key()
+    instance_id = run_paused(shared_procctl, path, "-p", f"key={key}")["instance_id"]
     signals = shared_procctl.home / "signals"
     document = {"correlation_id": f"twice-{key}", "signal_id": f"once-{key}",
                 "payload": {"n": 1}}
     drop_signal(signals, f"first-{key}", document)
 
-    wait_for(lambda: _state(shared_procctl, instance_id) == ("paused", "second", 0),
+    wait_for(lambda: instance_state(shared_procctl, instance_id) == ("paused", "second", 0),
              message="the instance to pause at its second checkpoint")
     assert (signals / "processed" / f"first-{key}.json").is_file()
 
@@ -239,7 +214,7 @@ def test_a_repeated_signal_id_is_ignored_and_reported_as_a_duplicate(
     drop_signal(signals, f"again-{key}", {**document, "payload": {"n": 2}})
     reason = _rejected_reason(signals, f"again-{key}.json")
     assert "duplicate" in reason and f"once-{key}" in reason
-    shown = _show(shared_procctl, instance_id)
+    shown = show_json(shared_procctl, instance_id)
     assert shown["status"] == "paused"
     assert shown["checkpoint"]["step_id"] == "second"
     assert shown["checkpoint"]["iteration"] == 0
@@ -258,8 +233,8 @@ def test_a_repeated_signal_id_is_ignored_and_reported_as_a_duplicate(
 def test_ten_concurrent_resumes_resume_once(
         shared_procctl: Procctl, write_definition: WriteDefinition, tmp_path: Path) -> None:
     path = write_definition(SIGNALLED)
-    key = _key()
-    instance_id = _paused(shared_procctl, path, "-p", f"key={key}")["instance_id"]
+    key = unique_key()
+    instance_id = run_paused(shared_procctl, path, "-p", f"key={key}")["instance_id"]
     clients = [subprocess.Popen(
         [PROCCTL, "resume", "--correlation-id", f"sig-{key}", "-d", f"client={n}", "--json"],
         env=shared_procctl.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -286,15 +261,15 @@ def test_ten_concurrent_resumes_resume_once(
         assert signal["reason"] and instance_id in signal["reason"]
     # The step after the checkpoint ran once.
     assert (tmp_path / "ledger.txt").read_text() == "resumed\n"
-    assert _show(shared_procctl, instance_id)["status"] == "completed"
+    assert show_json(shared_procctl, instance_id)["status"] == "completed"
 
 
 def test_malformed_signal_files_are_rejected_with_a_reason(
         procctl: Procctl, write_definition: WriteDefinition, tmp_path: Path) -> None:
     procctl.ok("config", "set", "signal_scan_interval", "1s")
-    key = _key()
+    key = unique_key()
     correlation = f"sig-{key}"
-    instance_id = _paused(procctl, write_definition(SIGNALLED),
+    instance_id = run_paused(procctl, write_definition(SIGNALLED),
                           "-p", f"key={key}")["instance_id"]
     signals = procctl.home / "signals"
 
@@ -358,11 +333,11 @@ def test_malformed_signal_files_are_rejected_with_a_reason(
 
     # Nothing resumed the instance, the ignored files are still there, and the agent
     # still takes a good signal.
-    assert _show(procctl, instance_id)["status"] == "paused"
+    assert show_json(procctl, instance_id)["status"] == "paused"
     assert (signals / ".hidden.json").read_text() == valid("hidden")
     assert (signals / "later.tmp").read_text() == valid("tmp")
     drop_signal(signals, "good", {"correlation_id": correlation, "payload": {"from": "good"}})
-    shown = _settled(procctl, instance_id)
+    shown = wait_settled(procctl, instance_id)
     assert shown["result"] == {"by": "signal", "payload": {"from": "good"}, "iteration": 1}
     assert (signals / "processed" / "good.json").is_file()
     assert (signals / ".hidden.json").exists() and (signals / "later.tmp").exists()
@@ -392,8 +367,8 @@ def test_signals_sent_while_the_agent_is_down_are_applied_when_it_starts(
     assert sorted(r["correlation_id"] for r in rows) == ["sig-cli", "sig-file"]
 
     procctl.ok("agent", "start")
-    from_file = _settled(procctl, by_file.json()["instance_id"])
-    from_cli = _settled(procctl, by_cli.json()["instance_id"])
+    from_file = wait_settled(procctl, by_file.json()["instance_id"])
+    from_cli = wait_settled(procctl, by_cli.json()["instance_id"])
     assert from_file["result"] == {"by": "signal", "payload": {"via": "file"}, "iteration": 1}
     assert from_cli["result"] == {"by": "manual", "payload": {"via": "cli"}, "iteration": 1}
     assert (signals / "processed" / "offline.json").is_file()
@@ -424,15 +399,15 @@ def test_the_signal_step_resumes_another_instance(
         shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
     target = write_definition(SIGNALLED, "target.toml")
     sender = write_definition(SENDER, "sender.toml")
-    key = _key()
-    waiting = _paused(shared_procctl, target, "-p", f"key={key}")["instance_id"]
+    key = unique_key()
+    waiting = run_paused(shared_procctl, target, "-p", f"key={key}")["instance_id"]
 
     sent = shared_procctl.ok("run", sender, "--wait", "--json", "-p", f"target=sig-{key}")
     summary = sent.json()
     assert summary["status"] == "completed", summary
     assert summary["result"]["outcome"] == "applied"
     assert summary["result"]["instance_id"] == waiting
-    shown = _settled(shared_procctl, waiting)
+    shown = wait_settled(shared_procctl, waiting)
     assert shown["result"] == {
         "by": "signal", "iteration": 1,
         "payload": {"approved": True, "from": summary["instance_id"]}}
