@@ -125,9 +125,14 @@ class AgentClient:
 
 
 def _tail(path: Path, limit: int = 300) -> str:
+    """Why the agent exited: its last `Error:` line (its hint follows it), else its last
+    line of output."""
     try:
         text = path.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return "(no output)"
     lines = text.splitlines()
+    errors = [line for line in lines if line.startswith("Error: ")]
+    if errors:
+        return errors[-1].removeprefix("Error: ")[-limit:]
     return lines[-1][-limit:] if lines else "(no output)"

@@ -121,7 +121,10 @@ class Agent:
                                        json.dumps({"iteration": taken.iteration}))
                 log.warning("recovering instance from its checkpoint",
                             extra={"instance": instance_id})
+                # With the payload of the resume it repeats: an applied signal's data
+                # is not lost to the crash.
                 await self.manager.resume(instance_id, taken, resumed_by="recovery",
+                                          payload=values.loads(taken.resume_payload_json),
                                           run_recover=True)
                 continue
             record = await self.worker.call(store.get_instance, instance_id)

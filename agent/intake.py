@@ -96,11 +96,22 @@ class SignalDesk:
             signal_id=signal.signal_id or signal.file_key, source=source,
             set_values=signal.set_values)
         fault("after_signal_commit")
-        repeat_of_this_file = (delivery.outcome == "duplicate" and signal.signal_id is None)
+        repeat_of_this_file = delivery.outcome == "duplicate" and (
+            signal.signal_id is None or await self._read_before(signal, source))
         if delivery.outcome in ("rejected", "duplicate") and not repeat_of_this_file:
             await asyncio.to_thread(signals.settle, path, delivery.reason)
         else:
             await asyncio.to_thread(signals.settle, path, None)
+
+    async def _read_before(self, signal: signals.SignalFile, source: str) -> bool:
+        """Is this the very file that took its signal_id, read again because the agent
+        stopped before moving it? (Same name, and written before it was received: a
+        later file of that name can only have been written after the first was moved.)
+        Then it goes to processed/, not to rejected/ as a duplicate."""
+        assert signal.signal_id is not None
+        first = await self.worker.call(self.worker.store.first_receipt, signal.signal_id)
+        return (first is not None and first.source == source
+                and signal.modified_at <= first.received_at)
 
     async def deliver(self, *, correlation_id: str, payload: Any, signal_id: str | None,
                       source: str, set_values: dict[str, Any] | None = None) -> Delivery:

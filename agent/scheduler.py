@@ -70,8 +70,9 @@ class Scheduler:
                     self.manager.publish(expiry.instance_id, {"kind": "instance_settled"})
                 continue
             try:
-                checkpoint = await self.worker.call(store.take_resume, expiry.instance_id,
-                                                    clear_expiry=True)
+                checkpoint = await self.worker.call(
+                    store.take_resume, expiry.instance_id, clear_expiry=True,
+                    payload_json=values.dumps(expiry.payload))
             except Conflict:
                 continue
             await self.worker.call(store.add_event, expiry.instance_id, "instance_expired",

@@ -9,6 +9,7 @@ where only correlation_id is required. Each file read ends in `processed/`, or i
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -16,6 +17,7 @@ import stat
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,8 @@ class SignalFile:
     #: identifies this very file (inode, mtime, size): a file read again after a crash,
     #: before it was moved, is then recognised instead of applied twice
     file_key: str
+    #: when the file was last written (ISO-8601 UTC, as the store keeps times)
+    modified_at: str = ""
 
 
 def is_signal_name(name: str) -> bool:
@@ -81,7 +85,9 @@ def read_signal_file(path: Path, max_bytes: int) -> SignalFile:
     finally:
         os.close(fd)
     key = f"file:{path.name}:{info.st_ino}:{info.st_mtime_ns}:{info.st_size}"
-    return parse_signal(data, path, key)
+    modified = datetime.fromtimestamp(info.st_mtime_ns / 1e9, UTC)
+    return dataclasses.replace(parse_signal(data, path, key),
+                               modified_at=modified.isoformat(timespec="microseconds"))
 
 
 def parse_signal(data: bytes, path: Path, file_key: str) -> SignalFile:

@@ -136,7 +136,7 @@ class CheckpointOps:
                 edited = apply_set(snapshot, row["set_json"])
                 db.execute("UPDATE checkpoints SET snapshot_json = ?, size = ? WHERE"
                            " instance_id = ?", (edited, len(edited.encode()), instance_id))
-            self._resume_in(db, instance_id, "paused", now)
+            self._resume_in(db, instance_id, "paused", now, row["payload_json"])
             db.execute(
                 "UPDATE signals SET status = 'applied', instance_id = ?, resolved_at = ?, "
                 "reason = 'held pending, delivered when the checkpoint paused' WHERE id = ?",
@@ -145,22 +145,33 @@ class CheckpointOps:
                                    "resolved_at": now})
 
     def _resume_in(self, db: sqlite3.Connection, instance_id: str, from_status: str,
-                   now: str) -> None:
+                   now: str, payload_json: str | None = None) -> None:
+        """-> running from the checkpoint, with the resume's payload (typed JSON).
+
+        A recovery (from running) repeats the run that the agent's stop interrupted: it
+        keeps the payload that run had, so an applied signal's data is not lost to a crash.
+        """
         cursor = db.execute(
             "UPDATE instances SET status = 'running', paused_at = NULL, ended_at = NULL,"
             " error_json = NULL, updated_at = ? WHERE id = ? AND status = ?",
             (now, instance_id, from_status))
         if cursor.rowcount != 1:
             raise Conflict(f"instance {instance_id} is not {from_status}")
-        db.execute("UPDATE checkpoints SET iteration = iteration + 1, resume_at = NULL "
-                   "WHERE instance_id = ?", (instance_id,))
+        if from_status == "running":
+            db.execute("UPDATE checkpoints SET iteration = iteration + 1, resume_at = NULL "
+                       "WHERE instance_id = ?", (instance_id,))
+        else:
+            db.execute("UPDATE checkpoints SET iteration = iteration + 1, resume_at = NULL,"
+                       " resume_payload_json = ? WHERE instance_id = ?",
+                       (payload_json, instance_id))
 
     def take_resume(self, instance_id: str, from_status: str = "paused", *,
-                    clear_expiry: bool = False) -> CheckpointRecord:
+                    clear_expiry: bool = False,
+                    payload_json: str | None = None) -> CheckpointRecord:
         """from_status -> running from the checkpoint (a schedule, a recovery, a retry,
         an expiry that resumes: that one also clears the TTL, so it acts once)."""
         with self._write() as db:
-            self._resume_in(db, instance_id, from_status, utc_now())
+            self._resume_in(db, instance_id, from_status, utc_now(), payload_json)
             if clear_expiry:
                 db.execute("UPDATE checkpoints SET expires_at = NULL WHERE instance_id = ?",
                            (instance_id,))

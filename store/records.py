@@ -57,6 +57,8 @@ class CheckpointRecord:
     resume_at: str | None
     on_expire_json: str | None
     commit_value_json: str | None
+    #: the payload (typed JSON) of the resume the instance runs on from, if any
+    resume_payload_json: str | None = None
 
 
 @dataclass(frozen=True)

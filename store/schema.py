@@ -82,6 +82,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX signals_by_status ON signals(status, correlation_id, received_at);
     CREATE INDEX signals_by_signal_id ON signals(signal_id);
     """,
+    # 3: the payload of the resume an instance runs on from, so that a recovery repeats
+    # that run with the same payload
+    """
+    ALTER TABLE checkpoints ADD COLUMN resume_payload_json TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

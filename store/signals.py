@@ -21,7 +21,7 @@ SnapshotEdit = Callable[[str], str]
 class SignalOps:
     _db: sqlite3.Connection
     _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
-    _resume_in: Callable[[sqlite3.Connection, str, str, str], None]
+    _resume_in: Callable[[sqlite3.Connection, str, str, str, str | None], None]
 
     def deliver_signal(
         self,
@@ -106,8 +106,9 @@ class SignalOps:
                                "WHERE instance_id = ?",
                                (data["snapshot_json"], len(data["snapshot_json"].encode()),
                                 instance_id))
-                self._resume_in(db, instance_id, status, now)
+                self._resume_in(db, instance_id, status, now, payload_json)
                 data["iteration"] += 1
+                data["resume_payload_json"] = payload_json
                 data["resume_at"] = None
                 signal = record("applied", None if status == "paused" else "retry after failure",
                                 instance_id)
@@ -155,6 +156,13 @@ class SignalOps:
             f"SELECT * FROM signals WHERE status IN ({marks}) ORDER BY received_at DESC LIMIT ?",
             (*statuses, limit)).fetchall()
         return [SignalRecord(**dict(row)) for row in rows]
+
+    def first_receipt(self, signal_id: str) -> SignalRecord | None:
+        """The record that took a sender's signal_id (applied or pending), if any."""
+        row = self._db.execute(
+            "SELECT * FROM signals WHERE signal_id = ? AND status IN ('applied', 'pending')"
+            " ORDER BY received_at LIMIT 1", (signal_id,)).fetchone()
+        return None if row is None else SignalRecord(**dict(row))
 
     def signal_outcome(self, signal_id: str) -> SignalRecord | None:
         """The latest record of a sender's signal_id (what became of it)."""

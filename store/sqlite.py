@@ -60,19 +60,30 @@ class Store(CheckpointOps, SignalOps):
         )
         db.row_factory = sqlite3.Row
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        try:
+            # Before anything is switched on: switching a newer store to WAL would
+            # already write to it.
+            self._refuse_newer(db)
+        except BaseException:
+            db.close()
+            raise
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")
         db.execute("PRAGMA foreign_keys = ON")
         return db
 
-    def _check_and_migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+    def _refuse_newer(self, db: sqlite3.Connection) -> int:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the store {self.path} has schema version {version}, newer than this "
                 f"procctl understands ({SCHEMA_VERSION})",
                 hint="upgrade procctl; the file was left untouched",
             )
+        return version
+
+    def _check_and_migrate(self) -> None:
+        version = self._refuse_newer(self._db)
         if version == SCHEMA_VERSION:
             return
         with self._write() as db:

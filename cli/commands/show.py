@@ -74,6 +74,10 @@ def show_command(
             ("or drop", escape(f"{signal_text} as NAME.json into the signals directory "
                                "(write NAME.tmp, then rename)")),
         ]
+    if "retry_command" in summary:  # failed, or held by on_crash = "hold"
+        how = ("from its checkpoint, through the recover block" if checkpoint is not None
+               else "from the beginning, with the same params")
+        pairs.append(("Retry", escape(f"{summary['retry_command']}  ({how})")))
     render.console.print(render.key_value_table(pairs))
     table = Table(title="History", title_justify="left", box=None, header_style="bold")
     for column in ("TIME", "EVENT", "STEP", "DETAIL"):
