@@ -14,7 +14,6 @@ import errno
 import json
 import os
 import stat
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
+from procctl.agent.atomic import write_bytes_atomically
 from procctl.store.clock import utc_now
 
 KEYS = ("correlation_id", "payload", "signal_id", "set", "sender")
@@ -144,17 +144,9 @@ def settle(path: Path, reason: str | None = None) -> Path | None:
 
 
 def write_atomically(path: Path, document: dict[str, Any]) -> None:
-    """Write JSON beside `path` under a temporary name, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, ensure_ascii=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a JSON document under a temporary name, then rename it into place (the
+    protocol's own way: the agent never reads it half written)."""
+    write_bytes_atomically(path, json.dumps(document, ensure_ascii=False).encode())
 
 
 def scan(directory: Path) -> list[Path]:

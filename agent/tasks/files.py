@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from procctl.agent import values
+from procctl.agent.atomic import write_bytes_atomically
 from procctl.agent.tasks.base import TaskContext, TaskError
 
 FORMATS = ("text", "json", "bytes", "lines")
@@ -72,14 +72,4 @@ def _write(path: Path, data: bytes, append: bool) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         return
-    # Write a temporary file beside the target, then rename: readers never see half a file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomically(path, data)
