@@ -53,7 +53,7 @@ class Agent:
         self.settings = load_config(paths.config)
         self.worker = StoreWorker(paths.db)
         self.lock = HomeLock(paths.lock)
-        self.manager = InstanceManager(self.worker, self.settings)
+        self.manager = InstanceManager(self.worker)
         self.desk = SignalDesk(self.manager, self.worker,
                                paths.signals_dir(str(self.settings["signals_dir"])),
                                self.settings)

@@ -93,9 +93,8 @@ class InstanceHooks:
 
 
 class InstanceManager:
-    def __init__(self, worker: StoreWorker, settings: dict[str, Any]) -> None:
+    def __init__(self, worker: StoreWorker) -> None:
         self.worker = worker
-        self.settings = settings
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.watchers: dict[str, set[asyncio.Queue[Event]]] = {}
         self.deliver: Deliver | None = None  # set by the agent (signals go through intake)

@@ -209,12 +209,6 @@ class CheckpointOps:
             "ORDER BY c.resume_at", (now,))
         return [str(r[0]) for r in rows]
 
-    def next_resume_at(self) -> str | None:
-        row = self._db.execute(
-            "SELECT MIN(c.resume_at) FROM checkpoints c JOIN instances i ON i.id = c.instance_id "
-            "WHERE c.resume_at IS NOT NULL AND i.status = 'paused'").fetchone()
-        return None if row is None or row[0] is None else str(row[0])
-
     def expired(self, now: str) -> list[tuple[str, str | None]]:
         """(instance id, on_expire policy JSON) of paused or failed instances past TTL."""
         rows = self._db.execute(
