@@ -247,14 +247,17 @@ class Agent:
             await send({"type": "result", "data": {"instance_id": instance_id,
                                                    "status": "running"}})
             return
-        await self._follow(instance_id, send, queue)
+        await self._follow(instance_id, send, queue, until_intermediate=True)
 
     async def op_watch(self, request: dict[str, Any], send: Send) -> None:
         """Follow an instance until it completes, fails or pauses."""
         await self._follow(str(request["instance_id"]), send)
 
     async def _follow(self, instance_id: str, send: Send,
-                      queue: asyncio.Queue[dict[str, Any]] | None = None) -> None:
+                      queue: asyncio.Queue[dict[str, Any]] | None = None,
+                      until_intermediate: bool = False) -> None:
+        """Send an instance's events until it settles; with `until_intermediate`, stop
+        at its first intermediate_return too (the summary then has `intermediate`)."""
         store = self.worker.store
         record = await self.worker.call(store.get_instance, instance_id)
         if queue is None:
@@ -269,6 +272,12 @@ class Agent:
                         break
                     continue
                 await send({"type": "event", "event": event})
+                if until_intermediate and event["kind"] == "intermediate_return":
+                    record = await self.worker.call(store.get_instance, record.id)
+                    summary = instance_summary(record, None)
+                    summary["intermediate"] = event["data"]["value"]
+                    await send({"type": "result", "data": summary})
+                    return
             checkpoint = await self.worker.call(store.find_checkpoint, record.id)
             await send({"type": "result", "data": instance_summary(record, checkpoint)})
         finally:

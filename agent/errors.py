@@ -35,6 +35,8 @@ class Problem:
     step_path: str | None = None
     step_id: str | None = None
     hint: str | None = None
+    #: "error" stops a run; "warning" is reported and the run goes on
+    severity: str = "error"
 
     def location(self) -> str:
         where = self.file or "<definition>"
@@ -47,7 +49,8 @@ class Problem:
         return where
 
     def render(self) -> str:
-        return f"{self.location()}: {self.message}"
+        label = "warning: " if self.severity == "warning" else ""
+        return f"{self.location()}: {label}{self.message}"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -57,6 +60,7 @@ class Problem:
             "step_id": self.step_id,
             "message": self.message,
             "hint": self.hint,
+            "severity": self.severity,
         }
 
 

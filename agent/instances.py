@@ -19,6 +19,7 @@ from typing import Any
 from procctl.agent import snapshot as snapshots
 from procctl.agent import values
 from procctl.agent.definition import Definition, Step, parse_definition
+from procctl.agent.definition.children import PinnedChildren
 from procctl.agent.definition.model import CheckpointStep
 from procctl.agent.engine.runner import Outcome, Runner
 from procctl.agent.engine.state import InstanceState, ResumeInfo
@@ -30,6 +31,7 @@ from procctl.store import InstanceRecord
 from procctl.store.clock import utc_now
 from procctl.store.errors import Conflict
 from procctl.store.records import CheckpointRecord, Delivery, SignalRecord
+from procctl.store.sqlite import TERMINAL_STATUSES
 
 log = logging.getLogger("procctl.agent")
 
@@ -91,6 +93,15 @@ class InstanceHooks:
         return {"outcome": delivery.outcome, "instance_id": delivery.instance_id,
                 "reason": delivery.reason, "correlation_id": correlation_id}
 
+    async def start_child(self, definition: Definition, params: dict[str, Any],
+                          call_key: str) -> str:
+        return await self.manager.start_child(self.instance_id, definition, params, call_key)
+
+    async def wait_child(self, instance_id: str) -> dict[str, Any]:
+        record = await self.manager.wait_settled(instance_id)
+        return {"status": record.status, "result": values.loads(record.result_json),
+                "error": json.loads(record.error_json) if record.error_json else None}
+
 
 class InstanceManager:
     def __init__(self, worker: StoreWorker) -> None:
@@ -102,6 +113,7 @@ class InstanceManager:
         self._batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._batch_wakeup: asyncio.Event | None = None
         self._batch_task: asyncio.Task[None] | None = None
+        self._settle_waiters: dict[str, set[asyncio.Event]] = {}
 
     # -- watchers -------------------------------------------------------------------
 
@@ -120,6 +132,21 @@ class InstanceManager:
     def publish(self, instance_id: str, event: Event) -> None:
         for queue in self.watchers.get(instance_id, ()):
             queue.put_nowait(event)
+        if event["kind"] == "instance_settled":
+            for waiter in self._settle_waiters.pop(instance_id, ()):
+                waiter.set()
+
+    async def wait_settled(self, instance_id: str) -> InstanceRecord:
+        """Wait until an instance completes, fails or is cancelled (through its pauses:
+        a paused child keeps its parent waiting)."""
+        while True:
+            woken = asyncio.Event()
+            self._settle_waiters.setdefault(instance_id, set()).add(woken)
+            record = await self.worker.call(self.worker.store.get_instance, instance_id)
+            if record.status in TERMINAL_STATUSES:
+                self._settle_waiters.get(instance_id, set()).discard(woken)
+                return record
+            await woken.wait()
 
     # -- starting and resuming ------------------------------------------------------
 
@@ -130,16 +157,44 @@ class InstanceManager:
         that exists before the first one is sent."""
         instance_id = secrets.token_hex(6)
         store = self.worker.store
-        await self.worker.call(store.put_definition, definition.sha256, definition.name,
-                               definition.version, definition.file, definition.source)
+        await self._pin(definition)
         record = await self.worker.call(
             store.create_instance, instance_id, definition.sha256, definition.name,
             definition.version, values.dumps(params), json.dumps(trigger))
-        self._definitions[definition.sha256] = definition
         state = self._state(record, definition, dict(params))
         queue = self.subscribe(instance_id) if subscribe else None
         self._launch(instance_id, definition, state, None)
         return instance_id, queue
+
+    async def start_child(self, parent_id: str, definition: Definition,
+                          params: dict[str, Any], call_key: str) -> str:
+        """The child instance of a `call`: started now, or found when this parent
+        started it before (the same call, reached again after a restart)."""
+        store = self.worker.store
+        existing = await self.worker.call(store.find_child, parent_id, call_key)
+        if existing is not None:
+            return existing.id
+        await self._pin(definition)
+        base_dir = str(Path(definition.file).parent) if definition.file else "."
+        trigger = {"id": f"call:{parent_id}", "kind": "call", "parent": parent_id,
+                   "file": definition.file, "base_dir": base_dir}
+        record = await self.worker.call(
+            store.create_instance, secrets.token_hex(6), definition.sha256, definition.name,
+            definition.version, values.dumps(params), json.dumps(trigger),
+            parent_id, call_key)
+        self._launch(record.id, definition, self._state(record, definition, dict(params)),
+                     None)
+        return record.id
+
+    async def _pin(self, definition: Definition) -> None:
+        """Store a definition's text and, under its hash, those of the ones it calls."""
+        for child in definition.children.values():
+            await self._pin(child)
+        refs = {ref: child.sha256 for ref, child in definition.children.items()}
+        await self.worker.call(self.worker.store.put_definition, definition.sha256,
+                               definition.name, definition.version, definition.file,
+                               definition.source, json.dumps(refs) if refs else None)
+        self._definitions[definition.sha256] = definition
 
     async def resume(self, instance_id: str, checkpoint: CheckpointRecord, *, resumed_by: str,
                      payload: Any = None, run_recover: bool = False) -> None:
@@ -180,7 +235,18 @@ class InstanceManager:
         cached = self._definitions.get(sha256)
         if cached is None:
             record = await self.worker.call(self.worker.store.get_definition, sha256)
-            cached = parse_definition(record.source, record.path)
+            texts: dict[str, tuple[str, str | None, dict[str, str]]] = {}
+            refs = json.loads(record.children_json or "{}")
+            todo = list(refs.values())
+            while todo:  # every text the calls reach, from the store, not the disk
+                sha = todo.pop()
+                if sha not in texts:
+                    child = await self.worker.call(self.worker.store.get_definition, sha)
+                    child_refs = json.loads(child.children_json or "{}")
+                    texts[sha] = (child.source, child.path, child_refs)
+                    todo.extend(child_refs.values())
+            cached = parse_definition(record.source, record.path,
+                                      children=PinnedChildren(refs, texts))
             self._definitions[sha256] = cached
         return cached
 

@@ -30,6 +30,7 @@ def instance_summary(record: InstanceRecord,
         "ended_at": record.ended_at,
         "correlation_id": record.correlation_id,
         "checkpoint": None,
+        "parent_id": record.parent_id,
     }
     if checkpoint is not None:
         summary["checkpoint"] = {

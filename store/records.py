@@ -13,6 +13,8 @@ class DefinitionRecord:
     path: str | None
     source: str
     created_at: str
+    #: the definitions its `call` steps run: the call's file -> their hash
+    children_json: str | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class InstanceRecord:
     error_json: str | None
     paused_at: str | None = None
     correlation_id: str | None = None
+    #: for a child instance (a `call` step's): its parent and the call's position
+    parent_id: str | None = None
+    call_key: str | None = None
 
 
 @dataclass(frozen=True)

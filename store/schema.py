@@ -87,6 +87,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE checkpoints ADD COLUMN resume_payload_json TEXT;
     """,
+    # 4: definitions that `call` others (the called texts are pinned with them), and
+    # child instances, found again by their parent and the call's position
+    """
+    ALTER TABLE definitions ADD COLUMN children_json TEXT;
+    ALTER TABLE instances ADD COLUMN parent_id TEXT;
+    ALTER TABLE instances ADD COLUMN call_key TEXT;
+    CREATE UNIQUE INDEX instances_by_call ON instances(parent_id, call_key)
+        WHERE parent_id IS NOT NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

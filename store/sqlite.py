@@ -117,14 +117,15 @@ class Store(CheckpointOps, SignalOps):
     # -- definitions -------------------------------------------------------------
 
     def put_definition(
-        self, sha256: str, name: str, version: str | None, path: str | None, source: str
+        self, sha256: str, name: str, version: str | None, path: str | None, source: str,
+        children_json: str | None = None,
     ) -> None:
         """Store a definition's exact text once; instances point at it by hash."""
         with self._write() as db:
             db.execute(
                 "INSERT OR IGNORE INTO definitions (sha256, name, version, path, source,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (sha256, name, version, path, source, utc_now()),
+                " created_at, children_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (sha256, name, version, path, source, utc_now(), children_json),
             )
 
     def get_definition(self, sha256: str) -> DefinitionRecord:
@@ -143,17 +144,32 @@ class Store(CheckpointOps, SignalOps):
         process_version: str | None,
         params_json: str,
         trigger_json: str,
+        parent_id: str | None = None,
+        call_key: str | None = None,
     ) -> InstanceRecord:
+        """A new running instance. A child (with `parent_id` and `call_key`) is created
+        once: when that parent already has a child for that call, it is returned."""
         now = utc_now()
+        verb = "INSERT" if parent_id is None else "INSERT OR IGNORE"
         with self._write() as db:
             db.execute(
-                "INSERT INTO instances (id, definition_sha256, process_name, process_version,"
-                " status, params_json, trigger_json, started_at, updated_at)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                f"{verb} INTO instances (id, definition_sha256, process_name,"
+                " process_version, status, params_json, trigger_json, started_at, updated_at,"
+                " parent_id, call_key) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                 (instance_id, definition_sha256, process_name, process_version,
-                 params_json, trigger_json, now, now),
+                 params_json, trigger_json, now, now, parent_id, call_key),
             )
+        if parent_id is not None:
+            row = self._db.execute(
+                "SELECT * FROM instances WHERE parent_id = ? AND call_key = ?",
+                (parent_id, call_key)).fetchone()
+            return InstanceRecord(**dict(row))
         return self.get_instance(instance_id)
+
+    def find_child(self, parent_id: str, call_key: str) -> InstanceRecord | None:
+        row = self._db.execute("SELECT * FROM instances WHERE parent_id = ? AND call_key = ?",
+                               (parent_id, call_key)).fetchone()
+        return None if row is None else InstanceRecord(**dict(row))
 
     def get_instance(self, instance_id: str) -> InstanceRecord:
         row = self._db.execute("SELECT * FROM instances WHERE id = ?", (instance_id,)).fetchone()

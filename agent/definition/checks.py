@@ -2,29 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import suppress
 from difflib import get_close_matches
+from typing import Protocol
 
 from procctl.agent.definition.model import (
     CheckpointStep,
     Definition,
     ForeachStep,
+    IfStep,
+    InclusiveStep,
+    ParallelStep,
+    ReturnStep,
     ScheduledResumeStep,
+    ScopeStep,
     SetStep,
     Step,
+    SwitchStep,
+    ThrowStep,
+    WhileStep,
 )
 from procctl.agent.errors import ExpressionError, Problem
 from procctl.agent.expressions import BUILTIN_NAMES, compile_template, iter_templates
+
+#: a name no variable can have: "a checkpoint was passed" flows like a variable
+CHECKPOINT_REACHED = "\0checkpoint"
+
+
+class Report(Protocol):
+    def __call__(self, step: Step, message: str, hint: str | None = None,
+                 severity: str = "error") -> None: ...
 
 
 def check_definition(definition: Definition) -> list[Problem]:
     problems: list[Problem] = []
     file = definition.file
 
-    def report(step: Step, message: str, hint: str | None = None) -> None:
+    def report(step: Step, message: str, hint: str | None = None,
+               severity: str = "error") -> None:
         problems.append(Problem(message, file=file, line=step.line, step_path=step.path,
-                                step_id=step.id, hint=hint))
+                                step_id=step.id, hint=hint, severity=severity))
 
     first_seen: dict[str, Step] = {}
     for step in definition.all_steps():
@@ -39,64 +56,124 @@ def check_definition(definition: Definition) -> list[Problem]:
     seen_ids: set[str] = set()
     params = {spec.name for spec in definition.params}
 
-    def walk(block: tuple[Step, ...], defined: set[str]) -> set[str]:
-        """Check a block; return the names defined after it on some path."""
-        for step in block:
-            for name in sorted(_unset_reads(step, defined) - BUILTIN_NAMES):
-                close = get_close_matches(name, sorted(defined), n=1)
-                report(step, f"reads variable {name!r}, which no param or earlier step sets",
-                       f"did you mean {close[0]!r}?" if close else
-                       "declare it under [process.params] or set it in an earlier set step")
-            for expression in step.expressions():
-                for ref in sorted(expression.results_read - seen_ids):
-                    if ref in first_seen:
-                        report(step, f"reads results[{ref!r}], but that step runs later",
-                               "a step can read the results of steps before it")
-                    else:
-                        close = get_close_matches(ref, sorted(first_seen), n=1)
-                        report(step, f"reads results[{ref!r}], but no step has that id",
-                               f"did you mean {close[0]!r}?" if close else None)
-            seen_ids.add(step.id)
-            after = set(defined)
-            for _, inner in step.blocks():
-                inner_defined = set(defined)
-                if isinstance(step, ForeachStep):
-                    # A later iteration sees what earlier ones set (the loop's back edge).
-                    inner_defined |= step.loop_vars() | _sets_within(inner)
-                after |= walk(inner, inner_defined) - (
-                    step.loop_vars() if isinstance(step, ForeachStep) else set())
-            defined = after | step.sets()
-        return defined
+    def check_step_reads(step: Step, must: set[str], may: set[str]) -> None:
+        for name in sorted(_unset_reads(step, may) - BUILTIN_NAMES):
+            close = get_close_matches(name, sorted(may - {CHECKPOINT_REACHED}), n=1)
+            report(step, f"reads variable {name!r}, which no param or earlier step sets",
+                   f"did you mean {close[0]!r}?" if close else
+                   "declare it under [process.params] or set it in an earlier set step")
+        for name in sorted(_unset_reads(step, must) - _unset_reads(step, may)
+                           - BUILTIN_NAMES):
+            report(step, f"may read variable {name!r} before it is set: only some paths "
+                   "to this step set it", "set it before the branch or loop that sets it, "
+                   "or on every path", severity="warning")
+        if isinstance(step, ScheduledResumeStep):
+            if CHECKPOINT_REACHED not in may:
+                report(step, "scheduled_resume has no checkpoint before it to resume from",
+                       "add a checkpoint step (continue = true) before it")
+            elif CHECKPOINT_REACHED not in must:
+                report(step, "scheduled_resume may run before any checkpoint: only some "
+                       "paths to it pass one", "put a checkpoint on every path to it",
+                       severity="warning")
+        for expression in step.expressions():
+            for ref in sorted(expression.results_read - seen_ids):
+                if ref in first_seen:
+                    report(step, f"reads results[{ref!r}], but that step runs later",
+                           "a step can read the results of steps before it")
+                else:
+                    close = get_close_matches(ref, sorted(first_seen), n=1)
+                    report(step, f"reads results[{ref!r}], but no step has that id",
+                           f"did you mean {close[0]!r}?" if close else None)
 
-    walk(definition.steps, set(params))
+    def walk(block: tuple[Step, ...], must: set[str], may: set[str],
+             ) -> tuple[set[str], set[str], bool]:
+        """Check a block entered with `must` (set on every path) and `may` (on some);
+        return them after it, and whether the block always ends early (return, throw)."""
+        must, may = set(must), set(may)
+        ended_by: Step | None = None
+        for step in block:
+            if ended_by is not None:
+                report(step, f"can never run: {ended_by.kind} step {ended_by.id!r} before "
+                       "it always ends this block", "remove it or move it before "
+                       f"{ended_by.id!r}", severity="warning")
+                break
+            check_step_reads(step, must, may)
+            seen_ids.add(step.id)
+            must, may, ends = flow_through(step, must, may)
+            if ends:
+                ended_by = step
+        return must, may, ended_by is not None
+
+    def flow_through(step: Step, must: set[str], may: set[str],
+                     ) -> tuple[set[str], set[str], bool]:
+        """What is set after `step`, and whether it always ends its block."""
+        if isinstance(step, ReturnStep | ThrowStep):
+            return must, may, True
+        if isinstance(step, IfStep | SwitchStep):
+            outcomes = [walk(inner, must, may) for _, inner in step.blocks()]
+            going_on = [(m, y) for m, y, ends in outcomes if not ends]
+            new_may = may.union(*(y for _, y, _ in outcomes))
+            if not going_on:
+                return must, new_may, True
+            return must | set.intersection(*(m for m, _ in going_on)), new_may, False
+        if isinstance(step, InclusiveStep):
+            outcomes = [walk(inner, must, may) for _, inner in step.blocks()]
+            return must, may.union(*(y for _, y, _ in outcomes)), False
+        if isinstance(step, ParallelStep):
+            for _, inner in step.blocks():
+                walk(inner, must, may)  # a branch's variables stay in the branch
+            return must, may, False
+        if isinstance(step, ForeachStep | WhileStep):
+            loop_vars = step.loop_vars()
+            # A later iteration sees what earlier ones set (the loop's back edge).
+            _, body_may, _ = walk(step.body, must | loop_vars,
+                                  may | loop_vars | _sets_within(step.body))
+            return must, may | (body_may - loop_vars), False
+        if isinstance(step, ScopeStep):
+            do_must, do_may, _ = walk(step.body, must, may)
+            ends_must, ends_may = [do_must], do_may
+            if step.catch is not None:
+                error = {step.error_as}
+                catch_must, catch_may, _ = walk(step.catch, must | error, do_may | error)
+                ends_must.append(catch_must - error)
+                ends_may = ends_may | (catch_may - error)
+            final_must, final_may, _ = walk(step.finally_, must, ends_may)
+            after_must = set.intersection(*ends_must) | (final_must - must)
+            return after_must | must, ends_may | final_may, False
+        if isinstance(step, CheckpointStep):
+            inner_may = set(may)
+            for _, inner in step.blocks():
+                inner_may |= walk(inner, must, may)[1]
+            reached = {CHECKPOINT_REACHED}
+            return must | reached, inner_may | reached, False
+        return must | step.sets(), may | step.sets(), False
+
+    walk(definition.steps, set(params), set(params))
     _check_placement(definition.steps, report)
     return problems
 
 
-def _check_placement(steps: tuple[Step, ...], report: Callable[[Step, str, str | None], None],
-                     ) -> None:
-    """Where checkpoints, scheduled resumes and returns may stand."""
-    seen_checkpoint = False
+def _check_placement(steps: tuple[Step, ...], report: Report) -> None:
+    """Where checkpoints and scheduled resumes may stand: not in a checkpoint's commit
+    or recover block, and not in a parallel branch (a branch cannot pause)."""
 
-    def walk(block: tuple[Step, ...], in_checkpoint_block: str | None) -> None:
-        nonlocal seen_checkpoint
+    def walk(block: tuple[Step, ...], in_checkpoint_block: str | None,
+             in_parallel: Step | None) -> None:
         for step in block:
-            if in_checkpoint_block and isinstance(step, CheckpointStep | ScheduledResumeStep):
+            pauses = isinstance(step, CheckpointStep | ScheduledResumeStep)
+            if in_checkpoint_block and pauses:
                 report(step, f"a {step.kind} step cannot stand in a checkpoint's "
-                       f"{in_checkpoint_block} block",
-                       "move it after the checkpoint")
-            if isinstance(step, ScheduledResumeStep) and not seen_checkpoint:
-                report(step, "scheduled_resume has no checkpoint before it to resume from",
-                       "add a checkpoint step (continue = true) before it")
-            if isinstance(step, CheckpointStep):
-                for name, inner in step.blocks():
-                    walk(inner, name)
-                seen_checkpoint = True
-                continue
-            for _, inner in step.blocks():
-                walk(inner, in_checkpoint_block)
+                       f"{in_checkpoint_block} block", "move it after the checkpoint")
+            elif in_parallel is not None and pauses:
+                report(step, f"a {step.kind} step cannot stand in a branch of parallel step "
+                       f"{in_parallel.id!r}: a branch cannot pause while the others run",
+                       "put the checkpoint before or after the parallel step")
+            for name, inner in step.blocks():
+                walk(inner,
+                     name if isinstance(step, CheckpointStep) else in_checkpoint_block,
+                     step if isinstance(step, ParallelStep) else in_parallel)
 
-    walk(steps, None)
+    walk(steps, None, None)
 
 
 def _unset_reads(step: Step, defined: set[str]) -> set[str]:

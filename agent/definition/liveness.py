@@ -1,8 +1,9 @@
 """Which variables and step results each checkpoint must store.
 
 A value is stored when some step that can run after the checkpoint reads it: the
-checkpoint's own `recover` block, the rest of its block, the whole body of every
-enclosing loop (later iterations: the back edge), and the rest of every enclosing
+checkpoint's own `recover` block, the rest of its block, the whole of every enclosing
+loop (later iterations: the back edge; a while's condition), scope (its catch and
+finally) and inclusive step (its later branches), and the rest of every enclosing
 block. A `scheduled_resume` re-runs steps after the checkpoint, which this already
 covers. The analysis ignores reassignment, so it may keep a value that a later step
 overwrites before reading; it never drops one that could be read.
@@ -14,8 +15,11 @@ from procctl.agent.definition.model import (
     CheckpointStep,
     Definition,
     ForeachStep,
+    InclusiveStep,
     Liveness,
+    ScopeStep,
     Step,
+    WhileStep,
 )
 from procctl.agent.expressions import BUILTIN_NAMES
 
@@ -41,7 +45,12 @@ def _live_after(checkpoint: CheckpointStep, block: tuple[Step, ...], index: int,
     later: list[Step] = [*checkpoint.recover, *block[index + 1:]]
     for owner, parent, owner_index in reversed(enclosing):
         if isinstance(owner, ForeachStep):
-            later.extend(owner.body)
+            later.extend(owner.body)  # its items are in the frame, not read again
+        elif isinstance(owner, WhileStep | ScopeStep | InclusiveStep):
+            # The owner's blocks can run again or next (a loop's later iterations and a
+            # while's condition; a scope's catch and finally; an inclusive step's later
+            # branches): count everything in it as later.
+            later.append(owner)
         later.extend(parent[owner_index + 1:])
     variables: set[str] = set()
     results: set[str] = set()

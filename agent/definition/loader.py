@@ -17,20 +17,30 @@ from pathlib import Path
 from typing import Any
 
 from procctl.agent.definition.checks import check_definition
+from procctl.agent.definition.children import ChildSource, DiskChildren
 from procctl.agent.definition.liveness import compute_liveness
 from procctl.agent.definition.model import (
+    Branch,
+    CallStep,
     CheckpointStep,
     Definition,
     ForeachStep,
     IfStep,
+    InclusiveStep,
+    IntermediateReturnStep,
+    ParallelStep,
     ParamSpec,
+    RetryPolicy,
     ReturnStep,
     ScheduledResumeStep,
+    ScopeStep,
     SetStep,
     SignalStep,
     Step,
+    SwitchStep,
     TaskStep,
     ThrowStep,
+    WhileStep,
 )
 from procctl.agent.definition.params import PARAM_TYPES, type_matches
 from procctl.agent.durations import parse_duration
@@ -42,13 +52,21 @@ from procctl.agent.expressions import (
     iter_templates,
 )
 from procctl.agent.tasks import BUILTIN_TASKS
+from procctl.agent.tasks.plugins import check_task_reference, is_plugin_reference
 
 COMMON_FIELDS = {"id", "kind", "name", "description"}
 KIND_FIELDS: dict[str, set[str]] = {
-    "task": {"task", "with", "timeout", "retries", "retry_delay"},
+    "task": {"task", "with", "timeout", "retry", "retries", "retry_delay"},
     "set": {"values"},
     "if": {"condition", "then", "else"},
+    "switch": {"cases", "default"},
+    "inclusive": {"branches"},
+    "parallel": {"branches", "max_concurrency"},
     "foreach": {"items", "as", "index_as", "body"},
+    "while": {"condition", "max_iterations", "index_as", "body"},
+    "scope": {"do", "catch", "finally", "error_as"},
+    "call": {"file", "params"},
+    "intermediate_return": {"value"},
     "return": {"value"},
     "throw": {"message"},
     "checkpoint": {"correlation_id", "ttl", "continue", "commit", "recover", "resume_after",
@@ -61,12 +79,22 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "set": ("values",),
     "if": ("condition", "then"),
     "foreach": ("items", "body"),
+    "switch": ("cases",),
+    "inclusive": ("branches",),
+    "parallel": ("branches",),
+    "while": ("condition", "max_iterations", "body"),
+    "scope": ("do",),
+    "call": ("file",),
+    "intermediate_return": ("value",),
     "throw": ("message",),
     "signal": ("correlation_id",),
 }
 PROCESS_FIELDS = {"name", "version", "description", "params", "on_crash"}
 ON_CRASH = ("fail", "restart", "hold")
 PARAM_FIELDS = {"type", "default", "required", "description"}
+RETRY_FIELDS = {"attempts", "delay", "backoff", "factor", "max_delay", "jitter", "on"}
+CASE_FIELDS = {"name", "when", "do"}
+BUILTIN_VARIABLES = ("result", "results", "process", "step")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _STEP_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
@@ -86,8 +114,13 @@ def load_definition(path: Path | str) -> Definition:
     return parse_definition(source, str(file))
 
 
-def parse_definition(source: str, file: str | None = None) -> Definition:
-    """Validate TOML source text; raises DefinitionError listing every problem."""
+def parse_definition(source: str, file: str | None = None, *,
+                     children: ChildSource | None = None) -> Definition:
+    """Validate TOML source text; raises DefinitionError listing every problem.
+
+    `call` steps' files come from `children` (by default the disk, beside `file`).
+    Warnings (findings that do not stop a run) are in the definition's `warnings`.
+    """
     try:
         data = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
@@ -99,7 +132,7 @@ def parse_definition(source: str, file: str | None = None) -> Definition:
             [Problem(f"TOML syntax error: {text}", file=file, line=line,
                      hint="fix the TOML syntax at that line")]
         ) from None
-    builder = _Builder(source, file)
+    builder = _Builder(source, file, children or DiskChildren.beside(file))
     definition = builder.build(data)
     problems = builder.problems
     if definition is not None:
@@ -107,18 +140,26 @@ def parse_definition(source: str, file: str | None = None) -> Definition:
         if problems:
             # Steps with problems were left out of the model, so what they set is unknown:
             # report only findings that do not depend on it.
-            found = [p for p in found if not p.message.startswith("reads ")]
+            found = [p for p in found if not p.message.startswith(("reads ", "may read "))]
         problems.extend(found)
-    if problems or definition is None:
-        raise DefinitionError(problems)
-    return dataclasses.replace(definition, liveness=compute_liveness(definition))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors or definition is None:
+        raise DefinitionError(sorted(problems, key=_problem_order))
+    return dataclasses.replace(definition, liveness=compute_liveness(definition),
+                               warnings=tuple(sorted(problems, key=_problem_order)))
+
+
+def _problem_order(problem: Problem) -> tuple[int, int]:
+    return (problem.line or 0, 0 if problem.severity == "error" else 1)
 
 
 @dataclass
 class _Builder:
     source: str
     file: str | None
+    children_source: ChildSource
     problems: list[Problem] = field(default_factory=list)
+    children: dict[str, Definition] = field(default_factory=dict)
     _lines: list[str] = field(default_factory=list)
     _search_from: int = 0
 
@@ -126,7 +167,8 @@ class _Builder:
         self._lines = self.source.splitlines()
 
     def problem(self, message: str, *, step: _Where | None = None, line: int | None = None,
-                hint: str | None = None, key: str | None = None) -> None:
+                hint: str | None = None, key: str | None = None,
+                severity: str = "error") -> None:
         """Record a problem; with `key`, at the line of that field of the step."""
         if key is not None and step is not None and step.line is not None:
             line = self.field_line(step.line, key)
@@ -134,6 +176,7 @@ class _Builder:
             message, file=self.file,
             line=line if line is not None else (step.line if step else None),
             step_path=step.path if step else None, step_id=step.id if step else None, hint=hint,
+            severity=severity,
         ))
 
     def field_line(self, step_line: int, key: str) -> int | None:
@@ -199,11 +242,16 @@ class _Builder:
             self.problem("the process has no steps", hint="add at least one [[steps]] table")
             raw_steps = []
         steps = self.build_block(raw_steps, "steps")
-        sha = hashlib.sha256(self.source.encode()).hexdigest()
+        digest = hashlib.sha256(self.source.encode())
+        for ref, child in sorted(self.children.items()):
+            # The hash covers what the calls run, so a changed child is a new definition.
+            digest.update(f"\0call:{ref}={child.sha256}".encode())
+        sha = digest.hexdigest()
         return Definition(
             name=name, version=None if version is None else str(version),
             description=str(description), params=params, steps=steps,
             source=self.source, sha256=sha, file=self.file, on_crash=str(on_crash),
+            children=dict(self.children),
         )
 
     def build_params(self, raw: Any) -> tuple[ParamSpec, ...]:
@@ -340,11 +388,18 @@ class _Builder:
             self.problem("'with' must be a table of arguments", step=where, key="with",
                          hint='write with = { message = "hi" }')
             return None
-        spec = BUILTIN_TASKS.get(task) if isinstance(task, str) else None
+        if not isinstance(task, str) or not task:
+            self.problem("task must be a task name or \"module:function\"", step=where,
+                         key="task")
+            return None
+        spec = BUILTIN_TASKS.get(task)
         if spec is None:
-            self.problem(f"unknown task {task!r}", step=where, key="task",
-                         hint=_did_you_mean(str(task), BUILTIN_TASKS)
-                         or f"built-in tasks: {', '.join(BUILTIN_TASKS)}")
+            trouble = check_task_reference(task, self.base_dir())
+            if trouble is not None:
+                close = None if is_plugin_reference(task) else _did_you_mean(task, BUILTIN_TASKS)
+                self.problem(trouble, step=where, key="task",
+                             hint=close or f"built-in tasks: {', '.join(BUILTIN_TASKS)}; "
+                             "a plugin is \"module:function\" (see docs/plugins.md)")
         else:
             for key in args:
                 if key not in spec.args:
@@ -356,16 +411,73 @@ class _Builder:
                 if required and key not in args:
                     self.problem(f"task {task!r} needs argument {key!r}", step=where,
                                  hint=f"add it under with = {{ {key} = ... }}")
-        retries = raw.get("retries", 0)
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            self.problem("retries must be a whole number, 0 or more", step=where, key="retries")
-            retries = 0
         expressions = self.templates(args, where, "with")
         timeout = self.duration(raw, "timeout", where)
-        retry_delay = self.duration(raw, "retry_delay", where)
-        return TaskStep(**base, task=str(task), args=tuple(args.items()),
-                        arg_expressions=expressions, timeout=timeout, retries=retries,
-                        retry_delay=retry_delay if retry_delay is not None else 1.0)
+        return TaskStep(**base, task=task, args=tuple(args.items()),
+                        arg_expressions=expressions, timeout=timeout,
+                        retry=self.retry_policy(raw, where))
+
+    def base_dir(self) -> Path:
+        return Path(self.file).resolve().parent if self.file else Path.cwd()
+
+    def retry_policy(self, raw: dict[str, Any], where: _Where) -> RetryPolicy:
+        """`retry = { ... }`, or the short form `retries` (+ `retry_delay`)."""
+        if "retry" not in raw:
+            retries = raw.get("retries", 0)
+            if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+                self.problem("retries must be a whole number, 0 or more", step=where,
+                             key="retries")
+                retries = 0
+            delay = self.duration(raw, "retry_delay", where)
+            return RetryPolicy(attempts=retries + 1, delay=1.0 if delay is None else delay)
+        if "retries" in raw or "retry_delay" in raw:
+            self.problem("give retry = { ... } or retries/retry_delay, not both", step=where,
+                         key="retry")
+        table = raw["retry"]
+        if not isinstance(table, dict):
+            self.problem("retry must be a table", step=where, key="retry",
+                         hint='e.g. retry = { attempts = 5, delay = "1s", '
+                         'backoff = "exponential" }')
+            return RetryPolicy()
+        for key in table:
+            if key not in RETRY_FIELDS:
+                self.problem(f"unknown field {key!r} in retry", step=where, key="retry",
+                             hint=_did_you_mean(key, RETRY_FIELDS)
+                             or f"retry takes {', '.join(sorted(RETRY_FIELDS))}")
+        attempts = table.get("attempts", 3)
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+            self.problem("retry.attempts must be a whole number, 1 or more (the first try "
+                         "counts)", step=where, key="retry")
+            attempts = 1
+        backoff = table.get("backoff", "fixed")
+        if backoff not in ("fixed", "exponential"):
+            self.problem(f"retry.backoff {backoff!r} is not fixed or exponential", step=where,
+                         key="retry", hint=_did_you_mean(str(backoff), ("fixed", "exponential")))
+            backoff = "fixed"
+        factor = table.get("factor", 2.0)
+        if not isinstance(factor, int | float) or isinstance(factor, bool) or factor < 1:
+            self.problem("retry.factor must be a number, 1 or more", step=where, key="retry")
+            factor = 2.0
+        jitter = table.get("jitter", 0.0)
+        if jitter is True:
+            jitter = 0.5
+        if (not isinstance(jitter, int | float) or isinstance(jitter, bool)
+                or not 0 <= jitter <= 1):
+            self.problem("retry.jitter must be true, false or a fraction from 0 to 1",
+                         step=where, key="retry")
+            jitter = 0.0
+        on = table.get("on", [])
+        if isinstance(on, str):
+            on = [on]
+        if not isinstance(on, list) or not all(isinstance(o, str) for o in on):
+            self.problem("retry.on must be a list of error kinds", step=where, key="retry",
+                         hint='e.g. on = ["timeout", "task_error", "ConnectionError"]')
+            on = []
+        delay = self.duration(table, "delay", where)
+        max_delay = self.duration(table, "max_delay", where)
+        return RetryPolicy(attempts=attempts, delay=1.0 if delay is None else delay,
+                           backoff=str(backoff), factor=float(factor), max_delay=max_delay,
+                           jitter=float(jitter), on=tuple(on))
 
     def _build_set(self, raw: dict[str, Any], base: dict[str, Any], where: _Where) -> Step | None:
         values = raw["values"]
@@ -376,7 +488,7 @@ class _Builder:
         for name in values:
             if not _IDENTIFIER.match(name):
                 self.problem(f"variable name {name!r} is not an identifier", step=where)
-            if name in ("result", "results", "process", "step"):
+            if name in BUILTIN_VARIABLES:
                 self.problem(f"{name!r} is a built-in name and cannot be set", step=where)
         expressions = self.templates(values, where, "values")
         return SetStep(**base, values=tuple(values.items()), value_expressions=expressions)
@@ -408,6 +520,162 @@ class _Builder:
             return None
         return ForeachStep(**base, items=items, item_var=str(item_var),
                            index_var=None if index_var is None else str(index_var), body=body)
+
+    def branches(self, raw: Any, where: _Where, field_name: str, *,
+                 with_when: bool) -> list[Branch] | None:
+        """`[[steps.cases]]` / `[[steps.branches]]`: name, when (unless parallel), do."""
+        allowed = CASE_FIELDS if with_when else CASE_FIELDS - {"when"}
+        example = f"[[{where.path}.{field_name}]]"
+        if not isinstance(raw, list) or not raw:
+            self.problem(f"{field_name} must be a non-empty array of tables", step=where,
+                         key=field_name,
+                         hint=f"write {example} with " + ("when = \"...\" and " if with_when
+                                                          else "") + "its steps under do")
+            return None
+        found: list[Branch] = []
+        names: set[str] = set()
+        ok = True
+        for index, item in enumerate(raw):
+            label = f"{field_name}[{index}]"
+            if not isinstance(item, dict):
+                self.problem(f"{label} must be a table", step=where)
+                ok = False
+                continue
+            for key in item:
+                if key not in allowed:
+                    self.problem(f"unknown field {key!r} in {label}", step=where,
+                                 hint=_did_you_mean(key, allowed)
+                                 or f"{field_name} take {', '.join(sorted(allowed))}")
+            name = item.get("name", str(index + 1))
+            if not isinstance(name, str) or not name:
+                self.problem(f"{label}: name must be a non-empty string", step=where)
+                name = str(index + 1)
+            if name in names:
+                self.problem(f"{label}: another branch is already named {name!r}", step=where,
+                             hint="give every branch its own name")
+            names.add(name)
+            when = None
+            if with_when:
+                if "when" not in item:
+                    self.problem(f"{label} needs when = \"<condition>\"", step=where,
+                                 hint='e.g. when = "amount > 1000"')
+                    ok = False
+                else:
+                    when = self.condition(item["when"], where, "when")
+                    ok = ok and when is not None
+            if "do" not in item:
+                self.problem(f"{label} needs its steps under do", step=where,
+                             hint=f"add [[{where.path}.{label}.do]] tables")
+            steps = self.build_block(item.get("do", []), f"{where.path}.{label}.do")
+            found.append(Branch(name, label, when, steps))
+        return found if ok else None
+
+    def _build_switch(self, raw: dict[str, Any], base: dict[str, Any],
+                      where: _Where) -> Step | None:
+        cases = self.branches(raw["cases"], where, "cases", with_when=True)
+        default = self.build_block(raw.get("default", []), f"{where.path}.default")
+        if cases is None:
+            return None
+        return SwitchStep(**base, branches=(*cases, Branch("default", "default", None, default)))
+
+    def _build_inclusive(self, raw: dict[str, Any], base: dict[str, Any],
+                         where: _Where) -> Step | None:
+        branches = self.branches(raw["branches"], where, "branches", with_when=True)
+        return None if branches is None else InclusiveStep(**base, branches=tuple(branches))
+
+    def _build_parallel(self, raw: dict[str, Any], base: dict[str, Any],
+                        where: _Where) -> Step | None:
+        branches = self.branches(raw["branches"], where, "branches", with_when=False)
+        limit = raw.get("max_concurrency")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 1):
+            self.problem("max_concurrency must be a whole number, 1 or more", step=where,
+                         key="max_concurrency")
+            limit = None
+        if branches is None:
+            return None
+        return ParallelStep(**base, branches=tuple(branches), max_concurrency=limit)
+
+    def _build_while(self, raw: dict[str, Any], base: dict[str, Any],
+                     where: _Where) -> Step | None:
+        condition = self.condition(raw["condition"], where, "condition")
+        limit = raw["max_iterations"]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            self.problem("max_iterations must be a whole number, 1 or more", step=where,
+                         key="max_iterations", hint="it bounds the loop: max_iterations = 100")
+            limit = 1
+        index_var = raw.get("index_as")
+        if index_var is not None and (not isinstance(index_var, str)
+                                      or not _IDENTIFIER.match(index_var)):
+            self.problem(f"loop variable {index_var!r} is not an identifier", step=where,
+                         key="index_as")
+            index_var = None
+        body = self.build_block(raw["body"], f"{where.path}.body")
+        if condition is None:
+            return None
+        return WhileStep(**base, condition=condition, max_iterations=limit,
+                         index_var=index_var, body=body)
+
+    def _build_scope(self, raw: dict[str, Any], base: dict[str, Any],
+                     where: _Where) -> Step | None:
+        error_as = raw.get("error_as", "error")
+        if (not isinstance(error_as, str) or not _IDENTIFIER.match(error_as)
+                or error_as in BUILTIN_VARIABLES):
+            self.problem(f"error_as {error_as!r} is not a usable variable name", step=where,
+                         key="error_as", hint='e.g. error_as = "failure"')
+            error_as = "error"
+        body = self.build_block(raw["do"], f"{where.path}.do")
+        catch = (self.build_block(raw["catch"], f"{where.path}.catch")
+                 if "catch" in raw else None)
+        final = self.build_block(raw.get("finally", []), f"{where.path}.finally")
+        return ScopeStep(**base, body=body, catch=catch, finally_=final, error_as=error_as)
+
+    def _build_call(self, raw: dict[str, Any], base: dict[str, Any],
+                    where: _Where) -> Step | None:
+        ref = raw["file"]
+        params = raw.get("params", {})
+        if not isinstance(params, dict):
+            self.problem("params must be a table of name = value", step=where, key="params",
+                         hint='e.g. params = { order = "{{ order }}" }')
+            return None
+        expressions = self.templates(params, where, "params")
+        if not isinstance(ref, str) or not ref:
+            self.problem("file must be the path of a definition file", step=where, key="file")
+            return None
+        child = self.children.get(ref)
+        if child is None:
+            try:
+                text, child_file, source = self.children_source.read(ref)
+                child = parse_definition(text, child_file, children=source)
+            except ValueError as exc:
+                self.problem(f"call: {exc}", step=where, key="file",
+                             hint="file is relative to this definition's directory")
+                return None
+            except DefinitionError as exc:
+                self.problem(f"call: {ref} is not valid: {exc.problems[0].render()}"
+                             + (f" (and {len(exc.problems) - 1} more)"
+                                if len(exc.problems) > 1 else ""),
+                             step=where, key="file", hint=f"run: procctl validate {ref}")
+                return None
+            self.children[ref] = child
+        declared = {spec.name: spec for spec in child.params}
+        for name in params:
+            if name not in declared:
+                self.problem(f"call: {ref} has no param {name!r}", step=where, key="params",
+                             hint=_did_you_mean(name, declared)
+                             or f"it takes {', '.join(declared) or 'no params'}")
+        for spec in child.params:
+            if spec.required and not spec.has_default and spec.name not in params:
+                self.problem(f"call: {ref} needs param {spec.name!r}", step=where,
+                             key="params", hint=f"add it: params = {{ {spec.name} = ... }}")
+        return CallStep(**base, file=ref, child=child, params=params,
+                        param_expressions=expressions)
+
+    def _build_intermediate_return(self, raw: dict[str, Any], base: dict[str, Any],
+                                   where: _Where) -> Step:
+        value = raw["value"]
+        return IntermediateReturnStep(**base, value=value,
+                                      value_expressions=self.templates(value, where, "value"))
 
     def _build_return(self, raw: dict[str, Any], base: dict[str, Any], where: _Where) -> Step:
         value = raw.get("value")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from procctl.agent.errors import Problem
 from procctl.agent.expressions import Expression
 
 
@@ -51,13 +52,42 @@ def _reads(expressions: tuple[Expression, ...]) -> frozenset[str]:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How a task step tries again: `attempts` in all (1 = no retry), the wait before
+    attempt n+1 (`delay`, times `factor`**(n-1) for exponential backoff, capped at
+    `max_delay`, with up to `jitter` of it added at random), and which errors retry:
+    `on` lists error kinds ("timeout", "task_error") or exception class names; empty
+    means every error."""
+
+    attempts: int = 1
+    delay: float = 1.0
+    backoff: str = "fixed"  # fixed | exponential
+    factor: float = 2.0
+    max_delay: float | None = None
+    jitter: float = 0.0
+    on: tuple[str, ...] = ()
+
+    def wait_before(self, attempt: int, rand: float) -> float:
+        """Seconds to wait before attempt `attempt + 1`; `rand` is in [0, 1)."""
+        wait = self.delay
+        if self.backoff == "exponential":
+            wait = self.delay * self.factor ** (attempt - 1)
+        if self.max_delay is not None:
+            wait = min(wait, self.max_delay)
+        return wait + wait * self.jitter * rand
+
+    def retries(self, kinds: tuple[str, ...]) -> bool:
+        """Whether an error of these kinds (most specific first) is worth another try."""
+        return not self.on or any(kind in self.on for kind in kinds)
+
+
+@dataclass(frozen=True)
 class TaskStep(Step):
     task: str
     args: tuple[tuple[str, Any], ...]  # raw field values (templates inside)
     arg_expressions: tuple[Expression, ...]
     timeout: float | None
-    retries: int
-    retry_delay: float
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def expressions(self) -> tuple[Expression, ...]:
         return self.arg_expressions
@@ -118,6 +148,121 @@ class ForeachStep(Step):
 
 
 @dataclass(frozen=True)
+class Branch:
+    """One branch of a switch, inclusive or parallel step: its name, its condition
+    (none for parallel branches) and its steps. `block` is its name in positions."""
+
+    name: str
+    block: str
+    when: Expression | None
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class _BranchingStep(Step):
+    branches: tuple[Branch, ...]
+
+    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+        return tuple((branch.block, branch.steps) for branch in self.branches)
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return tuple(b.when for b in self.branches if b.when is not None)
+
+    def reads(self) -> frozenset[str]:
+        return _reads(self.expressions())
+
+    def branch(self, block: str) -> Branch:
+        for branch in self.branches:
+            if branch.block == block:
+                return branch
+        raise KeyError(block)
+
+
+@dataclass(frozen=True)
+class SwitchStep(_BranchingStep):
+    """The first case whose `when` holds runs; else `default` (the branch with no
+    condition, always last)."""
+
+
+@dataclass(frozen=True)
+class InclusiveStep(_BranchingStep):
+    """Every branch whose `when` holds (evaluated at the start) runs, in order."""
+
+
+@dataclass(frozen=True)
+class ParallelStep(_BranchingStep):
+    """All branches run at once, at most `max_concurrency` together; the join waits."""
+
+    max_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class WhileStep(Step):
+    """Run `body` while `condition` holds, at most `max_iterations` times."""
+
+    condition: Expression
+    max_iterations: int
+    index_var: str | None
+    body: tuple[Step, ...]
+
+    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+        return (("body", self.body),)
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return (self.condition,)
+
+    def reads(self) -> frozenset[str]:
+        return self.condition.variables
+
+    def loop_vars(self) -> frozenset[str]:
+        return frozenset({self.index_var} if self.index_var else ())
+
+
+@dataclass(frozen=True)
+class ScopeStep(Step):
+    """Run `do`; on a failure run `catch` with the error in `error_as`; always run
+    `finally` (after `do` or `catch`)."""
+
+    body: tuple[Step, ...]
+    catch: tuple[Step, ...] | None
+    finally_: tuple[Step, ...]
+    error_as: str
+
+    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+        return (("do", self.body), ("catch", self.catch or ()), ("finally", self.finally_))
+
+
+@dataclass(frozen=True)
+class CallStep(Step):
+    """Run another definition (`file`, pinned with this one) as a child instance."""
+
+    file: str
+    child: Definition
+    params: Any
+    param_expressions: tuple[Expression, ...]
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return self.param_expressions
+
+    def reads(self) -> frozenset[str]:
+        return _reads(self.param_expressions)
+
+
+@dataclass(frozen=True)
+class IntermediateReturnStep(Step):
+    """Hand a value to whoever waits on `run --wait`; the process goes on."""
+
+    value: Any
+    value_expressions: tuple[Expression, ...]
+
+    def expressions(self) -> tuple[Expression, ...]:
+        return self.value_expressions
+
+    def reads(self) -> frozenset[str]:
+        return _reads(self.value_expressions)
+
+
+@dataclass(frozen=True)
 class ReturnStep(Step):
     value: Any
     value_expressions: tuple[Expression, ...]
@@ -155,6 +300,10 @@ class Definition:
     on_crash: str = "fail"
     #: checkpoint step id -> what its snapshot stores (computed once, at load time)
     liveness: dict[str, Liveness] = field(default_factory=dict, compare=False)
+    #: the definitions `call` steps run, by the file name as written (pinned with this)
+    children: dict[str, Definition] = field(default_factory=dict, compare=False)
+    #: findings that do not stop a run (a variable unset on some path, dead steps)
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
     def all_steps(self) -> list[Step]:
         """Every step, depth first, in file order."""

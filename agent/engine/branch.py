@@ -1,10 +1,13 @@
-"""The `if` step: run `then` when the condition holds, else `else`."""
+"""Decisions: `if`, `switch` (the first case that holds) and `inclusive` (every branch
+that holds, in order). On a resume the frame names the branch that was running, and
+no condition is evaluated again."""
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
-from procctl.agent.definition.model import IfStep
+from procctl.agent.definition.model import IfStep, InclusiveStep, SwitchStep
 from procctl.agent.engine.state import InstanceState
 from procctl.agent.snapshot import Frame
 
@@ -14,11 +17,7 @@ if TYPE_CHECKING:
 
 async def run_if_step(runner: Runner, step: IfStep, state: InstanceState,
                       resume: list[Frame] | None = None) -> Any:
-    """The step's result is the `result` left by the branch that ran (None if none ran).
-
-    On a resume the frame names the branch that was running: the condition is not
-    evaluated again.
-    """
+    """The step's result is the `result` left by the branch that ran (None if none ran)."""
     if resume:
         name = resume[0].block
     else:
@@ -27,3 +26,43 @@ async def run_if_step(runner: Runner, step: IfStep, state: InstanceState,
     block = step.then if name == "then" else step.else_
     await runner.run_block(block, name, state, resume)
     return state.last_result
+
+
+async def run_switch_step(runner: Runner, step: SwitchStep, state: InstanceState,
+                          resume: list[Frame] | None = None) -> Any:
+    """The result is the `result` the case that ran left (None for an empty default)."""
+    if resume:
+        chosen = step.branch(resume[0].block)
+    else:
+        context = state.context(step)
+        chosen = next(branch for branch in step.branches
+                      if branch.when is None or branch.when.evaluate(context))
+        await runner.emit("branch_taken", step, {"branch": chosen.name})
+        state.last_result = None
+    await runner.run_block(chosen.steps, chosen.block, state, resume)
+    return state.last_result
+
+
+async def run_inclusive_step(runner: Runner, step: InclusiveStep, state: InstanceState,
+                             resume: list[Frame] | None = None) -> Any:
+    """Conditions are evaluated once, at the start. The result maps the name of each
+    branch that ran to the `result` it left; the frame keeps both across a pause."""
+    if resume and resume[0].loop is not None:
+        taken = copy.deepcopy(resume[0].loop)
+    else:
+        context = state.context(step)
+        taken = {"selected": [branch.block for branch in step.branches
+                              if branch.when is not None and branch.when.evaluate(context)],
+                 "results": {}}
+        await runner.emit("branch_taken", step, {"branches": [
+            step.branch(block).name for block in taken["selected"]]})
+        resume = None
+    start = taken["selected"].index(resume[0].block) if resume else 0
+    for block in taken["selected"][start:]:
+        branch = step.branch(block)
+        if resume is None:
+            state.last_result = None
+        await runner.run_block(branch.steps, block, state, resume, taken)
+        resume = None
+        taken["results"][branch.name] = state.last_result
+    return dict(taken["results"])

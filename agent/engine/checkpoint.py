@@ -13,13 +13,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from procctl.agent import values
-from procctl.agent.definition.model import CheckpointStep, ScheduledResumeStep, Step
+from procctl.agent.definition.model import CheckpointStep, ScheduledResumeStep
 from procctl.agent.engine.state import (
     CheckpointInfo,
     InstanceState,
     PauseInstance,
     ResumeInfo,
-    ReturnFromProcess,
 )
 from procctl.agent.errors import StepFailed
 from procctl.agent.expressions import Expression
@@ -113,7 +112,7 @@ async def run_checkpoint_step(runner: Runner, step: CheckpointStep, state: Insta
         "correlation_id": correlation_id, "variables": sorted(stored), "bytes": size,
         "results": sorted(results), "expires_at": expires_at})
     state.checkpoint = CheckpointInfo(step.id, correlation_id, 0)
-    value = await _block_value(runner, step.commit, "commit", state)
+    value = await runner.block_value(step.commit, "commit", state)
     fault("after_checkpoint_commit")
     state.checkpoint.value = value
     result = checkpoint_result(snapshot, resumed_by=None, payload=None, value=value, iteration=0)
@@ -130,18 +129,6 @@ async def run_checkpoint_step(runner: Runner, step: CheckpointStep, state: Insta
     raise PauseInstance()
 
 
-async def _block_value(runner: Runner, block: tuple[Step, ...], name: str,
-                       state: InstanceState) -> Any:
-    """Run a commit or recover block; its value is what a `return` in it gives, else
-    the `result` its last step left."""
-    state.last_result = None
-    try:
-        await runner.run_block(block, name, state)
-    except ReturnFromProcess as done:
-        return done.value
-    return state.last_result
-
-
 async def resume_checkpoint(runner: Runner, step: CheckpointStep, state: InstanceState,
                             info: ResumeInfo) -> Any:
     """Go on after the checkpoint the snapshot was taken at."""
@@ -152,7 +139,7 @@ async def resume_checkpoint(runner: Runner, step: CheckpointStep, state: Instanc
         "correlation_id": snapshot.correlation_id, "recover": info.run_recover})
     if info.run_recover:
         fault("in_recover")
-        value = await _block_value(runner, step.recover, "recover", state)
+        value = await runner.block_value(step.recover, "recover", state)
     else:
         value = info.commit_value
     state.checkpoint.value = value

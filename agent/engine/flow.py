@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from procctl.agent.definition.model import ReturnStep, ThrowStep
+from procctl.agent.definition.model import IntermediateReturnStep, ReturnStep, ThrowStep
 from procctl.agent.engine.state import InstanceState, ReturnFromProcess
 from procctl.agent.errors import StepFailed
 from procctl.agent.expressions import render_value
@@ -28,3 +28,12 @@ async def run_throw_step(runner: Runner, step: ThrowStep, state: InstanceState,
 ) -> Any:
     message = step.message.evaluate(state.context(step))
     raise StepFailed(str(message), step_id=step.id, step_path=step.path, kind="thrown")
+
+
+async def run_intermediate_return_step(runner: Runner, step: IntermediateReturnStep,
+                                       state: InstanceState,
+                                       resume: list[Frame] | None = None) -> Any:
+    """Hand a value to `run --wait` (and the history); the process goes on."""
+    value = render_value(step.value, state.context(step))
+    await runner.emit("intermediate_return", step, {"value": value})
+    return value

@@ -13,19 +13,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from procctl.agent.definition.model import (
+    CallStep,
     CheckpointStep,
     Definition,
     ForeachStep,
     IfStep,
+    InclusiveStep,
+    IntermediateReturnStep,
+    ParallelStep,
     ReturnStep,
     ScheduledResumeStep,
+    ScopeStep,
     SetStep,
     SignalStep,
     Step,
+    SwitchStep,
     TaskStep,
     ThrowStep,
+    WhileStep,
 )
-from procctl.agent.engine import assign, branch, checkpoint, flow, loop, signal, task
+from procctl.agent.engine import (
+    assign,
+    branch,
+    call,
+    checkpoint,
+    flow,
+    loop,
+    parallel,
+    scope,
+    signal,
+    task,
+)
 from procctl.agent.engine.state import (
     EngineHooks,
     EventSink,
@@ -48,7 +66,14 @@ HANDLERS: dict[type[Step], StepHandler] = {
     TaskStep: task.run_task_step,
     SetStep: assign.run_set_step,
     IfStep: branch.run_if_step,
+    SwitchStep: branch.run_switch_step,
+    InclusiveStep: branch.run_inclusive_step,
+    ParallelStep: parallel.run_parallel_step,
     ForeachStep: loop.run_foreach_step,
+    WhileStep: loop.run_while_step,
+    ScopeStep: scope.run_scope_step,
+    CallStep: call.run_call_step,
+    IntermediateReturnStep: flow.run_intermediate_return_step,
     ReturnStep: flow.run_return_step,
     ThrowStep: flow.run_throw_step,
     CheckpointStep: checkpoint.run_checkpoint_step,
@@ -117,22 +142,38 @@ class Runner:
         finally:
             state.frames.pop()
 
+    async def block_value(self, steps: tuple[Step, ...], name: str, state: InstanceState,
+                          resume: list[Frame] | None = None,
+                          loop: dict[str, Any] | None = None) -> Any:
+        """Run a block a `return` ends (a loop iteration, a scope's blocks, a parallel
+        branch, a checkpoint's commit or recover): its value is what the `return`
+        gives, else the `result` its last step left."""
+        if resume is None:
+            state.last_result = None
+        try:
+            await self.run_block(steps, name, state, resume, loop)
+        except ReturnFromProcess as done:
+            state.last_result = done.value
+            return done.value
+        return state.last_result
+
     async def resume_after_checkpoint(self, step: Step, state: InstanceState) -> None:
         if not isinstance(step, CheckpointStep) or self.resume is None:
             raise StepFailed(
                 f"the snapshot's position points at {step.path} ({step.kind}), not at a "
                 "checkpoint; the definition does not match the snapshot",
                 step_id=step.id, step_path=step.path, kind="snapshot")
-        await self.guard(step, checkpoint.resume_checkpoint(self, step, state, self.resume))
+        await self.guard(step, checkpoint.resume_checkpoint(self, step, state, self.resume),
+                         state)
 
     async def run_step(self, step: Step, state: InstanceState,
                        resume: list[Frame] | None = None) -> None:
         handler = HANDLERS[type(step)]
         if resume is None:
             await self.emit("step_started", step, {"kind": step.kind})
-        await self.guard(step, handler(self, step, state, resume))
+        await self.guard(step, handler(self, step, state, resume), state)
 
-    async def guard(self, step: Step, work: Awaitable[Any]) -> None:
+    async def guard(self, step: Step, work: Awaitable[Any], state: InstanceState) -> None:
         """Await a step's work; record its result, or its failure, against the step."""
         started = time.monotonic()
         try:
@@ -153,7 +194,6 @@ class Runner:
             await self.emit("step_failed", step, {"message": exc.message, "kind": "expression"})
             raise StepFailed(exc.message, step_id=step.id, step_path=step.path,
                              kind="expression") from exc
-        state = self.state
         state.results[step.id] = value
         if not isinstance(step, SetStep):
             state.last_result = value

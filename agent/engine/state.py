@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from procctl.agent.definition.model import CheckpointStep, Step
+from procctl.agent.definition.model import CheckpointStep, Definition, Step
 from procctl.agent.snapshot import Frame, Snapshot
 
 #: emit(kind, step, data): record an event in the instance's history and tell watchers.
@@ -30,6 +30,16 @@ class EngineHooks(Protocol):
     async def send_signal(self, *, correlation_id: str, payload: Any,
                           signal_id: str | None) -> dict[str, Any]:
         """Resume another instance; returns what became of the signal."""
+        ...
+
+    async def start_child(self, definition: Definition, params: dict[str, Any],
+                          call_key: str) -> str:
+        """Start a child instance for a `call` (or find the one this call started
+        before a restart); returns its id."""
+        ...
+
+    async def wait_child(self, instance_id: str) -> dict[str, Any]:
+        """Wait until a child instance completes or fails: status, result, error."""
         ...
 
 
@@ -103,9 +113,30 @@ class InstanceState:
     def position(self) -> tuple[Frame, ...]:
         return tuple(cursor.freeze() for cursor in self.frames)
 
+    def fork(self) -> InstanceState:
+        """A parallel branch's state: its own copy of the variables and results, the
+        same position so far (the branch's frames go on its own list)."""
+        return InstanceState(self.instance_id, self.process, self.base_dir,
+                             variables=dict(self.variables), results=dict(self.results),
+                             last_result=None, frames=list(self.frames),
+                             checkpoint=self.checkpoint)
+
+    def call_key(self, step: Step) -> str:
+        """Where a `call` step stands, iteration included: the same call reached again
+        after a restart has the same key, and so finds the child it started."""
+        parts = []
+        for cursor in self.frames:
+            part = f"{cursor.block}:{cursor.index}"
+            if cursor.loop is not None and "index" in cursor.loop:
+                part += f"@{cursor.loop['index']}"
+            parts.append(part)
+        return "/".join((*parts, step.id))
+
 
 class ReturnFromProcess(Exception):
-    """A `return` step ends the process with a value."""
+    """A `return` step ends the innermost body that takes a value (a loop's iteration,
+    a scope, a parallel branch, a checkpoint's commit or recover block) or, outside
+    them all, the process."""
 
     def __init__(self, value: Any) -> None:
         super().__init__("return")

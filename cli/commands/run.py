@@ -101,6 +101,11 @@ def _follow(client: AgentClient, request: dict[str, Any], name: str,
 
 def print_outcome(summary: dict[str, Any]) -> None:
     """How an instance stands after `run --wait` or `resume`: result, error or pause."""
+    if "intermediate" in summary:
+        render.console.print("[bold]Intermediate result:[/] "
+                             + escape(render.value_text(summary["intermediate"])))
+        render.note(f"The instance goes on; follow it with: procctl show {summary['instance_id']}")
+        return
     took = render.elapsed(summary["started_at"], summary["ended_at"])
     state = render.status_text(summary["status"])
     if summary["status"] == "paused" and not summary.get("checkpoint"):
