@@ -70,7 +70,7 @@ class DefinitionError(AgentError):
     exit_code = 3
 
     def __init__(self, problems: list[Problem]) -> None:
-        first = problems[0]
+        first = next((p for p in problems if p.severity == "error"), problems[0])
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         super().__init__(first.render() + more, first.hint)
         self.problems = problems

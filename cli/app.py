@@ -84,7 +84,7 @@ def main() -> None:
         app()
     except DefinitionError as exc:
         for problem in exc.problems:
-            render.error(problem.render(), problem.hint)
+            render.problem(problem)
         if _debug:
             traceback.print_exc()
         sys.exit(exc.exit_code)

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from procctl.agent.durations import format_duration
+from procctl.agent.errors import Problem
 
 # Piped output is not cut to 80 columns: tables stay one line per row for grep and less.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -36,6 +37,15 @@ def error(message: str, hint: str | None = None) -> None:
     err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
     if hint:
         err_console.print(f"[bold]Hint:[/] {escape(hint)}", soft_wrap=True)
+
+
+def problem(found: Problem) -> None:
+    """A validation finding: `Error:` or `Warning:`, where, what, and its hint."""
+    label = "[bold yellow]Warning:[/]" if found.severity == "warning" else "[bold red]Error:[/]"
+    err_console.print(f"{label} {escape(found.location())}: {escape(found.message)}",
+                      soft_wrap=True)
+    if found.hint:
+        err_console.print(f"[bold]Hint:[/] {escape(found.hint)}", soft_wrap=True)
 
 
 def note(message: str) -> None:

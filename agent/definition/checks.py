@@ -57,6 +57,8 @@ def check_definition(definition: Definition) -> list[Problem]:
     params = {spec.name for spec in definition.params}
 
     def check_step_reads(step: Step, must: set[str], may: set[str]) -> None:
+        if isinstance(step, WhileStep):  # its condition sees its own index variable
+            must, may = must | step.loop_vars(), may | step.loop_vars()
         for name in sorted(_unset_reads(step, may) - BUILTIN_NAMES):
             close = get_close_matches(name, sorted(may - {CHECKPOINT_REACHED}), n=1)
             report(step, f"reads variable {name!r}, which no param or earlier step sets",

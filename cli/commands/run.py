@@ -35,6 +35,8 @@ def run_command(
     """Run a process definition on the agent (started in the background if needed)."""
     options = global_options(ctx)
     definition = load_definition(file)
+    for warning in definition.warnings:
+        render.problem(warning)
     params = resolve_params(
         definition.params,
         from_file=_read_params_file(params_file) if params_file else None,

@@ -17,12 +17,16 @@ def validate_command(
     file: Annotated[Path, typer.Argument(help="The process definition (TOML).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for editors and CI.")] = False,
 ) -> None:
-    """Check a definition: TOML syntax, step kinds and fields, ids, expressions, variables."""
+    """Check a definition: TOML syntax, step kinds and fields, ids, expressions, variables.
+
+    Exits 3 when it finds errors, 0 when it finds only warnings (or nothing)."""
     try:
         definition = load_definition(file)
     except DefinitionError as exc:
         if as_json:
             render.print_json({"file": str(file), "valid": False,
+                               "errors": sum(p.severity == "error" for p in exc.problems),
+                               "warnings": sum(p.severity == "warning" for p in exc.problems),
                                "problems": [p.to_json() for p in exc.problems]})
             raise typer.Exit(exc.exit_code) from None
         raise
@@ -38,12 +42,17 @@ def validate_command(
             "params": [{"name": p.name, "type": p.type, "required": p.required,
                         "default": p.default} for p in definition.params],
             "checkpoints": checkpoints,
-            "problems": [],
+            "errors": 0, "warnings": len(definition.warnings),
+            "problems": [p.to_json() for p in definition.warnings],
         })
         return
+    for warning in definition.warnings:
+        render.problem(warning)
+    findings = (f"{len(definition.warnings)} warning(s)" if definition.warnings
+                else "no problems")
     render.console.print(
         f"[green]✓[/] {escape(str(file))}: process [bold]{escape(definition.name)}[/], "
-        f"{len(steps)} step(s), no problems")
+        f"{len(steps)} step(s), {findings}")
     for spec in definition.params:
         default = f", default {spec.default!r}" if spec.has_default else ""
         need = "required" if spec.required and not spec.has_default else "optional"
