@@ -172,8 +172,10 @@ class InstanceManager:
         started it before (the same call, reached again after a restart)."""
         store = self.worker.store
         existing = await self.worker.call(store.find_child, parent_id, call_key)
-        if existing is not None:
+        if existing is not None and existing.status not in ("failed", "cancelled"):
             return existing.id
+        if existing is not None:  # the parent is being retried: so is the call
+            await self.worker.call(store.retire_child, existing.id)
         await self._pin(definition)
         base_dir = str(Path(definition.file).parent) if definition.file else "."
         trigger = {"id": f"call:{parent_id}", "kind": "call", "parent": parent_id,

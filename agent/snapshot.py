@@ -32,9 +32,11 @@ class Frame:
     """One level of the position: which block, which step in it, loop state if any.
 
     `block` names the block inside the enclosing step ("steps" at the top, "then",
-    "else", "body"); `index` is the step's index in that block. A frame for a loop
-    body also holds the evaluated items, the current item index and the results of
-    the iterations before it.
+    "else", "body", "cases[1]", "default", "branches[0]", "do", "catch", "finally");
+    `index` is the step's index in that block. `loop` is the enclosing step's own
+    state, when it has some: a loop body's items, iteration and values so far; an
+    inclusive step's selected branches and their results; a scope's error (catch) or
+    pending outcome (finally).
     """
 
     block: str

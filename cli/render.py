@@ -129,4 +129,10 @@ def step_line(event: dict[str, Any]) -> str | None:
                 f"[dim](iteration {data.get('iteration')})[/]")
     if kind == "instance_paused":
         return f"  [yellow]⏸[/] {step}: paused"
+    if kind == "child_started":
+        return (f"  [cyan]↳[/] {step}: child instance {escape(str(data.get('instance_id')))} "
+                f"({escape(str(data.get('process')))})")
+    if kind == "scope_caught":
+        error = data.get("error") or {}
+        return f"  [yellow]⤷[/] {step}: caught {escape(str(error.get('message')))}"
     return None

@@ -166,6 +166,13 @@ class Store(CheckpointOps, SignalOps):
             return InstanceRecord(**dict(row))
         return self.get_instance(instance_id)
 
+    def retire_child(self, instance_id: str) -> None:
+        """Keep a failed child for its history, but out of its call's way: the next run
+        of that call starts a new child."""
+        with self._write() as db:
+            db.execute("UPDATE instances SET call_key = call_key || '#' || id WHERE id = ?",
+                       (instance_id,))
+
     def find_child(self, parent_id: str, call_key: str) -> InstanceRecord | None:
         row = self._db.execute("SELECT * FROM instances WHERE parent_id = ? AND call_key = ?",
                                (parent_id, call_key)).fetchone()

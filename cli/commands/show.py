@@ -52,6 +52,9 @@ def show_command(
         ("Ended", render.short_time(summary["ended_at"])),
         ("Params", escape(render.value_text(summary["params"]))),
     ]
+    if summary.get("parent_id"):
+        pairs.append(("Parent", f"{summary['parent_id']} (this instance runs a call step "
+                                "of it: procctl show " + summary["parent_id"] + ")"))
     if summary["status"] == "completed":
         pairs.append(("Result", escape(render.value_text(summary["result"]))))
     if summary["error"]:
@@ -88,6 +91,13 @@ def show_command(
             detail = detail.get("message", "")
         if event["kind"] == "step_finished":
             detail = f"{event['data'].get('duration', 0):.2f}s"
+        elif event["kind"] == "child_started":
+            detail = f"child instance {event['data'].get('instance_id')}"
+        elif event["kind"] == "branch_taken":
+            taken = event["data"].get("branch") or ", ".join(event["data"].get("branches", []))
+            detail = f"took {taken or 'no branch'}"
+        elif event["kind"] == "intermediate_return":
+            detail = render.value_text(event["data"].get("value"))
         table.add_row(render.short_time(event["at"]), event["kind"],
                       escape(event["step_id"] or ""), escape(str(detail)))
     render.console.print()
