@@ -55,11 +55,22 @@ def check_definition(definition: Definition) -> list[Problem]:
 
     seen_ids: set[str] = set()
     params = {spec.name for spec in definition.params}
+    #: a variable set only inside parallel branches -> that parallel step's id
+    branch_local: dict[str, str] = {}
+    #: step ids in the other branches of the branch being checked -> the branching step
+    elsewhere: dict[str, str] = {}
 
     def check_step_reads(step: Step, must: set[str], may: set[str]) -> None:
         if isinstance(step, WhileStep):  # its condition sees its own index variable
             must, may = must | step.loop_vars(), may | step.loop_vars()
         for name in sorted(_unset_reads(step, may) - BUILTIN_NAMES):
+            if name in branch_local:
+                owner = branch_local[name]
+                report(step, f"reads variable {name!r}, which is set only inside a branch "
+                       f"of parallel step {owner!r}; a branch's variables stay in it",
+                       f"return the value from the branch and read results[{owner!r}]"
+                       "['<branch name>']")
+                continue
             close = get_close_matches(name, sorted(may - {CHECKPOINT_REACHED}), n=1)
             report(step, f"reads variable {name!r}, which no param or earlier step sets",
                    f"did you mean {close[0]!r}?" if close else
@@ -79,7 +90,11 @@ def check_definition(definition: Definition) -> list[Problem]:
                        severity="warning")
         for expression in step.expressions():
             for ref in sorted(expression.results_read - seen_ids):
-                if ref in first_seen:
+                if ref in elsewhere:
+                    report(step, f"reads results[{ref!r}], but step {ref!r} is in another "
+                           f"branch of {elsewhere[ref]!r}: it has not run on this path",
+                           "read it after the branching step, where either may have run")
+                elif ref in first_seen:
                     report(step, f"reads results[{ref!r}], but that step runs later",
                            "a step can read the results of steps before it")
                 else:
@@ -106,13 +121,33 @@ def check_definition(definition: Definition) -> list[Problem]:
                 ended_by = step
         return must, may, ended_by is not None
 
+    def walk_branches(step: Step, must: set[str], may: set[str],
+                      ) -> list[tuple[set[str], set[str], bool]]:
+        """Walk each branch of an if, switch or parallel step as the only one that ran:
+        no branch sees the results of another."""
+        before = set(seen_ids)
+        blocks = [inner for _, inner in step.blocks()]
+        ids = [{s.id for s in _deep(inner)} for inner in blocks]
+        outcomes = []
+        for index, inner in enumerate(blocks):
+            others = set().union(*(ids[:index] + ids[index + 1:])) - ids[index]
+            saved = dict(elsewhere)
+            elsewhere.update(dict.fromkeys(others, step.id))
+            seen_ids.clear()
+            seen_ids.update(before)
+            outcomes.append(walk(inner, must, may))
+            elsewhere.clear()
+            elsewhere.update(saved)
+        seen_ids.update(before.union(*ids))
+        return outcomes
+
     def flow_through(step: Step, must: set[str], may: set[str],
                      ) -> tuple[set[str], set[str], bool]:
         """What is set after `step`, and whether it always ends its block."""
         if isinstance(step, ReturnStep | ThrowStep):
             return must, may, True
         if isinstance(step, IfStep | SwitchStep):
-            outcomes = [walk(inner, must, may) for _, inner in step.blocks()]
+            outcomes = walk_branches(step, must, may)
             going_on = [(m, y) for m, y, ends in outcomes if not ends]
             new_may = may.union(*(y for _, y, _ in outcomes))
             if not going_on:
@@ -122,8 +157,9 @@ def check_definition(definition: Definition) -> list[Problem]:
             outcomes = [walk(inner, must, may) for _, inner in step.blocks()]
             return must, may.union(*(y for _, y, _ in outcomes)), False
         if isinstance(step, ParallelStep):
-            for _, inner in step.blocks():
-                walk(inner, must, may)  # a branch's variables stay in the branch
+            for _, branch_may, _ in walk_branches(step, must, may):
+                # A branch's variables stay in the branch.
+                branch_local.update(dict.fromkeys(branch_may - may, step.id))
             return must, may, False
         if isinstance(step, ForeachStep | WhileStep):
             loop_vars = step.loop_vars()
@@ -200,3 +236,12 @@ def _sets_within(block: tuple[Step, ...]) -> set[str]:
         for _, inner in step.blocks():
             names |= _sets_within(inner)
     return names
+
+
+def _deep(block: tuple[Step, ...]) -> list[Step]:
+    found: list[Step] = []
+    for step in block:
+        found.append(step)
+        for _, inner in step.blocks():
+            found.extend(_deep(inner))
+    return found

@@ -137,9 +137,9 @@ def parse_definition(source: str, file: str | None = None, *,
     problems = builder.problems
     if definition is not None:
         found = check_definition(definition)
-        if problems:
-            # Steps with problems were left out of the model, so what they set is unknown:
-            # report only findings that do not depend on it.
+        if builder.dropped:
+            # Steps with problems were left out of the model, so what they set (and their
+            # ids) are unknown: report only findings that do not depend on them.
             found = [p for p in found if not p.message.startswith(("reads ", "may read "))]
         problems.extend(found)
     errors = [p for p in problems if p.severity == "error"]
@@ -160,6 +160,8 @@ class _Builder:
     children_source: ChildSource
     problems: list[Problem] = field(default_factory=list)
     children: dict[str, Definition] = field(default_factory=dict)
+    #: steps left out of the model for their problems (what they set is then unknown)
+    dropped: int = 0
     _lines: list[str] = field(default_factory=list)
     _search_from: int = 0
 
@@ -168,10 +170,11 @@ class _Builder:
 
     def problem(self, message: str, *, step: _Where | None = None, line: int | None = None,
                 hint: str | None = None, key: str | None = None,
-                severity: str = "error") -> None:
-        """Record a problem; with `key`, at the line of that field of the step."""
-        if key is not None and step is not None and step.line is not None:
-            line = self.field_line(step.line, key)
+                severity: str = "error", at: tuple[str, int] | None = None) -> None:
+        """Record a problem; with `key`, at the line of that field of the step (with
+        `at` = (field, n), of its n-th sub-table such as a switch's cases)."""
+        if step is not None and step.line is not None and (key is not None or at is not None):
+            line = self.field_line(step.line, key, at=at)
         self.problems.append(Problem(
             message, file=self.file,
             line=line if line is not None else (step.line if step else None),
@@ -179,11 +182,25 @@ class _Builder:
             severity=severity,
         ))
 
-    def field_line(self, step_line: int, key: str) -> int | None:
-        """The line of `key = ...` in the table that holds the step starting near step_line."""
+    def field_line(self, step_line: int, key: str | None, *,
+                   at: tuple[str, int] | None = None) -> int | None:
+        """The line of `key = ...` in the table that holds the step starting near
+        step_line, or in its sub-table `at`; for a key that names a sub-table, the
+        line of that sub-table's header. Falls back to the step's line."""
         start = step_line - 1
         while start > 0 and not self._lines[start].lstrip().startswith("["):
             start -= 1
+        header = re.match(r"^\s*\[\[?\s*([^\]]+?)\s*\]", self._lines[start])
+        table = header.group(1) if header else None
+        if at is not None and table is not None:
+            found = self._header_line(f"{table}.{at[0]}", start, at[1])
+            if found is None:
+                return step_line
+            start, table = found - 1, f"{table}.{at[0]}"
+            if key is None:
+                return found
+        if key is None:
+            return step_line
         regex = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
         for number in range(start + 1, len(self._lines)):
             text = self._lines[number].lstrip()
@@ -191,7 +208,21 @@ class _Builder:
                 break
             if regex.match(text):
                 return number + 1
+        if table is not None:
+            sub = self._header_line(f"{table}.{key}", start, 0)
+            if sub is not None:
+                return sub
         return step_line
+
+    def _header_line(self, name: str, start: int, nth: int) -> int | None:
+        """The line of the nth `[[name]]` (or `[name]`) header after line index start."""
+        regex = re.compile(rf"^\s*\[\[?\s*{re.escape(name)}\s*\]")
+        for number in range(start + 1, len(self._lines)):
+            if regex.match(self._lines[number]):
+                if nth == 0:
+                    return number + 1
+                nth -= 1
+        return None
 
     def line_of(self, pattern: str, start: int = 0) -> int | None:
         regex = re.compile(pattern)
@@ -303,9 +334,23 @@ class _Builder:
         steps: list[Step] = []
         for index, item in enumerate(raw):
             step = self.build_step(item, f"{path}[{index}]")
-            if step is not None:
+            if step is None:
+                self.dropped += 1
+            else:
                 steps.append(step)
         return tuple(steps)
+
+    def scan_blocks(self, raw: dict[str, Any], path: str) -> None:
+        """Check the blocks of a step that cannot be built, so that their problems are
+        reported now, not after the step's own are fixed."""
+        for key, value in raw.items():
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                continue
+            for index, item in enumerate(value):
+                if "do" in item and not ({"id", "kind", "task"} & set(item)):
+                    self.build_block(item["do"], f"{path}.{key}[{index}].do")
+            if all({"id", "kind", "task"} & set(item) for item in value):
+                self.build_block(value, f"{path}.{key}")
 
     def build_step(self, raw: Any, path: str) -> Step | None:
         if not isinstance(raw, dict):
@@ -339,11 +384,14 @@ class _Builder:
                 self.problem(f"unknown field {key!r} for a {kind} step", step=where, key=key,
                              hint=_did_you_mean(key, allowed)
                              or f"{kind} steps take {', '.join(sorted(KIND_FIELDS[kind]))}")
-        for key in REQUIRED_FIELDS.get(kind, ()):
-            if key not in raw:
-                self.problem(f"{kind} step needs {key!r}", step=where,
-                             hint="see docs/process-format.md")
-        if any(p.step_path == path for p in self.problems):
+        missing = [key for key in REQUIRED_FIELDS.get(kind, ()) if key not in raw]
+        for key in missing:
+            self.problem(f"{kind} step needs {key!r}", step=where,
+                         hint="see docs/process-format.md")
+        bad_id = ("step id ", "step has no id")
+        if missing or any(p.step_path == path and p.message.startswith(bad_id)
+                          for p in self.problems):
+            self.scan_blocks(raw, path)
             return None
         base = {"id": step_id or "", "kind": kind, "path": path, "line": line}
         builder: Callable[[dict[str, Any], dict[str, Any], _Where], Step | None] = getattr(
@@ -360,25 +408,29 @@ class _Builder:
                              hint="expressions use Jinja syntax: {{ name }}, {{ a + 1 }}")
         return tuple(found)
 
-    def condition(self, value: Any, where: _Where, field_name: str) -> Expression | None:
+    def condition(self, value: Any, where: _Where, field_name: str,
+                  at: tuple[str, int] | None = None) -> Expression | None:
         if not isinstance(value, str):
             self.problem(f"{field_name} must be an expression string", step=where,
-                         key=field_name)
+                         key=field_name, at=at)
             return None
         try:
             return compile_condition(value)
         except ExpressionError as exc:
-            self.problem(f"{field_name}: {exc.message}", step=where, key=field_name,
+            self.problem(f"{field_name}: {exc.message}", step=where, key=field_name, at=at,
                          hint="write a bare expression, e.g. condition = \"count > 3\"")
             return None
 
-    def duration(self, raw: dict[str, Any], key: str, where: _Where) -> float | None:
+    def duration(self, raw: dict[str, Any], key: str, where: _Where, *,
+                 inside: str | None = None) -> float | None:
+        """A duration field of the step, or of its inline table `inside` (e.g. retry)."""
         if key not in raw:
             return None
         try:
             return parse_duration(raw[key])
         except ValueError as exc:
-            self.problem(f"{key}: {exc}", step=where, key=key)
+            label = f"{inside}.{key}" if inside else key
+            self.problem(f"{label}: {exc}", step=where, key=inside or key)
             return None
 
     def _build_task(self, raw: dict[str, Any], base: dict[str, Any], where: _Where) -> Step | None:
@@ -473,8 +525,8 @@ class _Builder:
             self.problem("retry.on must be a list of error kinds", step=where, key="retry",
                          hint='e.g. on = ["timeout", "task_error", "ConnectionError"]')
             on = []
-        delay = self.duration(table, "delay", where)
-        max_delay = self.duration(table, "max_delay", where)
+        delay = self.duration(table, "delay", where, inside="retry")
+        max_delay = self.duration(table, "max_delay", where, inside="retry")
         return RetryPolicy(attempts=attempts, delay=1.0 if delay is None else delay,
                            backoff=str(backoff), factor=float(factor), max_delay=max_delay,
                            jitter=float(jitter), on=tuple(on))
@@ -537,34 +589,36 @@ class _Builder:
         ok = True
         for index, item in enumerate(raw):
             label = f"{field_name}[{index}]"
+            at = (field_name, index)
             if not isinstance(item, dict):
-                self.problem(f"{label} must be a table", step=where)
+                self.problem(f"{label} must be a table", step=where, at=at)
                 ok = False
                 continue
             for key in item:
                 if key not in allowed:
-                    self.problem(f"unknown field {key!r} in {label}", step=where,
-                                 hint=_did_you_mean(key, allowed)
+                    self.problem(f"unknown field {key!r} in {label}", step=where, key=key,
+                                 at=at, hint=_did_you_mean(key, allowed)
                                  or f"{field_name} take {', '.join(sorted(allowed))}")
             name = item.get("name", str(index + 1))
             if not isinstance(name, str) or not name:
-                self.problem(f"{label}: name must be a non-empty string", step=where)
+                self.problem(f"{label}: name must be a non-empty string", step=where,
+                             key="name", at=at)
                 name = str(index + 1)
             if name in names:
                 self.problem(f"{label}: another branch is already named {name!r}", step=where,
-                             hint="give every branch its own name")
+                             key="name", at=at, hint="give every branch its own name")
             names.add(name)
             when = None
             if with_when:
                 if "when" not in item:
-                    self.problem(f"{label} needs when = \"<condition>\"", step=where,
+                    self.problem(f"{label} needs when = \"<condition>\"", step=where, at=at,
                                  hint='e.g. when = "amount > 1000"')
                     ok = False
                 else:
-                    when = self.condition(item["when"], where, "when")
+                    when = self.condition(item["when"], where, "when", at)
                     ok = ok and when is not None
             if "do" not in item:
-                self.problem(f"{label} needs its steps under do", step=where,
+                self.problem(f"{label} needs its steps under do", step=where, at=at,
                              hint=f"add [[{where.path}.{label}.do]] tables")
             steps = self.build_block(item.get("do", []), f"{where.path}.{label}.do")
             found.append(Branch(name, label, when, steps))
