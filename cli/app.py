@@ -16,6 +16,7 @@ from procctl.cli import render
 from procctl.cli.commands import (
     agent,
     config,
+    graph,
     listing,
     paused,
     purge,
@@ -48,6 +49,7 @@ app.command("run")(run.run_command)
 app.command("show")(show.show_command)
 app.command("list")(listing.list_command)
 app.command("validate")(validate.validate_command)
+app.command("graph")(graph.graph_command)
 app.command("resume")(resume.resume_command)
 app.command("retry")(retry.retry_command)
 app.command("list-paused")(paused.list_paused_command)

@@ -34,7 +34,11 @@ class Report(Protocol):
                  severity: str = "error") -> None: ...
 
 
-def check_definition(definition: Definition) -> list[Problem]:
+def check_definition(definition: Definition,
+                     reached: dict[str, tuple[frozenset[str], frozenset[str]]] | None = None,
+                     ) -> list[Problem]:
+    """Every finding across steps. With `reached`, also note for each checkpoint the
+    variables and step results that can exist when it is reached (on some path)."""
     problems: list[Problem] = []
     file = definition.file
 
@@ -63,6 +67,8 @@ def check_definition(definition: Definition) -> list[Problem]:
     def check_step_reads(step: Step, must: set[str], may: set[str]) -> None:
         if isinstance(step, WhileStep):  # its condition sees its own index variable
             must, may = must | step.loop_vars(), may | step.loop_vars()
+        if isinstance(step, CheckpointStep) and reached is not None:
+            reached[step.id] = (frozenset(may), frozenset(seen_ids))
         for name in sorted(_unset_reads(step, may) - BUILTIN_NAMES):
             if name in branch_local:
                 owner = branch_local[name]

@@ -26,13 +26,23 @@ from procctl.agent.expressions import BUILTIN_NAMES
 _Enclosing = tuple[tuple[Step, tuple[Step, ...], int], ...]
 
 
-def compute_liveness(definition: Definition) -> dict[str, Liveness]:
+def compute_liveness(definition: Definition,
+                     reached: dict[str, tuple[frozenset[str], frozenset[str]]] | None = None,
+                     ) -> dict[str, Liveness]:
+    """Per checkpoint, what its snapshot keeps. `reached` (from the checks) narrows it to
+    the variables and results that can exist by then: a loop variable read after a
+    checkpoint that stands before the loop is not something it could store."""
     found: dict[str, Liveness] = {}
 
     def visit(block: tuple[Step, ...], enclosing: _Enclosing) -> None:
         for index, step in enumerate(block):
             if isinstance(step, CheckpointStep):
-                found[step.id] = _live_after(step, block, index, enclosing)
+                live = _live_after(step, block, index, enclosing)
+                if reached is not None and step.id in reached:
+                    variables, results = reached[step.id]
+                    live = Liveness(live.variables & variables, live.results & results,
+                                    live.all_results)
+                found[step.id] = live
             for _, inner in step.blocks():
                 visit(inner, (*enclosing, (step, block, index)))
 

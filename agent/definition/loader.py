@@ -135,8 +135,9 @@ def parse_definition(source: str, file: str | None = None, *,
     builder = _Builder(source, file, children or DiskChildren.beside(file))
     definition = builder.build(data)
     problems = builder.problems
+    reached: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
     if definition is not None:
-        found = check_definition(definition)
+        found = check_definition(definition, reached)
         if builder.dropped:
             # Steps with problems were left out of the model, so what they set (and their
             # ids) are unknown: report only findings that do not depend on them.
@@ -145,7 +146,7 @@ def parse_definition(source: str, file: str | None = None, *,
     errors = [p for p in problems if p.severity == "error"]
     if errors or definition is None:
         raise DefinitionError(sorted(problems, key=_problem_order))
-    return dataclasses.replace(definition, liveness=compute_liveness(definition),
+    return dataclasses.replace(definition, liveness=compute_liveness(definition, reached),
                                warnings=tuple(sorted(problems, key=_problem_order)))
 
 

@@ -249,10 +249,8 @@ class CallStep(Step):
 
 
 @dataclass(frozen=True)
-class IntermediateReturnStep(Step):
-    """Hand a value to whoever waits on `run --wait`; the process goes on."""
-
-    value: Any
+class _ValueStep(Step):
+    value: Any  # the raw field (templates inside)
     value_expressions: tuple[Expression, ...]
 
     def expressions(self) -> tuple[Expression, ...]:
@@ -263,15 +261,13 @@ class IntermediateReturnStep(Step):
 
 
 @dataclass(frozen=True)
-class ReturnStep(Step):
-    value: Any
-    value_expressions: tuple[Expression, ...]
+class IntermediateReturnStep(_ValueStep):
+    """Hand a value to whoever waits on `run --wait`; the process goes on."""
 
-    def expressions(self) -> tuple[Expression, ...]:
-        return self.value_expressions
 
-    def reads(self) -> frozenset[str]:
-        return _reads(self.value_expressions)
+@dataclass(frozen=True)
+class ReturnStep(_ValueStep):
+    """End the innermost body that takes a value, or the process, with `value`."""
 
 
 @dataclass(frozen=True)
