@@ -512,8 +512,8 @@ class _Builder:
             self.problem("retry.factor must be a number, 1 or more", step=where, key="retry")
             factor = 2.0
         jitter = table.get("jitter", 0.0)
-        if jitter is True:
-            jitter = 0.5
+        if isinstance(jitter, bool):
+            jitter = 0.5 if jitter else 0.0
         if (not isinstance(jitter, int | float) or isinstance(jitter, bool)
                 or not 0 <= jitter <= 1):
             self.problem("retry.jitter must be true, false or a fraction from 0 to 1",

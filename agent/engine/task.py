@@ -53,23 +53,23 @@ async def run_task_step(runner: Runner, step: TaskStep, state: InstanceState,
             await runner.emit("log", step, {"level": level, "message": message})
 
         context = TaskContext(state.instance_id, step.id, attempt, state.base_dir, write_log)
+        deadline = asyncio.timeout(step.timeout)
         try:
-            call = function(args, context)
-            if step.timeout is not None:
-                return await asyncio.wait_for(call, step.timeout)
-            return await call
-        except TimeoutError:
-            problem = f"task {step.task!r} timed out after {format_duration(step.timeout or 0)}"
-            kinds: tuple[str, ...] = ("timeout",)
+            async with deadline:
+                return await function(args, context)
+        except TimeoutError as exc:
+            if not deadline.expired():  # a task's own TimeoutError, not the step's timeout
+                problem, kinds = _raised(step, exc)
+            else:
+                problem = (f"task {step.task!r} timed out after "
+                           f"{format_duration(step.timeout or 0)}")
+                kinds = ("timeout",)
         except TaskError as exc:
             problem, kinds = str(exc), ("task_error",)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a plugin's raise, or a task's bug: fail the step
-            log.info("task %s in step %s raised", step.task, step.id, exc_info=True)
-            problem = f"task {step.task!r} raised {type(exc).__name__}: {exc}"
-            kinds = tuple(cls.__name__ for cls in type(exc).__mro__
-                          if cls not in (BaseException, object))
+            problem, kinds = _raised(step, exc)
         if attempt < policy.attempts and policy.retries(kinds):
             delay = policy.wait_before(attempt, random.random())
             await runner.emit("step_retry", step, {"attempt": attempt, "message": problem,
@@ -81,3 +81,12 @@ async def run_task_step(runner: Runner, step: TaskStep, state: InstanceState,
         raise StepFailed(problem, step_id=step.id, step_path=step.path,
                          kind="timeout" if kinds == ("timeout",) else "task_failed")
     raise AssertionError("unreachable: the loop returns or raises")
+
+
+def _raised(step: TaskStep, exc: BaseException) -> tuple[str, tuple[str, ...]]:
+    """The message of an exception a task raised, and its class names (the error kinds
+    a retry policy's `on` can name)."""
+    log.info("task %s in step %s raised", step.task, step.id, exc_info=exc)
+    kinds = tuple(cls.__name__ for cls in type(exc).__mro__
+                  if cls not in (BaseException, object))
+    return f"task {step.task!r} raised {type(exc).__name__}: {exc}", kinds

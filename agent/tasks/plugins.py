@@ -11,12 +11,14 @@ error kinds a `retry.on` list can name.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import importlib.machinery
 import importlib.util
 import inspect
 import re
 import sys
+import types
 from collections.abc import Callable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -62,25 +64,40 @@ def check_task_reference(name: str, base_dir: Path) -> str | None:
 
 
 def _import_function(name: str, base_dir: Path) -> Callable[..., Any]:
+    """Import the module of "module:function". A module beside the definition is
+    imported under a package private to that directory, so two definitions' modules
+    of the same name stay apart; others come from the agent's Python path."""
     module_name, function_name = name.split(":")
     top = module_name.split(".")[0]
-    added = False
-    if top not in sys.modules and importlib.machinery.PathFinder.find_spec(
-            top, [str(base_dir)]) is not None:
-        sys.path.insert(0, str(base_dir))  # the definition's own modules come first
-        added = True
+    beside = importlib.machinery.PathFinder.find_spec(top, [str(base_dir)]) is not None
+    if beside:
+        home = _directory_package(base_dir)
+        full_name = f"{home}.{module_name}"
+        sys.path.insert(0, str(base_dir))  # for the module's own absolute imports
+    else:
+        full_name = module_name
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(full_name)
     except Exception as exc:
         raise TaskError(f"cannot import plugin module {module_name!r}: "
                         f"{type(exc).__name__}: {exc}") from exc
     finally:
-        if added:
+        if beside:
             sys.path.remove(str(base_dir))
     function = getattr(module, function_name, None)
     if not callable(function):
         raise TaskError(f"plugin module {module_name!r} has no function {function_name!r}")
     return function  # type: ignore[no-any-return]
+
+
+def _directory_package(directory: Path) -> str:
+    """The name of a package whose modules are the files of `directory`."""
+    name = "_procctl_plugins_" + hashlib.sha256(str(directory).encode()).hexdigest()[:16]
+    if name not in sys.modules:
+        package = types.ModuleType(name)
+        package.__path__ = [str(directory)]
+        sys.modules[name] = package
+    return name
 
 
 def load_plugin(name: str, base_dir: Path) -> TaskFunction:
