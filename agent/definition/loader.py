@@ -380,7 +380,8 @@ class _Builder:
                          or f"use one of {', '.join(KIND_FIELDS)}")
             return None
         allowed = COMMON_FIELDS | KIND_FIELDS[kind]
-        for key in raw:
+        unknown = [key for key in raw if key not in allowed]
+        for key in unknown:
             if key not in allowed:
                 self.problem(f"unknown field {key!r} for a {kind} step", step=where, key=key,
                              hint=_did_you_mean(key, allowed)
@@ -390,8 +391,10 @@ class _Builder:
             self.problem(f"{kind} step needs {key!r}", step=where,
                          hint="see docs/process-format.md")
         bad_id = ("step id ", "step has no id")
-        if missing or any(p.step_path == path and p.message.startswith(bad_id)
-                          for p in self.problems):
+        # An unknown field is often a misspelt one: building the step would only add
+        # findings about what it then lacks. Its blocks are still checked.
+        if missing or unknown or any(p.step_path == path and p.message.startswith(bad_id)
+                                     for p in self.problems):
             self.scan_blocks(raw, path)
             return None
         base = {"id": step_id or "", "kind": kind, "path": path, "line": line}
