@@ -62,7 +62,7 @@ def check_definition(definition: Definition,
     #: a variable set only inside parallel branches -> that parallel step's id
     branch_local: dict[str, str] = {}
     #: step ids in the other branches of the branch being checked -> the branching step
-    elsewhere: dict[str, str] = {}
+    elsewhere: dict[str, Step] = {}
 
     def check_step_reads(step: Step, must: set[str], may: set[str]) -> None:
         if isinstance(step, WhileStep):  # its condition sees its own index variable
@@ -97,9 +97,13 @@ def check_definition(definition: Definition,
         for expression in step.expressions():
             for ref in sorted(expression.results_read - seen_ids):
                 if ref in elsewhere:
+                    branching = elsewhere[ref]
                     report(step, f"reads results[{ref!r}], but step {ref!r} is in another "
-                           f"branch of {elsewhere[ref]!r}: it has not run on this path",
-                           "read it after the branching step, where either may have run")
+                           f"branch of {branching.id!r}: it has not run on this path",
+                           f"read it after the {branching.kind} step" + (
+                               ", when every branch has run"
+                               if isinstance(branching, ParallelStep)
+                               else ", where it may have run"))
                 elif ref in first_seen:
                     report(step, f"reads results[{ref!r}], but that step runs later",
                            "a step can read the results of steps before it")
@@ -138,7 +142,7 @@ def check_definition(definition: Definition,
         for index, inner in enumerate(blocks):
             others = set().union(*(ids[:index] + ids[index + 1:])) - ids[index]
             saved = dict(elsewhere)
-            elsewhere.update(dict.fromkeys(others, step.id))
+            elsewhere.update(dict.fromkeys(others, step))
             seen_ids.clear()
             seen_ids.update(before)
             outcomes.append(walk(inner, must, may))

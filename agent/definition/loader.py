@@ -89,6 +89,16 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "throw": ("message",),
     "signal": ("correlation_id",),
 }
+REQUIRED_HINTS: dict[tuple[str, str], str] = {
+    ("while", "max_iterations"): "it bounds the loop: max_iterations = 100",
+    ("while", "condition"): 'e.g. condition = "remaining > 0"',
+    ("if", "condition"): 'e.g. condition = "amount > 1000"',
+    ("foreach", "items"): 'e.g. items = "{{ orders }}"',
+    ("call", "file"): 'the definition to run, e.g. file = "child.toml"',
+    ("scope", "do"): "add its steps as [[steps.do]] tables",
+    ("intermediate_return", "value"): 'e.g. value = { accepted = true }',
+    ("signal", "correlation_id"): 'e.g. correlation_id = "approval-{{ order }}"',
+}
 PROCESS_FIELDS = {"name", "version", "description", "params", "on_crash"}
 ON_CRASH = ("fail", "restart", "hold")
 PARAM_FIELDS = {"type", "default", "required", "description"}
@@ -389,7 +399,8 @@ class _Builder:
         missing = [key for key in REQUIRED_FIELDS.get(kind, ()) if key not in raw]
         for key in missing:
             self.problem(f"{kind} step needs {key!r}", step=where,
-                         hint="see docs/process-format.md")
+                         hint=REQUIRED_HINTS.get((kind, key),
+                                                 f"see {kind} steps in docs/process-format.md"))
         bad_id = ("step id ", "step has no id")
         # An unknown field is often a misspelt one: building the step would only add
         # findings about what it then lacks. Its blocks are still checked.
@@ -581,7 +592,8 @@ class _Builder:
                  with_when: bool) -> list[Branch] | None:
         """`[[steps.cases]]` / `[[steps.branches]]`: name, when (unless parallel), do."""
         allowed = CASE_FIELDS if with_when else CASE_FIELDS - {"when"}
-        example = f"[[{where.path}.{field_name}]]"
+        table = _table_name(where.path)
+        example = f"[[{table}.{field_name}]]"
         if not isinstance(raw, list) or not raw:
             self.problem(f"{field_name} must be a non-empty array of tables", step=where,
                          key=field_name,
@@ -598,11 +610,11 @@ class _Builder:
                 self.problem(f"{label} must be a table", step=where, at=at)
                 ok = False
                 continue
-            for key in item:
-                if key not in allowed:
-                    self.problem(f"unknown field {key!r} in {label}", step=where, key=key,
-                                 at=at, hint=_did_you_mean(key, allowed)
-                                 or f"{field_name} take {', '.join(sorted(allowed))}")
+            misspelt = [key for key in item if key not in allowed]
+            for key in misspelt:
+                self.problem(f"unknown field {key!r} in {label}", step=where, key=key,
+                             at=at, hint=_did_you_mean(key, allowed)
+                             or f"{field_name} take {', '.join(sorted(allowed))}")
             name = item.get("name", str(index + 1))
             if not isinstance(name, str) or not name:
                 self.problem(f"{label}: name must be a non-empty string", step=where,
@@ -615,15 +627,16 @@ class _Builder:
             when = None
             if with_when:
                 if "when" not in item:
-                    self.problem(f"{label} needs when = \"<condition>\"", step=where, at=at,
-                                 hint='e.g. when = "amount > 1000"')
+                    if not get_close_matches("when", misspelt, n=1):  # else: reported
+                        self.problem(f"{label} needs when = \"<condition>\"", step=where,
+                                     at=at, hint='e.g. when = "amount > 1000"')
                     ok = False
                 else:
                     when = self.condition(item["when"], where, "when", at)
                     ok = ok and when is not None
             if "do" not in item:
                 self.problem(f"{label} needs its steps under do", step=where, at=at,
-                             hint=f"add [[{where.path}.{label}.do]] tables")
+                             hint=f"add [[{table}.{field_name}.do]] tables")
             steps = self.build_block(item.get("do", []), f"{where.path}.{label}.do")
             found.append(Branch(name, label, when, steps))
         return found if ok else None
@@ -832,6 +845,11 @@ class _Where:
     path: str
     id: str | None
     line: int | None
+
+
+def _table_name(path: str) -> str:
+    """The TOML table a step path lives in: steps[2].cases[0].do[1] -> steps.cases.do."""
+    return re.sub(r"\[\d+\]", "", path)
 
 
 def _did_you_mean(word: str, options: Any) -> str | None:
