@@ -33,7 +33,7 @@ from procctl.agent.paths import HomePaths
 from procctl.agent.scheduler import Scheduler
 from procctl.agent.sdnotify import notify
 from procctl.agent.store_worker import StoreWorker
-from procctl.agent.summary import instance_summary, signal_summary
+from procctl.agent.summary import instance_summary, signal_summary, waiting_for
 from procctl.store import StoreError
 from procctl.store.clock import utc_now
 from procctl.store.errors import NotFound
@@ -76,6 +76,7 @@ class Agent:
             self.desk.start()
             # Signals that came while no agent ran are applied before it reports ready.
             await self.desk.process_waiting()
+            await self.manager.wake_parents()
             self.background = [asyncio.create_task(self.desk.run()),
                                asyncio.create_task(self.scheduler.run())]
             self.paths.socket.unlink(missing_ok=True)
@@ -279,7 +280,11 @@ class Agent:
                     await send({"type": "result", "data": summary})
                     return
             checkpoint = await self.worker.call(store.find_checkpoint, record.id)
-            await send({"type": "result", "data": instance_summary(record, checkpoint)})
+            summary = instance_summary(record, checkpoint)
+            child = await self.worker.call(waiting_for, record, store.get_instance)
+            if child is not None:
+                summary["waiting_for"] = child
+            await send({"type": "result", "data": summary})
         finally:
             self.manager.unsubscribe(record.id, queue)
 

@@ -6,7 +6,9 @@ Points: before_checkpoint_commit (the snapshot is built, not committed),
 before_commit_block (the snapshot is committed, the commit block has not run),
 after_checkpoint_commit (the snapshot is committed and the commit block has run; the
 instance has not paused or gone on yet), in_recover (as the recover block starts),
-after_signal_commit (the signal is applied in the store, its file not moved yet).
+after_signal_commit (the signal is applied in the store, its file not moved yet),
+before_wake_parent (a child instance has ended in the store; the parent paused at its
+call has not been sent the signal that resumes it).
 """
 
 from __future__ import annotations

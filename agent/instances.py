@@ -20,7 +20,7 @@ from procctl.agent import snapshot as snapshots
 from procctl.agent import values
 from procctl.agent.definition import Definition, Step, parse_definition
 from procctl.agent.definition.children import PinnedChildren
-from procctl.agent.definition.model import CheckpointStep
+from procctl.agent.engine.call import call_correlation_id
 from procctl.agent.engine.runner import Outcome, Runner
 from procctl.agent.engine.state import InstanceState, ResumeInfo
 from procctl.agent.errors import StepFailed
@@ -61,7 +61,7 @@ class InstanceHooks:
         self.instance_id = instance_id
         self.pending: SignalRecord | None = None
 
-    async def save_checkpoint(self, step: CheckpointStep, snapshot: Snapshot, *,
+    async def save_checkpoint(self, step: Step, snapshot: Snapshot, *,
                               expires_at: str | None, on_expire_json: str | None) -> int:
         text = snapshots.dumps(snapshot)
         fault("before_checkpoint_commit")
@@ -97,8 +97,8 @@ class InstanceHooks:
                           call_key: str) -> str:
         return await self.manager.start_child(self.instance_id, definition, params, call_key)
 
-    async def wait_child(self, instance_id: str) -> dict[str, Any]:
-        record = await self.manager.wait_settled(instance_id)
+    async def wait_child(self, instance_id: str, *, until_paused: bool) -> dict[str, Any]:
+        record = await self.manager.wait_settled(instance_id, until_paused=until_paused)
         return {"status": record.status, "result": values.loads(record.result_json),
                 "error": json.loads(record.error_json) if record.error_json else None}
 
@@ -114,6 +114,8 @@ class InstanceManager:
         self._batch_wakeup: asyncio.Event | None = None
         self._batch_task: asyncio.Task[None] | None = None
         self._settle_waiters: dict[str, set[asyncio.Event]] = {}
+        #: instance id -> how many parents wait for it in memory right now
+        self._waited_on: dict[str, int] = {}
 
     # -- watchers -------------------------------------------------------------------
 
@@ -136,17 +138,46 @@ class InstanceManager:
             for waiter in self._settle_waiters.pop(instance_id, ()):
                 waiter.set()
 
-    async def wait_settled(self, instance_id: str) -> InstanceRecord:
-        """Wait until an instance completes, fails or is cancelled (through its pauses:
-        a paused child keeps its parent waiting)."""
-        while True:
-            woken = asyncio.Event()
-            self._settle_waiters.setdefault(instance_id, set()).add(woken)
-            record = await self.worker.call(self.worker.store.get_instance, instance_id)
-            if record.status in TERMINAL_STATUSES:
-                self._settle_waiters.get(instance_id, set()).discard(woken)
-                return record
-            await woken.wait()
+    async def wait_settled(self, instance_id: str, *,
+                           until_paused: bool = False) -> InstanceRecord:
+        """Wait until an instance completes, fails or is cancelled (or, with
+        `until_paused`, pauses). While a parent waits here for its child, the child's
+        end wakes it directly; otherwise it takes a signal (see `_wake_parent`)."""
+        self._waited_on[instance_id] = self._waited_on.get(instance_id, 0) + 1
+        try:
+            while True:
+                woken = asyncio.Event()
+                self._settle_waiters.setdefault(instance_id, set()).add(woken)
+                record = await self.worker.call(self.worker.store.get_instance, instance_id)
+                if record.status in TERMINAL_STATUSES or (
+                        until_paused and record.status == "paused"):
+                    self._settle_waiters.get(instance_id, set()).discard(woken)
+                    return record
+                await woken.wait()
+        finally:
+            self._waited_on[instance_id] -= 1
+            if not self._waited_on[instance_id]:
+                del self._waited_on[instance_id]
+
+    async def wake_parent(self, child: InstanceRecord) -> None:
+        """A child ended: resume its parent if the parent paused waiting for it. The
+        signal is held pending when the parent has not paused yet (it is committing
+        its snapshot), and applied when it does."""
+        if child.parent_id is None or child.id in self._waited_on or self.deliver is None:
+            return
+        fault("before_wake_parent")
+        await self.deliver(correlation_id=call_correlation_id(child.id), payload=None,
+                           signal_id=f"child-ended:{child.id}", source=f"child:{child.id}")
+
+    async def wake_parents(self) -> None:
+        """At start: parents paused at a call whose child ended while no agent ran (or
+        before the signal was committed) are resumed now."""
+        store = self.worker.store
+        for parent in await self.worker.call(store.paused_at_calls):
+            child_id = str(parent.correlation_id).removeprefix("call:")
+            child = await self.worker.call(store.get_instance, child_id)
+            if child.status in TERMINAL_STATUSES:
+                await self.wake_parent(child)
 
     # -- starting and resuming ------------------------------------------------------
 
@@ -305,6 +336,8 @@ class InstanceManager:
         if outcome.status != "paused":
             await self._finish(instance_id, outcome, emit)
         self.publish(instance_id, {"kind": "instance_settled"})
+        if outcome.status != "paused":
+            await self.wake_parent(await self.worker.call(store.get_instance, instance_id))
         if hooks.pending is not None:
             # A signal was waiting for this pause: the store already applied it.
             pending = hooks.pending

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from typing import Any
 
 from procctl.agent import values
@@ -53,6 +54,29 @@ def instance_summary(record: InstanceRecord,
     elif record.status == "failed" and "retry_command" not in summary:
         summary["retry_command"] = f"procctl retry {record.id}"
     return summary
+
+
+CALL_PREFIX = "call:"
+
+
+def waiting_for(record: InstanceRecord,
+                get_instance: Callable[[str], InstanceRecord]) -> dict[str, Any] | None:
+    """For an instance paused at a `call` (correlation ID `call:CHILD`): the instance at
+    the end of the chain of paused children, the one a person or a signal resumes."""
+    if record.status != "paused" or not (record.correlation_id or "").startswith(CALL_PREFIX):
+        return None
+    chain: list[str] = []
+    current = record
+    while (current.status == "paused" and current.correlation_id
+           and current.correlation_id.startswith(CALL_PREFIX) and len(chain) < 50):
+        current = get_instance(current.correlation_id.removeprefix(CALL_PREFIX))
+        chain.append(current.id)
+    found: dict[str, Any] = {"child_id": chain[0], "instance_id": current.id,
+                             "process": current.process_name, "status": current.status,
+                             "correlation_id": current.correlation_id, "chain": chain}
+    if current.status == "paused" and current.correlation_id:
+        found["resume_command"] = resume_command(current.correlation_id)
+    return found
 
 
 def signal_summary(record: SignalRecord) -> dict[str, Any]:

@@ -136,3 +136,15 @@ def step_line(event: dict[str, Any]) -> str | None:
         error = data.get("error") or {}
         return f"  [yellow]⤷[/] {step}: caught {escape(str(error.get('message')))}"
     return None
+
+
+def waiting_text(child: dict[str, Any]) -> str:
+    """A parent paused at a call: which instance it waits for, and how that one goes on."""
+    who = f"child instance {child['instance_id']} ({child['process']})"
+    if len(child["chain"]) > 1:
+        who += f", through {len(child['chain']) - 1} more call(s)"
+    if child.get("resume_command"):
+        return (f"{who}, paused at correlation ID {child['correlation_id']} (resume it "
+                f"with: {child['resume_command']}); this instance goes on when the child "
+                "ends")
+    return f"{who}, which is {child['status']}; this instance goes on when the child ends"

@@ -255,6 +255,14 @@ class CheckpointOps:
         return [_paused_row(dict(row)) for row in rows]
 
 
+    def paused_at_calls(self) -> list[InstanceRecord]:
+        """Parents paused while a child they called is paused (correlation `call:ID`)."""
+        rows = self._db.execute(
+            "SELECT * FROM instances WHERE status = 'paused' AND correlation_id LIKE 'call:%'"
+        ).fetchall()
+        return [InstanceRecord(**dict(row)) for row in rows]
+
+
 def _paused_row(row: dict[str, Any]) -> PausedRow:
     checkpoint = CheckpointRecord(
         instance_id=row["id"], step_id=row.pop("c_step_id"),

@@ -7,6 +7,7 @@ from difflib import get_close_matches
 from typing import Protocol
 
 from procctl.agent.definition.model import (
+    CallStep,
     CheckpointStep,
     Definition,
     ForeachStep,
@@ -67,7 +68,7 @@ def check_definition(definition: Definition,
     def check_step_reads(step: Step, must: set[str], may: set[str]) -> None:
         if isinstance(step, WhileStep):  # its condition sees its own index variable
             must, may = must | step.loop_vars(), may | step.loop_vars()
-        if isinstance(step, CheckpointStep) and reached is not None:
+        if isinstance(step, CheckpointStep | CallStep) and reached is not None:
             reached[step.id] = (frozenset(may), frozenset(seen_ids))
         for name in sorted(_unset_reads(step, may) - BUILTIN_NAMES):
             if name in branch_local:

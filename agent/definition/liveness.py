@@ -12,6 +12,7 @@ overwrites before reading; it never drops one that could be read.
 from __future__ import annotations
 
 from procctl.agent.definition.model import (
+    CallStep,
     CheckpointStep,
     Definition,
     ForeachStep,
@@ -36,7 +37,7 @@ def compute_liveness(definition: Definition,
 
     def visit(block: tuple[Step, ...], enclosing: _Enclosing) -> None:
         for index, step in enumerate(block):
-            if isinstance(step, CheckpointStep):
+            if isinstance(step, CheckpointStep | CallStep):  # a call pauses with its child
                 live = _live_after(step, block, index, enclosing)
                 if reached is not None and step.id in reached:
                     variables, results = reached[step.id]
@@ -50,9 +51,10 @@ def compute_liveness(definition: Definition,
     return found
 
 
-def _live_after(checkpoint: CheckpointStep, block: tuple[Step, ...], index: int,
+def _live_after(checkpoint: CheckpointStep | CallStep, block: tuple[Step, ...], index: int,
                 enclosing: _Enclosing) -> Liveness:
-    later: list[Step] = [*checkpoint.recover, *block[index + 1:]]
+    recover = checkpoint.recover if isinstance(checkpoint, CheckpointStep) else ()
+    later: list[Step] = [*recover, *block[index + 1:]]
     for owner, parent, owner_index in reversed(enclosing):
         if isinstance(owner, ForeachStep):
             later.extend(owner.body)  # its items are in the frame, not read again

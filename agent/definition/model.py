@@ -294,7 +294,7 @@ class Definition:
     #: what recovery does with an instance interrupted before its first checkpoint:
     #: "fail" (the default), "restart" (from the beginning, same params) or "hold"
     on_crash: str = "fail"
-    #: checkpoint step id -> what its snapshot stores (computed once, at load time)
+    #: checkpoint (and call) step id -> what a snapshot there stores (computed at load)
     liveness: dict[str, Liveness] = field(default_factory=dict, compare=False)
     #: the definitions `call` steps run, by the file name as written (pinned with this)
     children: dict[str, Definition] = field(default_factory=dict, compare=False)

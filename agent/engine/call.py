@@ -4,6 +4,7 @@ The child is an instance of its own (its own history, checkpoints and correlatio
 IDs: it may pause for a week), started from the definition text pinned with the
 parent. Its id is recorded against the call's position, so a parent that runs the
 call again after a restart finds the child it started instead of starting another.
+While the child is paused, so is the parent, at the call (see `_await_child`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from procctl.agent.definition.model import CallStep
 from procctl.agent.definition.params import resolve_params
-from procctl.agent.engine.state import InstanceState
+from procctl.agent.engine.checkpoint import save_snapshot
+from procctl.agent.engine.state import CheckpointInfo, InstanceState, PauseInstance, ResumeInfo
 from procctl.agent.errors import StepFailed, UsageError
 from procctl.agent.expressions import render_value
 from procctl.agent.snapshot import Frame
@@ -34,7 +36,42 @@ async def run_call_step(runner: Runner, step: CallStep, state: InstanceState,
     child_id = await runner.hooks.start_child(step.child, params, state.call_key(step))
     await runner.emit("child_started", step, {"instance_id": child_id,
                                               "process": step.child.name})
-    outcome = await runner.hooks.wait_child(child_id)
+    return await _await_child(runner, step, state, child_id)
+
+
+async def resume_call(runner: Runner, step: CallStep, state: InstanceState,
+                      info: ResumeInfo) -> Any:
+    """Go on at a call the instance paused at while its child was paused: take the
+    child's outcome, or pause again if it is still not done (a resume by hand)."""
+    child_id = str(info.snapshot.extra["call"]["child_id"])
+    state.checkpoint = CheckpointInfo(step.id, info.snapshot.correlation_id, info.iteration)
+    await runner.emit("instance_resumed", step, {
+        "resumed_by": info.resumed_by, "iteration": info.iteration,
+        "correlation_id": info.snapshot.correlation_id, "recover": False,
+        "child": child_id})
+    return await _await_child(runner, step, state, child_id)
+
+
+def call_correlation_id(child_id: str) -> str:
+    """The correlation ID a parent waits under while its child is paused."""
+    return f"call:{child_id}"
+
+
+async def _await_child(runner: Runner, step: CallStep, state: InstanceState,
+                       child_id: str) -> Any:
+    """The child's result. When the child pauses, the parent pauses too (where it can:
+    not in a parallel branch or a checkpoint's block): its snapshot is taken at the
+    call, and the child's end resumes it, so a wait of a week holds no memory and
+    survives restarts of the agent."""
+    outcome = await runner.hooks.wait_child(child_id, until_paused=state.can_pause())
+    if outcome["status"] == "paused":
+        correlation_id = call_correlation_id(child_id)
+        await save_snapshot(runner, step, state, correlation_id,
+                            extra={"call": {"child_id": child_id}})
+        await runner.hooks.pause(commit_value=None, resume_at=None)
+        await runner.emit("instance_paused", step, {"correlation_id": correlation_id,
+                                                    "waiting_for": child_id})
+        raise PauseInstance()
     if outcome["status"] == "completed":
         return outcome["result"]
     error = outcome.get("error") or {}

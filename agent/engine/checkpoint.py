@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from procctl.agent import values
-from procctl.agent.definition.model import CheckpointStep, ScheduledResumeStep
+from procctl.agent.definition.model import CheckpointStep, ScheduledResumeStep, Step
 from procctl.agent.engine.state import (
     CheckpointInfo,
     InstanceState,
@@ -73,6 +73,45 @@ def checkpoint_result(snapshot: Snapshot, *, resumed_by: str | None, payload: An
     }
 
 
+def take_snapshot(runner: Runner, step: Step, state: InstanceState, correlation_id: str,
+                  extra: dict[str, Any] | None = None) -> Snapshot:
+    """The instance's state at `step`: its position and what later steps can read."""
+    live = runner.definition.liveness[step.id]
+    stored = {name: state.variables[name] for name in sorted(live.variables)
+              if name in state.variables}
+    results = dict(state.results) if live.all_results else {
+        key: state.results[key] for key in sorted(live.results) if key in state.results}
+    process = state.process
+    return Snapshot(
+        instance_id=state.instance_id, process_name=str(process["name"]),
+        process_version=process.get("version"),
+        definition_sha256=runner.definition.sha256, checkpoint_id=step.id,
+        hydration_point=step.path, correlation_id=correlation_id, position=state.position(),
+        variables=stored, results=results, iteration=0,
+        original_start_utc=str(process["started_at"]),
+        trigger_id=str(process["trigger"].get("id", "cli")), created_at=_after(0),
+        extra=extra or {},
+    )
+
+
+async def save_snapshot(runner: Runner, step: Step, state: InstanceState,
+                        correlation_id: str, *, expires_at: str | None = None,
+                        on_expire_json: str | None = None,
+                        extra: dict[str, Any] | None = None) -> Snapshot:
+    """Take the snapshot at `step`, commit it durably, record `checkpoint_saved`."""
+    snapshot = take_snapshot(runner, step, state, correlation_id, extra)
+    try:
+        size = await runner.hooks.save_checkpoint(step, snapshot, expires_at=expires_at,
+                                                  on_expire_json=on_expire_json)
+    except TypeError as exc:
+        raise StepFailed(f"a live variable cannot be stored: {exc}", step_id=step.id,
+                         step_path=step.path, kind="snapshot") from exc
+    await runner.emit("checkpoint_saved", step, {
+        "correlation_id": correlation_id, "variables": sorted(snapshot.variables),
+        "bytes": size, "results": sorted(snapshot.results), "expires_at": expires_at})
+    return snapshot
+
+
 async def run_checkpoint_step(runner: Runner, step: CheckpointStep, state: InstanceState,
                               resume: list[Frame] | None = None) -> Any:
     context = state.context(step)
@@ -82,35 +121,13 @@ async def run_checkpoint_step(runner: Runner, step: CheckpointStep, state: Insta
         correlation_id = f"{state.instance_id}:{step.id}"
     if not correlation_id.strip():
         raise StepFailed("correlation_id is empty", step_id=step.id, step_path=step.path)
-    live = runner.definition.liveness[step.id]
-    stored = {name: state.variables[name] for name in sorted(live.variables)
-              if name in state.variables}
-    results = dict(state.results) if live.all_results else {
-        key: state.results[key] for key in sorted(live.results) if key in state.results}
-    process = state.process
-    snapshot = Snapshot(
-        instance_id=state.instance_id, process_name=str(process["name"]),
-        process_version=process.get("version"),
-        definition_sha256=runner.definition.sha256, checkpoint_id=step.id,
-        hydration_point=step.path, correlation_id=correlation_id, position=state.position(),
-        variables=stored, results=results, iteration=0,
-        original_start_utc=str(process["started_at"]),
-        trigger_id=str(process["trigger"].get("id", "cli")), created_at=_after(0),
-    )
     on_expire = None
     if step.on_expire == "resume":
         on_expire = json.dumps({"action": "resume",
                                 "payload": values.encode(step.expire_payload)})
     expires_at = _after(step.ttl) if step.ttl is not None else None
-    try:
-        size = await runner.hooks.save_checkpoint(step, snapshot, expires_at=expires_at,
-                                                  on_expire_json=on_expire)
-    except TypeError as exc:
-        raise StepFailed(f"a live variable cannot be stored: {exc}", step_id=step.id,
-                         step_path=step.path, kind="snapshot") from exc
-    await runner.emit("checkpoint_saved", step, {
-        "correlation_id": correlation_id, "variables": sorted(stored), "bytes": size,
-        "results": sorted(results), "expires_at": expires_at})
+    snapshot = await save_snapshot(runner, step, state, correlation_id,
+                                   expires_at=expires_at, on_expire_json=on_expire)
     state.checkpoint = CheckpointInfo(step.id, correlation_id, 0)
     value = await runner.block_value(step.commit, "commit", state)
     fault("after_checkpoint_commit")

@@ -158,6 +158,9 @@ class Runner:
         return state.last_result
 
     async def resume_after_checkpoint(self, step: Step, state: InstanceState) -> None:
+        if isinstance(step, CallStep) and self.resume is not None:
+            await self.guard(step, call.resume_call(self, step, state, self.resume), state)
+            return
         if not isinstance(step, CheckpointStep) or self.resume is None:
             raise StepFailed(
                 f"the snapshot's position points at {step.path} ({step.kind}), not at a "

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from procctl.agent.definition.model import CheckpointStep, Definition, Step
+from procctl.agent.definition.model import Definition, Step
 from procctl.agent.snapshot import Frame, Snapshot
 
 #: emit(kind, step, data): record an event in the instance's history and tell watchers.
@@ -18,7 +18,7 @@ EventSink = Callable[[str, Step | None, dict[str, Any]], Awaitable[None]]
 class EngineHooks(Protocol):
     """What the engine asks of the agent around checkpoints (bound to one instance)."""
 
-    async def save_checkpoint(self, step: CheckpointStep, snapshot: Snapshot, *,
+    async def save_checkpoint(self, step: Step, snapshot: Snapshot, *,
                               expires_at: str | None, on_expire_json: str | None) -> int:
         """Commit the snapshot durably; returns its size in bytes."""
         ...
@@ -38,8 +38,9 @@ class EngineHooks(Protocol):
         before a restart); returns its id."""
         ...
 
-    async def wait_child(self, instance_id: str) -> dict[str, Any]:
-        """Wait until a child instance completes or fails: status, result, error."""
+    async def wait_child(self, instance_id: str, *, until_paused: bool) -> dict[str, Any]:
+        """Wait until a child instance completes or fails (or, with `until_paused`,
+        pauses): its status, result and error."""
         ...
 
 
@@ -93,6 +94,8 @@ class InstanceState:
     last_result: Any = None
     frames: list[FrameCursor] = field(default_factory=list)
     checkpoint: CheckpointInfo | None = None
+    #: a parallel branch's state: it cannot pause while the other branches run
+    in_branch: bool = False
 
     def context(self, step: Step | None = None, attempt: int = 1) -> dict[str, Any]:
         """The names an expression can read."""
@@ -119,7 +122,13 @@ class InstanceState:
         return InstanceState(self.instance_id, self.process, self.base_dir,
                              variables=dict(self.variables), results=dict(self.results),
                              last_result=None, frames=list(self.frames),
-                             checkpoint=self.checkpoint)
+                             checkpoint=self.checkpoint, in_branch=True)
+
+    def can_pause(self) -> bool:
+        """Whether the instance may pause where it stands: not in a parallel branch,
+        nor in a checkpoint's commit or recover block."""
+        return not self.in_branch and not any(
+            cursor.block in ("commit", "recover") for cursor in self.frames)
 
     def call_key(self, step: Step) -> str:
         """Where a `call` step stands, iteration included: the same call reached again

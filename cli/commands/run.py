@@ -115,6 +115,11 @@ def print_outcome(summary: dict[str, Any]) -> None:
         render.console.print(f"{state} (held: {escape(str(error.get('message')))})")
         render.console.print("Run it again with: " + escape(str(summary.get("retry_command"))))
         return
+    if summary["status"] == "paused" and summary.get("waiting_for"):
+        checkpoint = summary.get("checkpoint") or {}
+        render.console.print(f"{state} at call [bold]{escape(str(checkpoint.get('step_id')))}[/]: "
+                             "waiting for " + escape(render.waiting_text(summary["waiting_for"])))
+        return
     if summary["status"] == "paused":
         checkpoint = summary.get("checkpoint") or {}
         step_id = escape(str(checkpoint.get("step_id")))

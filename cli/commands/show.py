@@ -11,9 +11,10 @@ from rich.table import Table
 
 from procctl.agent import snapshot as snapshots
 from procctl.agent import values
-from procctl.agent.summary import instance_summary
+from procctl.agent.summary import instance_summary, waiting_for
 from procctl.cli import render
 from procctl.cli.options import global_options
+from procctl.cli.render import waiting_text
 from procctl.store import Store
 
 
@@ -29,9 +30,12 @@ def show_command(
         record = store.get_instance(instance_id)
         events = store.events(record.id)
         checkpoint = store.find_checkpoint(record.id)
+        child = waiting_for(record, store.get_instance)
     finally:
         store.close()
     summary = instance_summary(record, checkpoint)
+    if child is not None:
+        summary["waiting_for"] = child
     if checkpoint is not None:
         stored = snapshots.loads(checkpoint.snapshot_json)
         summary["stored_variables"] = values.to_plain(stored.variables)
@@ -70,7 +74,9 @@ def show_command(
             ("Next resume", render.until(checkpoint.resume_at)),
             ("Stored", escape(render.value_text(summary["stored_variables"]))),
         ]
-    if "resume_command" in summary:
+    if child is not None:
+        pairs.append(("Waiting for", escape(waiting_text(child))))
+    elif "resume_command" in summary:
         signal_text = json.dumps(summary["signal_file"])
         pairs += [
             ("Resume", escape(summary["resume_command"]) + " [--data key=value]"),

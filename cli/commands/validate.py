@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from procctl.agent.definition import load_definition
+from procctl.agent.definition.model import CheckpointStep
 from procctl.agent.errors import DefinitionError
 from procctl.cli import render
 
@@ -31,10 +32,12 @@ def validate_command(
             raise typer.Exit(exc.exit_code) from None
         raise
     steps = definition.all_steps()
+    checkpoint_ids = {step.id for step in steps if isinstance(step, CheckpointStep)}
     checkpoints = {
         step_id: {"variables": sorted(live.variables),
                   "results": ["*"] if live.all_results else sorted(live.results)}
-        for step_id, live in definition.liveness.items()}
+        for step_id, live in definition.liveness.items()
+        if step_id in checkpoint_ids}
     if as_json:
         render.print_json({
             "file": str(file), "valid": True, "process": definition.name,

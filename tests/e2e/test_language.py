@@ -962,8 +962,16 @@ def test_a_paused_child_keeps_its_parent_waiting_and_runs_its_pinned_text(
 
     child = wait_for(child_paused, timeout=30, message="the child to pause")[0]
     assert child["correlation_id"] == f"child-{key}"
-    # The parent is still running: it waits for its child, across the child's pause.
-    assert instance_state(shared_procctl, parent_id)[0] == "running"
+    # The parent pauses too, at the call, under the correlation ID call:<child id>; its
+    # summary names the child to resume.
+    wait_for(lambda: instance_state(shared_procctl, parent_id)[0] == "paused",
+             timeout=30, message="the parent to pause at its call")
+    waiting = shared_procctl.ok("show", parent_id, "--json").json()
+    assert waiting["correlation_id"] == f"call:{child['instance_id']}"
+    assert waiting["checkpoint"]["step_id"] == "kid"
+    assert waiting["waiting_for"]["instance_id"] == child["instance_id"]
+    assert waiting["waiting_for"]["resume_command"] == (
+        f"procctl resume --correlation-id child-{key}")
 
     # Changing the child's file now does not change the running child.
     child_file.write_text(PAUSING_CHILD.replace("VERSION", "new"))
