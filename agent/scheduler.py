@@ -68,6 +68,9 @@ class Scheduler:
                 if await self.worker.call(fail_expired, store, expiry):
                     done.append(expiry)
                     self.manager.publish(expiry.instance_id, {"kind": "instance_settled"})
+                    # An expired child fails its parent's call.
+                    await self.manager.wake_parent(
+                        await self.worker.call(store.get_instance, expiry.instance_id))
                 continue
             try:
                 checkpoint = await self.worker.call(

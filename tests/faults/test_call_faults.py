@@ -167,3 +167,22 @@ def test_a_chain_of_calls_pauses_every_level_and_resumes_them_all(
     assert {i["instance_id"]: i["status"] for i in _children(procctl, parent_id)} == {
         middle_id: "completed"}
     wait_for(lambda: instance_state(procctl, leaf_id)[0] == "completed", timeout=10)
+
+
+def test_a_child_that_expires_fails_the_call_of_its_paused_parent(
+        procctl: Procctl, agents: Agents, tmp_path: Path) -> None:
+    (tmp_path / "leaf.toml").write_text(LEAF.replace(
+        'correlation_id = "leaf-{{ key }}"', 'correlation_id = "leaf-{{ key }}"\nttl = "1s"'))
+    parent_file = tmp_path / "top.toml"
+    parent_file.write_text(PARENT.replace("CHILD", "leaf.toml"))
+    agents.start()
+    summary = procctl.ok("run", parent_file, "--wait", "--json", "-p",
+                         f"key={unique_key()}").json()
+    parent_id = summary["instance_id"]
+    assert summary["status"] == "paused", summary
+    # Once its second has passed, the agent's clock expires the child.
+    wait_status(procctl.home, parent_id, "failed", timeout=30)
+    error = show_json(procctl, parent_id)["error"]
+    assert error["kind"] == "child_failed" and error["step_id"] == "ask", error
+    assert "expired" in error["message"] or "time to live" in error["message"], error
+    assert _logged(procctl.home, parent_id) == ["before the call"]
