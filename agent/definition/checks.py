@@ -37,9 +37,12 @@ class Report(Protocol):
 
 def check_definition(definition: Definition,
                      reached: dict[str, tuple[frozenset[str], frozenset[str]]] | None = None,
-                     ) -> list[Problem]:
+                     *, unknown_names: frozenset[str] = frozenset(),
+                     unknown_ids: frozenset[str] = frozenset()) -> list[Problem]:
     """Every finding across steps. With `reached`, also note for each checkpoint the
-    variables and step results that can exist when it is reached (on some path)."""
+    variables and step results that can exist when it is reached (on some path).
+    `unknown_names` and `unknown_ids` (what steps left out of the model could set, and
+    their ids) are never reported as unset or missing."""
     problems: list[Problem] = []
     file = definition.file
 
@@ -70,7 +73,7 @@ def check_definition(definition: Definition,
             must, may = must | step.loop_vars(), may | step.loop_vars()
         if isinstance(step, CheckpointStep | CallStep) and reached is not None:
             reached[step.id] = (frozenset(may), frozenset(seen_ids))
-        for name in sorted(_unset_reads(step, may) - BUILTIN_NAMES):
+        for name in sorted(_unset_reads(step, may) - BUILTIN_NAMES - unknown_names):
             if name in branch_local:
                 owner = branch_local[name]
                 report(step, f"reads variable {name!r}, which is set only inside a branch "
@@ -83,7 +86,7 @@ def check_definition(definition: Definition,
                    f"did you mean {close[0]!r}?" if close else
                    "declare it under [process.params] or set it in an earlier set step")
         for name in sorted(_unset_reads(step, must) - _unset_reads(step, may)
-                           - BUILTIN_NAMES):
+                           - BUILTIN_NAMES - unknown_names):
             report(step, f"may read variable {name!r} before it is set: only some paths "
                    "to this step set it", "set it before the branch or loop that sets it, "
                    "or on every path", severity="warning")
@@ -96,7 +99,7 @@ def check_definition(definition: Definition,
                        "paths to it pass one", "put a checkpoint on every path to it",
                        severity="warning")
         for expression in step.expressions():
-            for ref in sorted(expression.results_read - seen_ids):
+            for ref in sorted(expression.results_read - seen_ids - unknown_ids):
                 if ref in elsewhere:
                     branching = elsewhere[ref]
                     report(step, f"reads results[{ref!r}], but step {ref!r} is in another "

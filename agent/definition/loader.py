@@ -147,12 +147,11 @@ def parse_definition(source: str, file: str | None = None, *,
     problems = builder.problems
     reached: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
     if definition is not None:
-        found = check_definition(definition, reached)
-        if builder.dropped:
-            # Steps with problems were left out of the model, so what they set (and their
-            # ids) are unknown: report only findings that do not depend on them.
-            found = [p for p in found if not p.message.startswith(("reads ", "may read "))]
-        problems.extend(found)
+        # Steps with problems were left out of the model: the variables they could set and
+        # the ids in them count as known, so that reading them is not reported as well.
+        problems.extend(check_definition(definition, reached,
+                                         unknown_names=frozenset(builder.dropped_names),
+                                         unknown_ids=frozenset(builder.dropped_ids)))
     errors = [p for p in problems if p.severity == "error"]
     if errors or definition is None:
         raise DefinitionError(sorted(problems, key=_problem_order))
@@ -171,8 +170,10 @@ class _Builder:
     children_source: ChildSource
     problems: list[Problem] = field(default_factory=list)
     children: dict[str, Definition] = field(default_factory=dict)
-    #: steps left out of the model for their problems (what they set is then unknown)
-    dropped: int = 0
+    #: variables that steps left out of the model for their problems could set, and
+    #: the ids in those steps
+    dropped_names: set[str] = field(default_factory=set)
+    dropped_ids: set[str] = field(default_factory=set)
     _lines: list[str] = field(default_factory=list)
     _search_from: int = 0
 
@@ -346,7 +347,7 @@ class _Builder:
         for index, item in enumerate(raw):
             step = self.build_step(item, f"{path}[{index}]")
             if step is None:
-                self.dropped += 1
+                _what_it_could_set(item, self.dropped_names, self.dropped_ids)
             else:
                 steps.append(step)
         return tuple(steps)
@@ -845,6 +846,25 @@ class _Where:
     path: str
     id: str | None
     line: int | None
+
+
+def _what_it_could_set(raw: Any, names: set[str], ids: set[str]) -> None:
+    """The variables a step's raw table (and the steps in it) could set, and its ids."""
+    if isinstance(raw, list):
+        for item in raw:
+            _what_it_could_set(item, names, ids)
+        return
+    if not isinstance(raw, dict):
+        return
+    if isinstance(raw.get("id"), str):
+        ids.add(raw["id"])
+    names.update(raw[key] for key in ("as", "index_as", "error_as")
+                 if isinstance(raw.get(key), str))
+    if isinstance(raw.get("values"), dict):
+        names.update(raw["values"])
+    for value in raw.values():
+        if isinstance(value, list | dict):
+            _what_it_could_set(value, names, ids)
 
 
 def _table_name(path: str) -> str:

@@ -1428,3 +1428,23 @@ with = { message = "{{ results['l'] }} {{ results['r'] }}" }
                                "'fan': it has not run on this path")
     assert where(problem) == ("error", line(source, 'id = "r"'),
                               "steps[0].branches[1].do[0]", "r")
+
+
+def test_a_broken_step_hides_only_the_findings_that_depend_on_it() -> None:
+    source = PARAMS + """
+[[steps]]
+id = "route"
+kind = "swtich"
+values = { tier = 1 }
+
+[[steps]]
+id = "use"
+task = "log"
+with = { message = "{{ tier }} {{ amout }} {{ results['route'] }}" }
+"""
+    found = problems(source)
+    assert [p.message for p in found] == [
+        "unknown step kind 'swtich'",
+        "reads variable 'amout', which no param or earlier step sets",
+    ]
+    assert found[1].hint == "did you mean 'amount'?"
