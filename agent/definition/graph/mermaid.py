@@ -1,6 +1,4 @@
-"""Drawings of a definition: a Mermaid flowchart and a tree outline.
-
-Pure functions over the frozen model; the CLI prints them (`procctl graph FILE`).
+"""A definition as a Mermaid flowchart (`procctl graph FILE --format mermaid`).
 
 The flowchart follows execution order: every step is a node, and an edge goes from a
 step to each step that can run right after it. Decisions fan out with labelled edges
@@ -16,8 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from procctl.agent.definition.graph.labels import (
+    branch_label,
+    checkpoint_facts,
+    resume_when,
+    set_names,
+)
 from procctl.agent.definition.model import (
-    Branch,
     CallStep,
     CheckpointStep,
     Definition,
@@ -25,7 +28,6 @@ from procctl.agent.definition.model import (
     IfStep,
     InclusiveStep,
     IntermediateReturnStep,
-    Liveness,
     ParallelStep,
     ReturnStep,
     ScheduledResumeStep,
@@ -38,7 +40,6 @@ from procctl.agent.definition.model import (
     ThrowStep,
     WhileStep,
 )
-from procctl.agent.durations import format_duration
 
 START = "n_start"
 END = "n_end"
@@ -52,57 +53,6 @@ CLASS_STYLES = {
     "terminal": "fill:#e6f4ea,stroke:#2f855a,color:#000",
     "failure": "fill:#fde2e1,stroke:#c53030,color:#000",
 }
-
-# ---------------------------------------------------------------------------------------
-# What the drawings say about a step (shared by the flowchart and the tree)
-
-
-def correlation_text(step: CheckpointStep) -> str:
-    """The checkpoint's correlation ID as written, or the default it gets."""
-    if step.correlation_id is None:
-        return f"<instance id>:{step.id}"
-    return step.correlation_id.source
-
-
-def ttl_text(step: CheckpointStep) -> str:
-    return "none" if step.ttl is None else format_duration(step.ttl)
-
-
-def stores_text(liveness: Liveness | None) -> str:
-    """What a checkpoint's snapshot keeps: `a, b`, `no variables`, plus the results."""
-    if liveness is None:
-        return "no variables"
-    text = ", ".join(sorted(liveness.variables)) or "no variables"
-    if liveness.all_results:
-        text += "; all results"
-    elif liveness.results:
-        text += "; results of " + ", ".join(sorted(liveness.results))
-    return text
-
-
-def checkpoint_facts(definition: Definition, step: CheckpointStep) -> tuple[tuple[str, str], ...]:
-    return (("correlation", correlation_text(step)), ("ttl", ttl_text(step)),
-            ("stores", stores_text(definition.liveness.get(step.id))))
-
-
-def _branch_label(branch: Branch) -> str:
-    if branch.when is None:
-        return branch.name
-    return f"{branch.name}: {branch.when.source}"
-
-
-def _set_names(step: SetStep) -> str:
-    return ", ".join(name for name, _ in step.values)
-
-
-def _resume_when(step: ScheduledResumeStep) -> str:
-    if step.after is not None:
-        return f"after {format_duration(step.after)}"
-    return f"at {step.at.source}" if step.at is not None else ""
-
-
-# ---------------------------------------------------------------------------------------
-# Mermaid
 
 
 def mermaid_text(text: str) -> str:
@@ -244,7 +194,7 @@ class _Flowchart:
         if isinstance(step, TaskStep):
             return self.simple("rect", [f"task {step.id} ({step.task})"], entries)
         if isinstance(step, SetStep):
-            return self.simple("rect", [f"set {step.id}: {_set_names(step)}"], entries)
+            return self.simple("rect", [f"set {step.id}: {set_names(step)}"], entries)
         if isinstance(step, IfStep):
             return self.if_(step, entries, context)
         if isinstance(step, SwitchStep):
@@ -289,7 +239,7 @@ class _Flowchart:
             limit = (f", at most {step.max_iterations} times"
                      if step.max_iterations is not None else "")
             node = self.node("lean_left", [f"scheduled_resume {step.id}",
-                                           f"pause, resume {_resume_when(step)}{limit}"],
+                                           f"pause, resume {resume_when(step)}{limit}"],
                              "pause")
             self.connect(entries, node)
             for checkpoint in sorted(_reached(entries), key=lambda n: int(n[1:])):
@@ -317,7 +267,7 @@ class _Flowchart:
         reached = _reached(entries)
         exits: list[_Exit] = []
         for branch in step.branches:
-            exits += self.block(branch.steps, [_Exit(node, _branch_label(branch),
+            exits += self.block(branch.steps, [_Exit(node, branch_label(branch),
                                                      checkpoints=reached)], context)
         return exits
 
@@ -329,7 +279,7 @@ class _Flowchart:
         reached = _reached(entries)
         exits: list[_Exit] = [_Exit(node, "none holds", checkpoints=reached)]
         for branch in step.branches:
-            exits += self.block(branch.steps, [_Exit(node, _branch_label(branch),
+            exits += self.block(branch.steps, [_Exit(node, branch_label(branch),
                                                      checkpoints=reached)], context)
         join = self.node("rhombus", [f"end of {step.id}"], "decision")
         self.connect(exits, join)
@@ -427,116 +377,3 @@ class _Flowchart:
 def mermaid(definition: Definition) -> str:
     """A Mermaid `flowchart TD` of the definition, ending with a newline."""
     return _Flowchart(definition).draw()
-
-
-# ---------------------------------------------------------------------------------------
-# The tree outline
-
-
-@dataclass(frozen=True)
-class TreeNode:
-    """One line of the outline: `label` (coloured by `kind` in a terminal), `detail`
-    (already punctuated, e.g. " (log)" or ": total > 0"), then `facts` as `key value`
-    pairs, and the lines nested under it. `kind` is a step kind, "process" for the root
-    or "block" for a branch or block heading (then, else, case ..., do, catch ...)."""
-
-    kind: str
-    label: str
-    detail: str = ""
-    facts: tuple[tuple[str, str], ...] = ()
-    children: tuple[TreeNode, ...] = ()
-
-    def text(self) -> str:
-        """The line as plain text."""
-        facts = "".join(f"  {key} {value}" for key, value in self.facts)
-        return f"{self.label}{self.detail}{facts}"
-
-    def lines(self, indent: str = "") -> list[str]:
-        """The whole outline as plain text, two spaces a level."""
-        found = [indent + self.text()]
-        for child in self.children:
-            found += child.lines(indent + "  ")
-        return found
-
-
-def _block(kind_label: str, steps: tuple[Step, ...], definition: Definition,
-           detail: str = "") -> TreeNode:
-    return TreeNode("block", kind_label, detail, (),
-                    tuple(_tree_step(s, definition) for s in steps))
-
-
-def _tree_step(step: Step, definition: Definition) -> TreeNode:
-    label = f"{step.kind} {step.id}"
-    if isinstance(step, TaskStep):
-        facts: list[tuple[str, str]] = []
-        if step.timeout is not None:
-            facts.append(("timeout", format_duration(step.timeout)))
-        if step.retry.attempts > 1:
-            facts.append(("attempts", str(step.retry.attempts)))
-        return TreeNode("task", label, f" ({step.task})", tuple(facts))
-    if isinstance(step, SetStep):
-        return TreeNode("set", label, f": {_set_names(step)}")
-    if isinstance(step, IfStep):
-        blocks = [_block("then", step.then, definition)]
-        if step.else_:
-            blocks.append(_block("else", step.else_, definition))
-        return TreeNode("if", label, f": {step.condition.source}", (), tuple(blocks))
-    if isinstance(step, SwitchStep | InclusiveStep | ParallelStep):
-        detail = ""
-        if isinstance(step, ParallelStep):
-            detail = (f" (at most {step.max_concurrency} at once)"
-                      if step.max_concurrency else " (all at once)")
-        heading = "case" if isinstance(step, SwitchStep) else "branch"
-        children = []
-        for branch in step.branches:
-            if branch.when is None and isinstance(step, SwitchStep):
-                if branch.steps:
-                    children.append(_block("default", branch.steps, definition))
-                continue
-            when = f": {branch.when.source}" if branch.when is not None else ""
-            children.append(_block(f"{heading} {branch.name}", branch.steps, definition, when))
-        return TreeNode(step.kind, label, detail, (), tuple(children))
-    if isinstance(step, ForeachStep):
-        index = f" (index {step.index_var})" if step.index_var else ""
-        return TreeNode("foreach", label, f": {step.item_var} in {step.items.source}{index}",
-                        (), tuple(_tree_step(s, definition) for s in step.body))
-    if isinstance(step, WhileStep):
-        index = f" (index {step.index_var})" if step.index_var else ""
-        return TreeNode("while", label, f": {step.condition.source}{index}",
-                        (("at most", f"{step.max_iterations} times"),),
-                        tuple(_tree_step(s, definition) for s in step.body))
-    if isinstance(step, ScopeStep):
-        blocks = [_block("do", step.body, definition)]
-        if step.catch is not None:
-            blocks.append(_block("catch", step.catch, definition, f" ({step.error_as})"))
-        if step.finally_:
-            blocks.append(_block("finally", step.finally_, definition))
-        return TreeNode("scope", label, "", (), tuple(blocks))
-    if isinstance(step, CheckpointStep):
-        blocks = []
-        if step.commit:
-            blocks.append(_block("commit", step.commit, definition))
-        if step.recover:
-            blocks.append(_block("recover", step.recover, definition))
-        return TreeNode("checkpoint", label, " (continue)" if step.continue_ else "",
-                        checkpoint_facts(definition, step), tuple(blocks))
-    if isinstance(step, CallStep):
-        return TreeNode("call", label, f": {step.file} (process {step.child.name})")
-    if isinstance(step, ThrowStep):
-        return TreeNode("throw", label, f": {step.message.source}")
-    if isinstance(step, ScheduledResumeStep):
-        limit = ((("at most", f"{step.max_iterations} times"),)
-                 if step.max_iterations is not None else ())
-        return TreeNode("scheduled_resume", label, f": {_resume_when(step)}", limit)
-    if isinstance(step, SignalStep):
-        return TreeNode("signal", label, f": to {step.correlation_id.source}")
-    return TreeNode(step.kind, label)  # return, intermediate_return
-
-
-def tree(definition: Definition) -> TreeNode:
-    """The definition as an outline: the process, then its steps, nested as in the file."""
-    version = f" (version {definition.version})" if definition.version else ""
-    facts = ((("params", ", ".join(p.name for p in definition.params)),)
-             if definition.params else ())
-    return TreeNode("process", f"process {definition.name}", version, facts,
-                    tuple(_tree_step(step, definition) for step in definition.steps))
