@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from procctl.agent.definition import Definition, load_definition, parse_definition
+from procctl.agent.definition.fields import KIND_FIELDS
 from procctl.agent.definition.graph import END, FAILED, START, mermaid, mermaid_text, tree
-from procctl.agent.definition.loader import KIND_FIELDS
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "samples"

@@ -1,0 +1,100 @@
+"""The vocabulary of a definition file: the fields of each step kind, and the small
+helpers every builder uses (where a step is, did-you-mean hints)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import get_close_matches
+from typing import Any
+
+COMMON_FIELDS = {"id", "kind", "name", "description"}
+KIND_FIELDS: dict[str, set[str]] = {
+    "task": {"task", "with", "timeout", "retry", "retries", "retry_delay"},
+    "set": {"values"},
+    "if": {"condition", "then", "else"},
+    "switch": {"cases", "default"},
+    "inclusive": {"branches"},
+    "parallel": {"branches", "max_concurrency"},
+    "foreach": {"items", "as", "index_as", "body"},
+    "while": {"condition", "max_iterations", "index_as", "body"},
+    "scope": {"do", "catch", "finally", "error_as"},
+    "call": {"file", "params"},
+    "intermediate_return": {"value"},
+    "return": {"value"},
+    "throw": {"message"},
+    "checkpoint": {"correlation_id", "ttl", "continue", "commit", "recover", "resume_after",
+                   "resume_at", "on_expire"},
+    "scheduled_resume": {"after", "at", "max_iterations"},
+    "signal": {"correlation_id", "payload", "signal_id"},
+}
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "task": ("task",),
+    "set": ("values",),
+    "if": ("condition", "then"),
+    "foreach": ("items", "body"),
+    "switch": ("cases",),
+    "inclusive": ("branches",),
+    "parallel": ("branches",),
+    "while": ("condition", "max_iterations", "body"),
+    "scope": ("do",),
+    "call": ("file",),
+    "intermediate_return": ("value",),
+    "throw": ("message",),
+    "signal": ("correlation_id",),
+}
+REQUIRED_HINTS: dict[tuple[str, str], str] = {
+    ("while", "max_iterations"): "it bounds the loop: max_iterations = 100",
+    ("while", "condition"): 'e.g. condition = "remaining > 0"',
+    ("if", "condition"): 'e.g. condition = "amount > 1000"',
+    ("foreach", "items"): 'e.g. items = "{{ orders }}"',
+    ("call", "file"): 'the definition to run, e.g. file = "child.toml"',
+    ("scope", "do"): "add its steps as [[steps.do]] tables",
+    ("intermediate_return", "value"): 'e.g. value = { accepted = true }',
+    ("signal", "correlation_id"): 'e.g. correlation_id = "approval-{{ order }}"',
+}
+PROCESS_FIELDS = {"name", "version", "description", "params", "on_crash"}
+ON_CRASH = ("fail", "restart", "hold")
+PARAM_FIELDS = {"type", "default", "required", "description"}
+RETRY_FIELDS = {"attempts", "delay", "backoff", "factor", "max_delay", "jitter", "on"}
+CASE_FIELDS = {"name", "when", "do"}
+BUILTIN_VARIABLES = ("result", "results", "process", "step")
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+STEP_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+@dataclass(frozen=True)
+class Where:
+    path: str
+    id: str | None
+    line: int | None
+
+
+def what_it_could_set(raw: Any, names: set[str], ids: set[str]) -> None:
+    """The variables a step's raw table (and the steps in it) could set, and its ids."""
+    if isinstance(raw, list):
+        for item in raw:
+            what_it_could_set(item, names, ids)
+        return
+    if not isinstance(raw, dict):
+        return
+    if isinstance(raw.get("id"), str):
+        ids.add(raw["id"])
+    names.update(raw[key] for key in ("as", "index_as", "error_as")
+                 if isinstance(raw.get(key), str))
+    if isinstance(raw.get("values"), dict):
+        names.update(raw["values"])
+    for value in raw.values():
+        if isinstance(value, list | dict):
+            what_it_could_set(value, names, ids)
+
+
+def table_name(path: str) -> str:
+    """The TOML table a step path lives in: steps[2].cases[0].do[1] -> steps.cases.do."""
+    return re.sub(r"\[\d+\]", "", path)
+
+
+def did_you_mean(word: str, options: Any) -> str | None:
+    close = get_close_matches(word, [str(o) for o in options], n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else None
+
