@@ -165,6 +165,9 @@ class InstanceManager:
         its snapshot), and applied when it does."""
         if child.parent_id is None or child.id in self._waited_on or self.deliver is None:
             return
+        parent = await self.worker.call(self.worker.store.get_instance, child.parent_id)
+        if parent.status in TERMINAL_STATUSES:  # nobody left to wake
+            return
         fault("before_wake_parent")
         await self.deliver(correlation_id=call_correlation_id(child.id), payload=None,
                            signal_id=f"child-ended:{child.id}", source=f"child:{child.id}")
