@@ -18,9 +18,9 @@ from typing import Any
 
 from procctl.agent import snapshot as snapshots
 from procctl.agent import values
+from procctl.agent.calls import call_correlation_id, called_child
 from procctl.agent.definition import Definition, Step, parse_definition
 from procctl.agent.definition.children import PinnedChildren
-from procctl.agent.engine.call import call_correlation_id
 from procctl.agent.engine.runner import Outcome, Runner
 from procctl.agent.engine.state import InstanceState, ResumeInfo
 from procctl.agent.errors import StepFailed
@@ -142,7 +142,7 @@ class InstanceManager:
                            until_paused: bool = False) -> InstanceRecord:
         """Wait until an instance completes, fails or is cancelled (or, with
         `until_paused`, pauses). While a parent waits here for its child, the child's
-        end wakes it directly; otherwise it takes a signal (see `_wake_parent`)."""
+        end wakes it directly; otherwise it takes a signal (see `wake_parent`)."""
         self._waited_on[instance_id] = self._waited_on.get(instance_id, 0) + 1
         try:
             while True:
@@ -177,8 +177,8 @@ class InstanceManager:
         before the signal was committed) are resumed now."""
         store = self.worker.store
         for parent in await self.worker.call(store.paused_at_calls):
-            child_id = str(parent.correlation_id).removeprefix("call:")
-            child = await self.worker.call(store.get_instance, child_id)
+            child = await self.worker.call(store.get_instance,
+                                           str(called_child(parent.correlation_id)))
             if child.status in TERMINAL_STATUSES:
                 await self.wake_parent(child)
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from procctl.agent import values
+from procctl.agent.calls import called_child
 from procctl.store import InstanceRecord
 from procctl.store.records import CheckpointRecord, SignalRecord
 
@@ -56,20 +57,19 @@ def instance_summary(record: InstanceRecord,
     return summary
 
 
-CALL_PREFIX = "call:"
-
-
 def waiting_for(record: InstanceRecord,
                 get_instance: Callable[[str], InstanceRecord]) -> dict[str, Any] | None:
     """For an instance paused at a `call` (correlation ID `call:CHILD`): the instance at
     the end of the chain of paused children, the one a person or a signal resumes."""
-    if record.status != "paused" or not (record.correlation_id or "").startswith(CALL_PREFIX):
+    if record.status != "paused" or called_child(record.correlation_id) is None:
         return None
     chain: list[str] = []
     current = record
-    while (current.status == "paused" and current.correlation_id
-           and current.correlation_id.startswith(CALL_PREFIX) and len(chain) < 50):
-        current = get_instance(current.correlation_id.removeprefix(CALL_PREFIX))
+    while current.status == "paused" and len(chain) < 50:
+        child_id = called_child(current.correlation_id)
+        if child_id is None:
+            break
+        current = get_instance(child_id)
         chain.append(current.id)
     found: dict[str, Any] = {"child_id": chain[0], "instance_id": current.id,
                              "process": current.process_name, "status": current.status,

@@ -254,9 +254,9 @@ class CheckpointOps:
             args).fetchall()
         return [_paused_row(dict(row)) for row in rows]
 
-
     def paused_at_calls(self) -> list[InstanceRecord]:
-        """Parents paused while a child they called is paused (correlation `call:ID`)."""
+        """Parents paused while a child they called is paused: their correlation ID is
+        `call:<child id>` (agent/calls.py)."""
         rows = self._db.execute(
             "SELECT * FROM instances WHERE status = 'paused' AND correlation_id LIKE 'call:%'"
         ).fetchall()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from procctl.agent.calls import call_correlation_id
 from procctl.agent.definition.model import CallStep
 from procctl.agent.definition.params import resolve_params
 from procctl.agent.engine.checkpoint import save_snapshot
@@ -50,11 +51,6 @@ async def resume_call(runner: Runner, step: CallStep, state: InstanceState,
         "correlation_id": info.snapshot.correlation_id, "recover": False,
         "child": child_id})
     return await _await_child(runner, step, state, child_id)
-
-
-def call_correlation_id(child_id: str) -> str:
-    """The correlation ID a parent waits under while its child is paused."""
-    return f"call:{child_id}"
 
 
 async def _await_child(runner: Runner, step: CallStep, state: InstanceState,
