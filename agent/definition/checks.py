@@ -22,6 +22,7 @@ from procctl.agent.definition.model import (
     SwitchStep,
     ThrowStep,
     WhileStep,
+    steps_within,
 )
 from procctl.agent.errors import ExpressionError, Problem
 from procctl.agent.expressions import BUILTIN_NAMES, compile_template, iter_templates
@@ -141,7 +142,7 @@ def check_definition(definition: Definition,
         no branch sees the results of another."""
         before = set(seen_ids)
         blocks = [inner for _, inner in step.blocks()]
-        ids = [{s.id for s in _deep(inner)} for inner in blocks]
+        ids = [{s.id for s in steps_within(inner)} for inner in blocks]
         outcomes = []
         for index, inner in enumerate(blocks):
             others = set().union(*(ids[:index] + ids[index + 1:])) - ids[index]
@@ -178,8 +179,8 @@ def check_definition(definition: Definition,
         if isinstance(step, ForeachStep | WhileStep):
             loop_vars = step.loop_vars()
             # A later iteration sees what earlier ones set (the loop's back edge).
-            _, body_may, _ = walk(step.body, must | loop_vars,
-                                  may | loop_vars | _sets_within(step.body))
+            set_in_body = {name for inner in steps_within(step.body) for name in inner.sets()}
+            _, body_may, _ = walk(step.body, must | loop_vars, may | loop_vars | set_in_body)
             return must, may | (body_may - loop_vars), False
         if isinstance(step, ScopeStep):
             do_must, do_may, _ = walk(step.body, must, may)
@@ -241,21 +242,3 @@ def _unset_reads(step: Step, defined: set[str]) -> set[str]:
                 missing |= compile_template(text).variables - known
         known.add(name)
     return missing
-
-
-def _sets_within(block: tuple[Step, ...]) -> set[str]:
-    names: set[str] = set()
-    for step in block:
-        names |= step.sets()
-        for _, inner in step.blocks():
-            names |= _sets_within(inner)
-    return names
-
-
-def _deep(block: tuple[Step, ...]) -> list[Step]:
-    found: list[Step] = []
-    for step in block:
-        found.append(step)
-        for _, inner in step.blocks():
-            found.extend(_deep(inner))
-    return found

@@ -21,6 +21,7 @@ from procctl.agent.definition.model import (
     ScopeStep,
     Step,
     WhileStep,
+    steps_within,
 )
 from procctl.agent.expressions import BUILTIN_NAMES
 
@@ -67,7 +68,7 @@ def _live_after(checkpoint: CheckpointStep | CallStep, block: tuple[Step, ...], 
     variables: set[str] = set()
     results: set[str] = set()
     dynamic = False
-    for step in _deep(later):
+    for step in steps_within(later):
         variables |= step.reads()
         for expression in step.expressions():
             results |= expression.results_read
@@ -75,12 +76,3 @@ def _live_after(checkpoint: CheckpointStep | CallStep, block: tuple[Step, ...], 
     # The checkpoint's own result is rebuilt when it resumes; it is never stored.
     results.discard(checkpoint.id)
     return Liveness(frozenset(variables - BUILTIN_NAMES), frozenset(results), dynamic)
-
-
-def _deep(steps: list[Step]) -> list[Step]:
-    out: list[Step] = []
-    for step in steps:
-        out.append(step)
-        for _, inner in step.blocks():
-            out.extend(_deep(list(inner)))
-    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,16 @@ class Step:
 
     def expressions(self) -> tuple[Expression, ...]:
         return ()
+
+
+def steps_within(block: Iterable[Step]) -> list[Step]:
+    """The steps of a block and every step nested in them, depth first, in file order."""
+    found: list[Step] = []
+    for step in block:
+        found.append(step)
+        for _, inner in step.blocks():
+            found.extend(steps_within(inner))
+    return found
 
 
 def _reads(expressions: tuple[Expression, ...]) -> frozenset[str]:
@@ -303,16 +314,7 @@ class Definition:
 
     def all_steps(self) -> list[Step]:
         """Every step, depth first, in file order."""
-        found: list[Step] = []
-
-        def walk(block: tuple[Step, ...]) -> None:
-            for step in block:
-                found.append(step)
-                for _, inner in step.blocks():
-                    walk(inner)
-
-        walk(self.steps)
-        return found
+        return steps_within(self.steps)
 
 
 @dataclass(frozen=True)
