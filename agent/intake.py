@@ -60,11 +60,16 @@ class SignalDesk:
             self.queue.put_nowait(path)
         return len(found)
 
-    async def process_waiting(self) -> int:
-        """Process every file already in the directory, now (at start)."""
+    async def process_waiting(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Process every file already in the directory, now (at start); `progress` is
+        told (files done, files found) before the first file and after each one."""
         found = signals.scan(self.directory)
-        for path in found:
+        for done, path in enumerate(found):
+            if progress:
+                progress(done, len(found))
             await self.process_file(path)
+        if progress:
+            progress(len(found), len(found))
         return len(found)
 
     async def run(self) -> None:
