@@ -18,6 +18,16 @@ from procctl.agent.errors import Problem
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, highlight=False)
 
+#: Characters data must not send to a terminal: C0 and C1 controls (ESC starts colour,
+#: cursor and clear sequences; CR and BS rewrite a line; 0x9b is an 8-bit CSI), DEL, the
+#: bidirectional overrides that reorder what is read, and the Unicode line separators.
+_UNSAFE_CODES = (*range(0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F,
+                 *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)
+_NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+_VISIBLE = {code: _NAMED.get(code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+            for code in _UNSAFE_CODES}
+_VISIBLE_BUT_NEWLINES = {code: text for code, text in _VISIBLE.items() if code != 0x0A}
+
 STATUS_STYLES = {
     "running": "cyan",
     "paused": "yellow",
@@ -27,6 +37,19 @@ STATUS_STYLES = {
 }
 
 
+def neutralise(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` with every control character shown as a visible escape (ESC as `\\x1b`, CR
+    as `\\r`), so data from outside cannot recolour, clear or rewrite the terminal.
+    `keep_newlines` keeps line feeds, for multi-line layout procctl made itself (JSON)."""
+    return text.translate(_VISIBLE_BUT_NEWLINES if keep_newlines else _VISIBLE)
+
+
+def safe_text(value: Any, *, keep_newlines: bool = False) -> str:
+    """Data (params, payloads, results, errors, log messages, correlation IDs, names) for
+    a line of rich markup: control characters neutralised and markup escaped."""
+    return escape(neutralise(str(value), keep_newlines=keep_newlines))
+
+
 def print_json(data: Any) -> None:
     """Plain JSON on stdout, for scripts (no colour, no wrapping)."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
@@ -34,22 +57,22 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str, hint: str | None = None) -> None:
-    err_console.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
+    err_console.print(f"[bold red]Error:[/] {safe_text(message)}", soft_wrap=True)
     if hint:
-        err_console.print(f"[bold]Hint:[/] {escape(hint)}", soft_wrap=True)
+        err_console.print(f"[bold]Hint:[/] {safe_text(hint)}", soft_wrap=True)
 
 
 def problem(found: Problem) -> None:
     """A validation finding: `Error:` or `Warning:`, where, what, and its hint."""
     label = "[bold yellow]Warning:[/]" if found.severity == "warning" else "[bold red]Error:[/]"
-    err_console.print(f"{label} {escape(found.location())}: {escape(found.message)}",
+    err_console.print(f"{label} {safe_text(found.location())}: {safe_text(found.message)}",
                       soft_wrap=True)
     if found.hint:
-        err_console.print(f"[bold]Hint:[/] {escape(found.hint)}", soft_wrap=True)
+        err_console.print(f"[bold]Hint:[/] {safe_text(found.hint)}", soft_wrap=True)
 
 
 def note(message: str) -> None:
-    err_console.print(f"[dim]{escape(message)}[/]", soft_wrap=True)
+    err_console.print(f"[dim]{safe_text(message)}[/]", soft_wrap=True)
 
 
 def status_text(status: str) -> str:
@@ -71,9 +94,12 @@ def elapsed(start: str | None, end: str | None) -> str:
 
 
 def value_text(value: Any) -> str:
+    """A value for people (plain text, not markup): a string as it is, anything else as
+    indented JSON; control characters neutralised either way."""
     if isinstance(value, str):
-        return value
-    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+        return neutralise(value)
+    return neutralise(json.dumps(value, indent=2, ensure_ascii=False, default=str),
+                      keep_newlines=True)
 
 
 def instances_table(rows: list[dict[str, Any]]) -> Table:
@@ -81,7 +107,7 @@ def instances_table(rows: list[dict[str, Any]]) -> Table:
     for column in ("INSTANCE", "PROCESS", "STATUS", "STARTED", "DURATION"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row["instance_id"], escape(row["process"]), status_text(row["status"]),
+        table.add_row(row["instance_id"], safe_text(row["process"]), status_text(row["status"]),
                       short_time(row["started_at"]), elapsed(row["started_at"], row["ended_at"]))
     return table
 
@@ -108,43 +134,45 @@ def key_value_table(pairs: list[tuple[str, str]]) -> Table:
 def step_line(event: dict[str, Any]) -> str | None:
     """One progress line for an event of `run --wait`, or None for events not shown."""
     kind = event["kind"]
-    step = escape(str(event.get("step_id")))
+    step = safe_text(event.get("step_id"))
     data = event.get("data") or {}
     if kind == "step_finished":
         return f"  [green]✓[/] {step} [dim]{data.get('duration', 0):.2f}s[/]"
     if kind == "step_failed":
-        return f"  [red]✗[/] {step}: {escape(str(data.get('message')))}"
+        return f"  [red]✗[/] {step}: {safe_text(data.get('message'))}"
     if kind == "step_retry":
-        return (f"  [yellow]↻[/] {step}: attempt {data.get('attempt')} failed "
-                f"({escape(str(data.get('message')))}); retrying")
+        return (f"  [yellow]↻[/] {step}: attempt {safe_text(data.get('attempt'))} failed "
+                f"({safe_text(data.get('message'))}); retrying")
     if kind == "log":
-        return f"    [blue]│[/] {escape(str(data.get('message')))}"
+        return f"    [blue]│[/] {safe_text(data.get('message'))}"
     if kind == "checkpoint_saved":
         stored = ", ".join(data.get("variables") or []) or "no variables"
         return (f"  [magenta]◆[/] {step}: checkpoint saved as "
-                f"{escape(str(data.get('correlation_id')))} [dim]({escape(stored)}; "
-                f"{data.get('bytes')} bytes)[/]")
+                f"{safe_text(data.get('correlation_id'))} [dim]({safe_text(stored)}; "
+                f"{safe_text(data.get('bytes'))} bytes)[/]")
     if kind == "instance_resumed":
-        return (f"  [magenta]▶[/] {step}: resumed by {data.get('resumed_by')} "
-                f"[dim](iteration {data.get('iteration')})[/]")
+        return (f"  [magenta]▶[/] {step}: resumed by {safe_text(data.get('resumed_by'))} "
+                f"[dim](iteration {safe_text(data.get('iteration'))})[/]")
     if kind == "instance_paused":
         return f"  [yellow]⏸[/] {step}: paused"
     if kind == "child_started":
-        return (f"  [cyan]↳[/] {step}: child instance {escape(str(data.get('instance_id')))} "
-                f"({escape(str(data.get('process')))})")
+        return (f"  [cyan]↳[/] {step}: child instance {safe_text(data.get('instance_id'))} "
+                f"({safe_text(data.get('process'))})")
     if kind == "scope_caught":
         error = data.get("error") or {}
-        return f"  [yellow]⤷[/] {step}: caught {escape(str(error.get('message')))}"
+        return f"  [yellow]⤷[/] {step}: caught {safe_text(error.get('message'))}"
     return None
 
 
 def waiting_text(child: dict[str, Any]) -> str:
-    """A parent paused at a call: which instance it waits for, and how that one goes on."""
+    """A parent paused at a call: which instance it waits for, and how that one goes on.
+    Plain text (not markup), with control characters in names and IDs neutralised."""
     who = f"child instance {child['instance_id']} ({child['process']})"
     if len(child["chain"]) > 1:
         who += f", through {len(child['chain']) - 1} more call(s)"
     if child.get("resume_command"):
-        return (f"{who}, paused at correlation ID {child['correlation_id']} (resume it "
-                f"with: {child['resume_command']}); this instance goes on when the child "
-                "ends")
-    return f"{who}, which is {child['status']}; this instance goes on when the child ends"
+        return neutralise(f"{who}, paused at correlation ID {child['correlation_id']} (resume "
+                          f"it with: {child['resume_command']}); this instance goes on when "
+                          "the child ends")
+    return neutralise(f"{who}, which is {child['status']}; this instance goes on when the "
+                      "child ends")

@@ -31,7 +31,8 @@ def show(
         table.add_column(column, overflow="fold")
     for setting in SETTINGS:
         value = current[setting.key]
-        shown = str(value) if value == setting.default else f"[bold]{escape(str(value))}[/]"
+        shown = (render.safe_text(value) if value == setting.default
+                 else f"[bold]{render.safe_text(value)}[/]")
         table.add_row(setting.key, shown, escape(str(setting.default)),
                       escape(setting.description))
     render.console.print(table)

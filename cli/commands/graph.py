@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 from rich.tree import Tree
 
@@ -42,14 +41,14 @@ KIND_STYLES = {
 
 def _line(node: TreeNode) -> Text:
     """One line of the tree. Text objects are never read as markup, so the user's ids,
-    conditions and templates print as they are."""
+    conditions and templates print as they are (control characters neutralised)."""
     checkpoint = node.kind == "checkpoint"
     line = Text()
-    line.append(node.label, style=KIND_STYLES.get(node.kind, ""))
-    line.append(node.detail)
+    line.append(render.neutralise(node.label), style=KIND_STYLES.get(node.kind, ""))
+    line.append(render.neutralise(node.detail))
     for key, value in node.facts:
         line.append(f"  {key} ", style="yellow" if checkpoint else "dim")
-        line.append(value, style="bold yellow" if checkpoint else "")
+        line.append(render.neutralise(value), style="bold yellow" if checkpoint else "")
     return line
 
 
@@ -94,7 +93,8 @@ def graph_command(
                          "check that the directory exists and can be written")
             raise typer.Exit(2) from None
         render.console.print(f"Wrote the Mermaid flowchart of process "
-                             f"[bold]{escape(definition.name)}[/] to {escape(str(output))}")
+                             f"[bold]{render.safe_text(definition.name)}[/] to "
+                             f"{render.safe_text(output)}")
         return
     chosen = output_format or ("tree" if sys.stdout.isatty() else "mermaid")
     if chosen == "mermaid":

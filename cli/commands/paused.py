@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from procctl.agent.summary import resume_command
@@ -62,8 +61,9 @@ def list_paused_command(
                    "EXPIRES", "NEXT RESUME", "ITER", "SIZE"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(escape(row["correlation_id"]), row["instance_id"], escape(row["process"]),
-                      escape(row["checkpoint"]), render.short_time(row["paused_at"]),
+        table.add_row(render.safe_text(row["correlation_id"]), row["instance_id"],
+                      render.safe_text(row["process"]), render.safe_text(row["checkpoint"]),
+                      render.short_time(row["paused_at"]),
                       render.until(row["expires_at"]), render.until(row["resume_at"]),
                       str(row["iteration"]), f"{row['bytes']} B")
     render.console.print(table)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from procctl.agent.client import AgentClient
 from procctl.agent.config import load_config
@@ -93,7 +92,8 @@ def resume_command(
         if as_json:
             render.print_json(queued)
         else:
-            render.console.print(f"Signal {signal_id} written to {escape(str(path))}")
+            render.console.print(f"Signal {render.safe_text(signal_id)} written to "
+                                 f"{render.safe_text(path)}")
             if not no_wait:
                 render.note("No agent is running for this home: the signal is applied when "
                             "it starts (procctl agent start).")
@@ -135,13 +135,13 @@ def _print(outcome: dict[str, Any], correlation_id: str) -> None:
     if status == "applied":
         instance = outcome.get("instance")
         render.console.print(f"Resumed instance [bold]{signal['instance_id']}[/] "
-                             f"({escape(correlation_id)})")
+                             f"({render.safe_text(correlation_id)})")
         if instance:
             print_outcome(instance)
     elif status == "pending":
         render.console.print(
-            f"Held pending: no instance is paused at {escape(correlation_id)!r} yet; the "
-            f"signal is delivered when one pauses (until {signal['hold_until']}).")
+            f"Held pending: no instance is paused at {render.safe_text(repr(correlation_id))} "
+            f"yet; the signal is delivered when one pauses (until {signal['hold_until']}).")
     else:
         render.error(f"not resumed: {signal['reason']}",
                      "procctl list-paused shows the paused instances and their correlation IDs")

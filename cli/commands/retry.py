@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from procctl.agent.client import AgentClient
 from procctl.cli import render
@@ -32,8 +31,8 @@ def retry_command(
         if as_json:
             continue
         if payload["kind"] == "retry":
-            render.console.print(f"Instance {payload['instance_id']}: "
-                                 f"{escape(payload['data']['action'])}")
+            render.console.print(f"Instance {render.safe_text(payload['instance_id'])}: "
+                                 f"{render.safe_text(payload['data']['action'])}")
         line = render.step_line(payload)
         if line:
             render.console.print(line)

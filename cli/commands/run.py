@@ -62,7 +62,8 @@ def run_command(
         if as_json:
             render.print_json(data)
         else:
-            render.console.print(f"Started [bold]{data['instance_id']}[/] ({definition.name})")
+            render.console.print(f"Started [bold]{render.safe_text(data['instance_id'])}[/] "
+                                 f"({render.safe_text(definition.name)})")
             render.note(f"Follow it with: procctl show {data['instance_id']}")
         return
     summary = _follow(client, request, definition.name, quiet=as_json)
@@ -77,7 +78,7 @@ def run_command(
 def _follow(client: AgentClient, request: dict[str, Any], name: str,
             *, quiet: bool) -> dict[str, Any]:
     summary: dict[str, Any] = {}
-    status = None if quiet else render.console.status(f"running {name}")
+    status = None if quiet else render.console.status(f"running {render.safe_text(name)}")
     if status:
         status.start()
     try:
@@ -88,10 +89,10 @@ def _follow(client: AgentClient, request: dict[str, Any], name: str,
             if quiet:
                 continue
             if payload["kind"] == "instance_created":
-                render.console.print(
-                    f"[bold]{name}[/] instance [bold]{payload['instance_id']}[/]")
+                render.console.print(f"[bold]{render.safe_text(name)}[/] instance "
+                                     f"[bold]{render.safe_text(payload['instance_id'])}[/]")
             elif status and payload["kind"] == "step_started":
-                status.update(f"running [bold]{payload['step_id']}[/]")
+                status.update(f"running [bold]{render.safe_text(payload['step_id'])}[/]")
             line = render.step_line(payload)
             if line:
                 render.console.print(line)
@@ -112,24 +113,26 @@ def print_outcome(summary: dict[str, Any]) -> None:
     state = render.status_text(summary["status"])
     if summary["status"] == "paused" and not summary.get("checkpoint"):
         error = summary.get("error") or {}
-        render.console.print(f"{state} (held: {escape(str(error.get('message')))})")
-        render.console.print("Run it again with: " + escape(str(summary.get("retry_command"))))
+        render.console.print(f"{state} (held: {render.safe_text(error.get('message'))})")
+        render.console.print("Run it again with: "
+                             + render.safe_text(summary.get("retry_command")))
         return
     if summary["status"] == "paused" and summary.get("waiting_for"):
         checkpoint = summary.get("checkpoint") or {}
-        render.console.print(f"{state} at call [bold]{escape(str(checkpoint.get('step_id')))}[/]: "
-                             "waiting for " + escape(render.waiting_text(summary["waiting_for"])))
+        render.console.print(f"{state} at call [bold]{render.safe_text(checkpoint.get('step_id'))}"
+                             "[/]: waiting for "
+                             + escape(render.waiting_text(summary["waiting_for"])))
         return
     if summary["status"] == "paused":
         checkpoint = summary.get("checkpoint") or {}
-        step_id = escape(str(checkpoint.get("step_id")))
-        correlation = escape(str(summary["correlation_id"]))
+        step_id = render.safe_text(checkpoint.get("step_id"))
+        correlation = render.safe_text(summary["correlation_id"])
         render.console.print(f"{state} at checkpoint [bold]{step_id}[/], "
                              f"correlation ID [bold]{correlation}[/]")
         if checkpoint.get("resume_at"):
             render.console.print("Resumes by itself at "
                                  + render.short_time(checkpoint["resume_at"]))
-        render.console.print("Resume it with: " + escape(summary["resume_command"]))
+        render.console.print("Resume it with: " + render.safe_text(summary["resume_command"]))
         return
     render.console.print(f"{state} in {took}")
     if summary["status"] == "completed":

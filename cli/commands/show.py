@@ -50,26 +50,29 @@ def show_command(
         return
     pairs = [
         ("Instance", summary["instance_id"]),
-        ("Process", escape(f"{summary['process']} {summary['version'] or ''}".strip())),
+        ("Process", render.safe_text(f"{summary['process']} {summary['version'] or ''}".strip())),
         ("Status", render.status_text(summary["status"])),
         ("Started", render.short_time(summary["started_at"])),
         ("Ended", render.short_time(summary["ended_at"])),
         ("Params", escape(render.value_text(summary["params"]))),
     ]
     if summary.get("parent_id"):
-        pairs.append(("Parent", f"{summary['parent_id']} (this instance runs a call step "
-                                "of it: procctl show " + summary["parent_id"] + ")"))
+        pairs.append(("Parent", render.safe_text(
+            f"{summary['parent_id']} (this instance runs a call step of it: procctl show "
+            f"{summary['parent_id']})")))
     if summary["status"] == "completed":
         pairs.append(("Result", escape(render.value_text(summary["result"]))))
     if summary["error"]:
         error = summary["error"]
         where = f" (step {error['step_id']})" if error.get("step_id") else ""
-        pairs.append(("Error", f"[red]{escape(str(error.get('message')))}{escape(where)}[/]"))
+        pairs.append(("Error", f"[red]{render.safe_text(error.get('message'))}"
+                               f"{render.safe_text(where)}[/]"))
     if checkpoint is not None:
         pairs += [
-            ("Checkpoint", escape(f"{checkpoint.step_id} at {summary['position']}, "
-                                  f"iteration {checkpoint.iteration}, {checkpoint.size} bytes")),
-            ("Correlation ID", escape(checkpoint.correlation_id)),
+            ("Checkpoint", render.safe_text(
+                f"{checkpoint.step_id} at {summary['position']}, "
+                f"iteration {checkpoint.iteration}, {checkpoint.size} bytes")),
+            ("Correlation ID", render.safe_text(checkpoint.correlation_id)),
             ("Expires", render.until(checkpoint.expires_at)),
             ("Next resume", render.until(checkpoint.resume_at)),
             ("Stored", escape(render.value_text(summary["stored_variables"]))),
@@ -79,14 +82,14 @@ def show_command(
     elif "resume_command" in summary:
         signal_text = json.dumps(summary["signal_file"])
         pairs += [
-            ("Resume", escape(summary["resume_command"]) + " [--data key=value]"),
-            ("or drop", escape(f"{signal_text} as NAME.json into the signals directory "
-                               "(write NAME.tmp, then rename)")),
+            ("Resume", render.safe_text(summary["resume_command"]) + " [--data key=value]"),
+            ("or drop", render.safe_text(f"{signal_text} as NAME.json into the signals "
+                                         "directory (write NAME.tmp, then rename)")),
         ]
     if "retry_command" in summary:  # failed, or held by on_crash = "hold"
         how = ("from its checkpoint, through the recover block" if checkpoint is not None
                else "from the beginning, with the same params")
-        pairs.append(("Retry", escape(f"{summary['retry_command']}  ({how})")))
+        pairs.append(("Retry", render.safe_text(f"{summary['retry_command']}  ({how})")))
     render.console.print(render.key_value_table(pairs))
     table = Table(title="History", title_justify="left", box=None, header_style="bold")
     for column in ("TIME", "EVENT", "STEP", "DETAIL"):
@@ -102,9 +105,10 @@ def show_command(
         elif event["kind"] == "branch_taken":
             taken = event["data"].get("branch") or ", ".join(event["data"].get("branches", []))
             detail = f"took {taken or 'no branch'}"
-        elif event["kind"] == "intermediate_return":
-            detail = render.value_text(event["data"].get("value"))
-        table.add_row(render.short_time(event["at"]), event["kind"],
-                      escape(event["step_id"] or ""), escape(str(detail)))
+        # data: on one line without control characters; a value keeps its JSON layout
+        shown = (render.value_text(event["data"].get("value"))
+                 if event["kind"] == "intermediate_return" else render.neutralise(str(detail)))
+        table.add_row(render.short_time(event["at"]), render.safe_text(event["kind"]),
+                      render.safe_text(event["step_id"] or ""), escape(shown))
     render.console.print()
     render.console.print(table)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from procctl.agent import signals as protocol
@@ -47,10 +46,11 @@ def signals_command(
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(render.short_time(row["received_at"]), row["status"],
-                      escape(str(row["correlation_id"] or "-")), escape(row["source"]),
-                      escape(str(row["reason"] or "")))
+                      render.safe_text(row["correlation_id"] or "-"),
+                      render.safe_text(row["source"]), render.safe_text(row["reason"] or ""))
     if rows:
         render.console.print(table)
     if waiting:
-        render.console.print(f"{len(waiting)} file(s) not read yet in {escape(str(directory))}"
+        render.console.print(f"{len(waiting)} file(s) not read yet in "
+                             f"{render.safe_text(directory)}"
                              " (is the agent running?)")

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from procctl.agent.definition import load_definition
 from procctl.agent.definition.model import CheckpointStep
@@ -54,14 +53,15 @@ def validate_command(
     findings = (f"{len(definition.warnings)} warning(s)" if definition.warnings
                 else "no problems")
     render.console.print(
-        f"[green]✓[/] {escape(str(file))}: process [bold]{escape(definition.name)}[/], "
-        f"{len(steps)} step(s), {findings}")
+        f"[green]✓[/] {render.safe_text(file)}: process "
+        f"[bold]{render.safe_text(definition.name)}[/], {len(steps)} step(s), {findings}")
     for spec in definition.params:
         default = f", default {spec.default!r}" if spec.has_default else ""
         need = "required" if spec.required and not spec.has_default else "optional"
-        render.console.print(f"  param [bold]{spec.name}[/]: {spec.type}, {need}{escape(default)}")
+        render.console.print(f"  param [bold]{spec.name}[/]: {spec.type}, {need}"
+                             f"{render.safe_text(default)}")
     for step_id, stores in checkpoints.items():
-        render.console.print(f"  checkpoint [bold]{escape(step_id)}[/] stores: "
-                             + escape(", ".join(stores["variables"]) or "no variables")
-                             + (escape(f"; results of {', '.join(stores['results'])}")
+        render.console.print(f"  checkpoint [bold]{render.safe_text(step_id)}[/] stores: "
+                             + render.safe_text(", ".join(stores["variables"]) or "no variables")
+                             + (render.safe_text(f"; results of {', '.join(stores['results'])}")
                                 if stores["results"] else ""))
