@@ -25,7 +25,7 @@ from procctl.agent.errors import (
     Refused,
     UsageError,
 )
-from procctl.agent.instances import InstanceManager
+from procctl.agent.instances import InstanceManager, expired_retry_refusal
 from procctl.agent.intake import SignalDesk
 from procctl.agent.lock import HomeLock
 from procctl.agent.logs import setup_logging
@@ -320,6 +320,11 @@ class Agent:
         store = self.worker.store
         record = await self.worker.call(store.get_instance, str(request["instance_id"]))
         checkpoint = await self.worker.call(store.find_checkpoint, record.id)
+        if checkpoint is None and record.status == "failed":
+            pinned = await self.worker.call(store.get_definition, record.definition_sha256)
+            refusal = expired_retry_refusal(record, pinned.path)
+            if refusal is not None:
+                raise refusal
         if checkpoint is not None and record.status in ("failed", "paused"):
             delivery = await self.desk.deliver(
                 correlation_id=checkpoint.correlation_id, payload=None,

@@ -23,7 +23,7 @@ from procctl.agent.definition import Definition, Step, parse_definition
 from procctl.agent.definition.children import PinnedChildren
 from procctl.agent.engine.runner import Outcome, Runner
 from procctl.agent.engine.state import InstanceState, ResumeInfo
-from procctl.agent.errors import StepFailed
+from procctl.agent.errors import Refused, StepFailed
 from procctl.agent.faults import fault
 from procctl.agent.snapshot import Snapshot
 from procctl.agent.store_worker import StoreWorker
@@ -51,6 +51,23 @@ def apply_set_json(snapshot_json: str, set_json: str) -> str:
 
 def resumed_by_for(signal: SignalRecord) -> str:
     return RESUMED_BY_SOURCE.get(signal.source.split(":")[0], "signal")
+
+
+def expired_retry_refusal(record: InstanceRecord, definition_file: str | None) -> Refused | None:
+    """Why `procctl retry` must not touch an instance that failed by expiry, or None.
+
+    Expiry discarded its snapshot, so there is nothing to go on from; starting it again
+    would repeat the steps before the checkpoint and its commit block, which had run."""
+    error = json.loads(record.error_json) if record.error_json else None
+    if record.status != "failed" or not isinstance(error, dict) or error.get("kind") != "expired":
+        return None
+    when = record.ended_at or record.updated_at
+    at = when[:19].replace("T", " ") + " UTC" if when else "an unknown time"
+    run = f"procctl run {definition_file}" if definition_file else "procctl run FILE"
+    return Refused(f"instance {record.id} cannot be retried: its checkpoint expired at {at}, "
+                   "the snapshot is gone",
+                   hint=f"run the process again with: {run} (procctl show {record.id} "
+                   "lists its params)")
 
 
 class InstanceHooks:

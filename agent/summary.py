@@ -52,7 +52,8 @@ def instance_summary(record: InstanceRecord,
         summary["paused_at"] = record.paused_at
         if checkpoint is None:  # held by on_crash = "hold"
             summary["retry_command"] = f"procctl retry {record.id}"
-    elif record.status == "failed" and "retry_command" not in summary:
+    elif record.status == "failed" and "retry_command" not in summary \
+            and (summary["error"] or {}).get("kind") != "expired":  # its snapshot is gone
         summary["retry_command"] = f"procctl retry {record.id}"
     return summary
 

@@ -90,6 +90,9 @@ def show_command(
         how = ("from its checkpoint, through the recover block" if checkpoint is not None
                else "from the beginning, with the same params")
         pairs.append(("Retry", render.safe_text(f"{summary['retry_command']}  ({how})")))
+    elif summary["status"] == "failed" and (summary["error"] or {}).get("kind") == "expired":
+        pairs.append(("Retry", "cannot be retried: its checkpoint expired and the snapshot "
+                               "is gone; run the process again with procctl run"))
     render.console.print(render.key_value_table(pairs))
     table = Table(title="History", title_justify="left", box=None, header_style="bold")
     for column in ("TIME", "EVENT", "STEP", "DETAIL"):
