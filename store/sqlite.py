@@ -15,12 +15,16 @@ from pathlib import Path
 
 from procctl.store.checkpoints import CheckpointOps
 from procctl.store.clock import utc_now
-from procctl.store.errors import Conflict, NotFound, StoreError
+from procctl.store.errors import AmbiguousId, Conflict, NotFound, StoreError
 from procctl.store.records import DefinitionRecord, EventRecord, InstanceRecord
 from procctl.store.schema import MIGRATIONS, SCHEMA_VERSION
 from procctl.store.signals import SignalOps
 
 BUSY_TIMEOUT_MS = 30_000
+#: the fewest characters of an instance ID that `get_instance` takes as a prefix
+MIN_ID_PREFIX = 4
+#: how many matching instances an ambiguous prefix's error names
+ID_CANDIDATES = 5
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
@@ -179,18 +183,43 @@ class Store(CheckpointOps, SignalOps):
         return None if row is None else InstanceRecord(**dict(row))
 
     def get_instance(self, instance_id: str) -> InstanceRecord:
+        """The instance with this ID, or else the one whose ID starts with it (a prefix
+        of at least MIN_ID_PREFIX characters that matches one instance only)."""
         row = self._db.execute("SELECT * FROM instances WHERE id = ?", (instance_id,)).fetchone()
-        if row is None:
-            matches = self._db.execute(
-                "SELECT * FROM instances WHERE id LIKE ? LIMIT 2", (instance_id + "%",)
-            ).fetchall()
-            if len(matches) == 1 and len(instance_id) >= 4:
-                return InstanceRecord(**dict(matches[0]))
-            raise NotFound(
-                f"no instance {instance_id!r}",
-                hint="procctl list shows the instances in this home",
-            )
-        return InstanceRecord(**dict(row))
+        if row is not None:
+            return InstanceRecord(**dict(row))
+        return self._instance_by_prefix(instance_id)
+
+    def _instance_by_prefix(self, prefix: str) -> InstanceRecord:
+        # A range on the primary key, not LIKE: `%` and `_` are characters of the prefix,
+        # and the comparison is case-sensitive as the IDs are.
+        upper = _after_prefix(prefix)
+        where = "id > ? AND id < ?" if upper is not None else "id > ?"
+        bounds: tuple[str, ...] = (prefix, upper) if upper is not None else (prefix,)
+        count = int(self._db.execute(f"SELECT COUNT(*) FROM instances WHERE {where}",
+                                     bounds).fetchone()[0]) if prefix else 0
+        if count == 0:
+            raise NotFound(f"no instance {prefix!r}",
+                           hint="procctl list shows the instances in this home")
+        rows = self._db.execute(
+            f"SELECT * FROM instances WHERE {where} ORDER BY started_at DESC, id LIMIT ?",
+            (*bounds, ID_CANDIDATES)).fetchall()
+        if count == 1 and len(prefix) >= MIN_ID_PREFIX:
+            return InstanceRecord(**dict(rows[0]))
+        candidates = tuple((str(r["id"]), str(r["process_name"]), str(r["status"]))
+                           for r in rows)
+        listed = ", ".join(f"{i} ({name}, {status})" for i, name, status in candidates)
+        more = f", and {count - len(candidates)} more" if count > len(candidates) else ""
+        if len(prefix) < MIN_ID_PREFIX:
+            raise AmbiguousId(
+                f"instance ID prefix {prefix!r} is too short (give at least {MIN_ID_PREFIX}"
+                f" characters); it matches {count} instance(s): {listed}{more}",
+                hint="give the full ID, or more of its characters", candidates=candidates)
+        raise AmbiguousId(
+            f"instance ID prefix {prefix!r} is ambiguous: it matches {count} instances: "
+            f"{listed}{more}",
+            hint="give more characters of the ID (procctl list shows them)",
+            candidates=candidates)
 
     def list_instances(
         self,
@@ -284,3 +313,15 @@ class Store(CheckpointOps, SignalOps):
 
     def integrity_check(self) -> str:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The least text greater than every text that starts with `prefix` (SQLite compares
+    text as UTF-8 bytes, which orders as code points do), or None when there is none."""
+    for end in range(len(prefix) - 1, -1, -1):
+        if ord(prefix[end]) < 0x10FFFF:
+            following = ord(prefix[end]) + 1
+            if 0xD800 <= following <= 0xDFFF:  # surrogates are not text
+                following = 0xE000
+            return prefix[:end] + chr(following)
+    return None
