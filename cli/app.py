@@ -13,20 +13,7 @@ from procctl.agent import VERSION
 from procctl.agent.errors import AgentError, DefinitionError
 from procctl.agent.paths import HOME_ENV, HomePaths
 from procctl.cli import render
-from procctl.cli.commands import (
-    agent,
-    config,
-    graph,
-    listing,
-    paused,
-    purge,
-    resume,
-    retry,
-    run,
-    show,
-    signals,
-    validate,
-)
+from procctl.cli.lazy import LazyCommand, lazy_group
 from procctl.cli.options import GlobalOptions
 from procctl.store import StoreError
 from procctl.store.errors import NotFound
@@ -35,26 +22,55 @@ EXIT_INSTANCE_NOT_FOUND = 5
 EXIT_STORE = 6
 EXIT_BUG = 70
 
+_COMMANDS = "procctl.cli.commands"
+
+# Every command, in the order `procctl --help` lists them: its name, where it is and the
+# first paragraph of its help. A command's module is imported only when that command
+# runs (cli/lazy.py): `--help` stays fast, and a module that cannot be imported breaks
+# only its own command ("procctl bug:", exit code 70, from main() below).
+COMMANDS = (
+    LazyCommand("run", f"{_COMMANDS}.run:run_command",
+                "Run a process definition on the agent (started in the background if "
+                "needed)."),
+    LazyCommand("show", f"{_COMMANDS}.show:show_command",
+                "Show one instance: status, params, result or error, and its history."),
+    LazyCommand("list", f"{_COMMANDS}.listing:list_command",
+                "List instances, newest first."),
+    LazyCommand("validate", f"{_COMMANDS}.validate:validate_command",
+                "Check a definition: TOML syntax, step kinds and fields, ids, expressions, "
+                "variables."),
+    LazyCommand("graph", f"{_COMMANDS}.graph:graph_command",
+                "Draw a definition: its steps as a tree, or a Mermaid flowchart for docs and "
+                "pull requests. Checkpoints show their correlation ID, TTL and the variables "
+                "they store."),
+    LazyCommand("resume", f"{_COMMANDS}.resume:resume_command",
+                "Resume a paused instance (or retry a failed one) by its correlation ID."),
+    LazyCommand("retry", f"{_COMMANDS}.retry:retry_command",
+                "Retry a failed or held instance: from its last checkpoint through the "
+                "checkpoint's recover block, or, with no checkpoint, from the beginning "
+                "with the same params."),
+    LazyCommand("list-paused", f"{_COMMANDS}.paused:list_paused_command",
+                "List paused instances, newest first: correlation ID, expiry, next "
+                "scheduled resume."),
+    LazyCommand("purge-expired", f"{_COMMANDS}.purge:purge_expired_command",
+                "Expire paused and failed instances whose checkpoint outlived its TTL."),
+    LazyCommand("signals", f"{_COMMANDS}.signals:signals_command",
+                "Signals that did not resume anything (yet), and files not read yet."),
+    LazyCommand("agent", f"{_COMMANDS}.agent:app",
+                "Start, stop and inspect the agent for a home."),
+    LazyCommand("config", f"{_COMMANDS}.config:app",
+                "Read and change the agent's settings."),
+)
+
 app = typer.Typer(
     name="procctl",
     help="Run durable processes written in TOML on a local agent.",
+    cls=lazy_group(COMMANDS),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
     rich_markup_mode=None,
 )
-app.add_typer(agent.app, name="agent")
-app.add_typer(config.app, name="config")
-app.command("run")(run.run_command)
-app.command("show")(show.show_command)
-app.command("list")(listing.list_command)
-app.command("validate")(validate.validate_command)
-app.command("graph")(graph.graph_command)
-app.command("resume")(resume.resume_command)
-app.command("retry")(retry.retry_command)
-app.command("list-paused")(paused.list_paused_command)
-app.command("purge-expired")(purge.purge_expired_command)
-app.command("signals")(signals.signals_command)
 
 _debug = False
 

@@ -1,0 +1,91 @@
+"""Commands that are imported only when they run.
+
+`procctl --help` lists every command from its name and help text alone. A command's
+module is imported when that command is invoked (or asked for its own `--help`), so a
+module that fails to import fails only its own command, through the error mapping in
+`cli/app.py` ("procctl bug: ...", exit code 70), and starting procctl imports nothing
+that the command at hand does not need.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import typer
+import typer.main
+from typer.core import MarkupMode, TyperCommand, TyperGroup
+
+if TYPE_CHECKING:
+    # The click that typer is built on (typer carries its own copy); named for types only.
+    from typer._click import Command, Context
+
+
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command known by name before its module is imported.
+
+    `target` is "module:attribute": a command function, or a typer.Typer for a command
+    with subcommands. `help` is what `procctl --help` lists: the first paragraph of the
+    command's own help (a test keeps the two equal).
+    """
+
+    name: str
+    target: str
+    help: str
+
+    def load(self, rich_markup_mode: MarkupMode) -> Command:
+        """Import the target and build its click command, as `add_typer` or `command` on
+        the app itself would have. An import error propagates to the caller."""
+        module_name, _, attribute = self.target.partition(":")
+        target = getattr(importlib.import_module(module_name), attribute)
+        holder = typer.Typer(add_completion=False, rich_markup_mode=rich_markup_mode)
+        if isinstance(target, typer.Typer):
+            holder.add_typer(target, name=self.name)
+        else:
+            holder.command(self.name)(target)
+        return typer.main.get_group(holder).commands[self.name]
+
+
+class _Deferred(TyperCommand):
+    """Stands in for a command in its group: lists with the registered help, and imports
+    the real command only when click makes the context to run it (or to print its help).
+
+    Click resolves a subcommand before the group's own callback runs, and makes the
+    subcommand's context after it: loading here rather than in the group's get_command
+    means `--debug` is already known when an import fails.
+    """
+
+    def __init__(self, entry: LazyCommand, rich_markup_mode: MarkupMode) -> None:
+        super().__init__(entry.name, help=entry.help, rich_markup_mode=rich_markup_mode)
+        self.entry = entry
+        self._loaded: Command | None = None
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: Context | None = None, **extra: Any) -> Context:
+        """The real command's context: the group invokes `context.command`, the real one."""
+        if self._loaded is None:
+            self._loaded = self.entry.load(self.rich_markup_mode)
+        return self._loaded.make_context(info_name, args, parent=parent, **extra)
+
+
+class LazyGroup(TyperGroup):
+    """The click group of a typer app whose commands are imported only when they run:
+    pass a subclass made by `lazy_group` as `cls=` to typer.Typer."""
+
+    lazy_commands: ClassVar[tuple[LazyCommand, ...]] = ()
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        for entry in self.lazy_commands:
+            self.commands[entry.name] = _Deferred(entry, self.rich_markup_mode)
+
+
+def lazy_group(commands: tuple[LazyCommand, ...]) -> type[LazyGroup]:
+    """A LazyGroup class that holds `commands`, in the order `--help` lists them."""
+
+    class Group(LazyGroup):
+        lazy_commands = commands
+
+    return Group
