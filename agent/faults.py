@@ -9,6 +9,11 @@ instance has not paused or gone on yet), in_recover (as the recover block starts
 after_signal_commit (the signal is applied in the store, its file not moved yet),
 before_wake_parent (a child instance has ended in the store; the parent paused at its
 call has not been sent the signal that resumes it).
+
+`PROCCTL_FAIL=point[:n],...` makes a point fail instead: `failing(point)` is true the
+first n times it is passed (without n: every time). Points: store.<method> (the store
+call of that name raises a DatabaseError, as a corrupt page would; e.g.
+store.due_resumes, the scheduler's first call of every tick).
 """
 
 from __future__ import annotations
@@ -17,17 +22,19 @@ import os
 import signal
 
 ENV = "PROCCTL_FAULT"
+FAIL_ENV = "PROCCTL_FAIL"
 
 
-def _parse(text: str) -> dict[str, int]:
+def _parse(text: str, default: int = 1) -> dict[str, int]:
     points: dict[str, int] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, count = item.partition(":")
-        points[name] = int(count) if count else 1
+        points[name] = int(count) if count else default
     return points
 
 
 _armed = _parse(os.environ.get(ENV, ""))
+_failing = _parse(os.environ.get(FAIL_ENV, ""), default=-1)  # -1: every time
 
 
 def fault(point: str) -> None:
@@ -39,3 +46,13 @@ def fault(point: str) -> None:
     _armed[point] = remaining
     if remaining == 0:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def failing(point: str) -> bool:
+    """Should `point` fail this time? (PROCCTL_FAIL, see the module docstring)"""
+    remaining = _failing.get(point)
+    if not remaining:
+        return False
+    if remaining > 0:
+        _failing[point] = remaining - 1
+    return True

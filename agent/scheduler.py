@@ -1,4 +1,8 @@
-"""The agent's clock: scheduled resumes, expiry, pending signals, periodic scans."""
+"""The agent's clock: scheduled resumes, expiry, pending signals, periodic scans.
+
+A tick that fails is logged and tried again at the next tick; failures in a row make
+the agent `degraded` in `procctl agent status` until a tick succeeds.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import time
 from procctl.agent import values
 from procctl.agent.durations import parse_duration
 from procctl.agent.expiry import Expiry, fail_expired, find_expired
+from procctl.agent.health import DEGRADED_AFTER, Health
 from procctl.agent.instances import InstanceManager
 from procctl.agent.intake import SignalDesk
 from procctl.agent.store_worker import StoreWorker
@@ -23,8 +28,9 @@ TICK_SECONDS = 0.25
 
 class Scheduler:
     def __init__(self, manager: InstanceManager, desk: SignalDesk, worker: StoreWorker,
-                 settings: dict[str, object]) -> None:
+                 settings: dict[str, object], health: Health | None = None) -> None:
         self.manager = manager
+        self.health = health or Health()
         self.desk = desk
         self.worker = worker
         self.scan_interval = parse_duration(settings["signal_scan_interval"])
@@ -36,9 +42,23 @@ class Scheduler:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # keep the clock going whatever one tick met
-                log.exception("scheduler tick failed")
+            except Exception as exc:  # keep the clock going whatever one tick met
+                self._failed(exc)
+            else:
+                ended = self.health.succeeded("scheduler")
+                if ended is not None:
+                    log.warning("scheduler works again after %d failed ticks", ended.count)
             await asyncio.sleep(TICK_SECONDS)
+
+    def _failed(self, error: Exception) -> None:
+        """Log the first failures in a row with their traceback; from then on one line
+        a minute, not four a second."""
+        failure = self.health.failed("scheduler", error)
+        if failure.count <= DEGRADED_AFTER:
+            log.exception("scheduler tick failed (%d in a row)", failure.count)
+        elif failure.count % int(60 / TICK_SECONDS) == 0:
+            log.error("scheduler tick still failing (%d in a row since %s): %s",
+                      failure.count, failure.since, failure.error)
 
     async def tick(self) -> None:
         store = self.worker.store

@@ -1,16 +1,19 @@
 """Runs every store call of the agent on one dedicated thread, in order.
 
 SQLite commits with synchronous=FULL wait for the disk; doing them on this thread keeps
-the event loop (and every other instance) running meanwhile.
+the event loop (and every other instance) running meanwhile. A call that finds the disk
+full (opening the store included) waits for free space and is tried again; calls that
+fail otherwise are reported to the agent's health.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import sqlite3
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,14 +21,21 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from procctl.agent.faults import failing
+from procctl.agent.health import Health
 from procctl.store import Store
+from procctl.store.errors import Conflict, NotFound, StoreError
 
 T = TypeVar("T")
 log = logging.getLogger("procctl.store")
 
+#: an I/O error with less free space than this on the store's file system is a full disk
+NEARLY_FULL_BYTES = 1 << 20
+
 
 class StoreWorker:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, health: Health | None = None) -> None:
+        self.health = health or Health()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procctl-store")
         self._path = path
         self._store: Store | None = None
@@ -33,9 +43,14 @@ class StoreWorker:
         self._events_lock = threading.Lock()
         self._flush_queued = False
         self._closing = False
+        self._wake = threading.Event()  # ends a wait for disk space at close
 
     async def open(self) -> None:
-        self._store = await self._run(Store, self._path)
+        """Open the store on the store thread; on a full disk, once space is free."""
+        await self._run(self._open)
+
+    def _open(self) -> None:
+        self._store = Store(self._path)
 
     @property
     def store(self) -> Store:
@@ -49,29 +64,45 @@ class StoreWorker:
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
+        name = getattr(fn, "__name__", "call").lstrip("_")
         return await loop.run_in_executor(
-            self._executor, partial(self._until_space, partial(fn, *args, **kwargs)))
+            self._executor, partial(self._until_space, partial(fn, *args, **kwargs), name))
 
-    def _until_space(self, call: Callable[[], T]) -> T:
+    def _until_space(self, call: Callable[[], T], name: str) -> T:
         """Run a store call; while the disk is full, wait and try again.
 
         A transaction that hits a full disk is rolled back whole (the step is not
         marked done, the signal not consumed); the work goes on once space is free.
         """
         delay = 0.1
-        warned = False
+        waited = False
         while True:
             try:
-                return call()
-            except sqlite3.OperationalError as exc:
-                if "full" not in str(exc) or self._closing:
+                if failing(f"store.{name}"):
+                    raise sqlite3.DatabaseError(
+                        f"database disk image is malformed (fault point store.{name})")
+                result = call()
+            except (sqlite3.Error, StoreError, OSError) as exc:
+                if self._closing or not disk_full(exc, self._path):
+                    if is_store_failure(exc):
+                        self.health.failed("store", exc)
                     raise
-                if not warned:
-                    log.error("disk full: store writes wait for free space",
-                              extra={"db": str(self._path), "error": str(exc)})
-                    warned = True
-                time.sleep(delay)
+                if not waited:
+                    what = ("the store opens once space is free" if name == "open"
+                            else "store writes wait for free space")
+                    log.error("disk full: %s", what, extra={
+                        "db": str(self._path), "error": str(exc), "call": name})
+                    self.health.waiting_for_disk(f"{name}: {exc}")
+                    waited = True
+                self._wake.wait(delay)
                 delay = min(delay * 2, 5.0)
+                continue
+            if waited:
+                self.health.disk_free()
+                log.warning("disk space is free again: the store goes on",
+                            extra={"db": str(self._path), "call": name})
+            self.health.succeeded("store")
+            return result
 
     def add_event_soon(self, instance_id: str, at: str, kind: str, data_json: str,
                        step_id: str | None, step_path: str | None) -> None:
@@ -94,11 +125,54 @@ class StoreWorker:
             batch = list(self._events)
             self._events.clear()
         if batch:
-            self._until_space(lambda: self.store.add_events(batch))
+            self._until_space(lambda: self.store.add_events(batch), "add_events")
 
     async def close(self) -> None:
         self._closing = True
+        self._wake.set()
         if self._store is not None:
             await self._run(self._store.close)
             self._store = None
         self._executor.shutdown(wait=True)
+
+
+def is_store_failure(error: BaseException) -> bool:
+    """An error that says the store does not work (not a row's state: NotFound and
+    Conflict are answers; a constraint is the caller's to handle)."""
+    if isinstance(error, StoreError):
+        return not isinstance(error, NotFound | Conflict)
+    return isinstance(error, sqlite3.DatabaseError) and not isinstance(
+        error, sqlite3.IntegrityError)
+
+
+def disk_full(error: BaseException, path: Path) -> bool:
+    """Does this error of a store call (or its cause) mean the disk is full?
+
+    SQLite says "database or disk is full" (SQLITE_FULL) when a write finds no space;
+    a WAL index that cannot grow is an I/O error (SQLITE_IOERR_SHMSIZE, which is what
+    opening the store on a full disk meets), so any I/O error counts when the file
+    system is (nearly) out of space; creating a file is an OSError (ENOSPC).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(current, sqlite3.Error):
+            name = str(getattr(current, "sqlite_errorname", "") or "")
+            if name == "SQLITE_FULL" or "disk is full" in str(current):
+                return True
+            if name.startswith("SQLITE_IOERR") or "disk I/O error" in str(current):
+                return _out_of_space(path)
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _out_of_space(path: Path) -> bool:
+    try:
+        info = os.statvfs(path.parent)
+    except OSError:
+        return False
+    blocks = info.f_bfree if os.geteuid() == 0 else info.f_bavail
+    return blocks * info.f_frsize < NEARLY_FULL_BYTES or info.f_favail == 0
