@@ -13,10 +13,12 @@ from typing import Any
 from procctl.agent import protocol
 from procctl.agent.errors import (
     AgentError,
+    AgentStartFailed,
     AgentUnreachable,
     InstanceNotFound,
     Refused,
     RemoteDefinitionError,
+    StoreFailed,
     UsageError,
 )
 from procctl.agent.paths import HomePaths
@@ -28,6 +30,7 @@ _ERROR_KINDS: dict[str, type[AgentError]] = {
     "not_found": InstanceNotFound,
     "definition": RemoteDefinitionError,
     "refused": Refused,
+    "store": StoreFailed,
 }
 
 
@@ -111,11 +114,12 @@ class AgentClient:
                 time.sleep(0.1)
                 if self.is_running():
                     return False
-                raise AgentUnreachable(
+                raise AgentStartFailed(
                     f"the agent exited at start (status {process.returncode}): "
                     f"{_tail(self.paths.stdout_log)}",
                     hint=f"run it in the foreground to see why: procctl --home "
                          f"{self.paths.home} agent run",
+                    agent_exit_code=process.returncode,
                 )
             time.sleep(0.05)
         raise AgentUnreachable(

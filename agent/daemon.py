@@ -207,7 +207,8 @@ class Agent:
                 "kind": "not_found", "message": exc.message, "hint": exc.hint}})
         except (AgentError, StoreError) as exc:
             kind = ("usage" if isinstance(exc, UsageError)
-                    else "refused" if isinstance(exc, Refused) else "agent")
+                    else "refused" if isinstance(exc, Refused)
+                    else "store" if isinstance(exc, StoreError) else "agent")
             await send({"type": "error", "error": {
                 "kind": kind, "message": exc.message, "hint": exc.hint}})
 

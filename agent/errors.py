@@ -82,6 +82,24 @@ class AgentUnreachable(AgentError):
     exit_code = 4
 
 
+class AgentStartFailed(AgentUnreachable):
+    """A background agent exited at start. It keeps the agent's own exit code when that
+    says why (2 a bad config.toml, 6 a store it refused), else 4."""
+
+    def __init__(self, message: str, hint: str | None = None, *,
+                 agent_exit_code: int | None = None) -> None:
+        super().__init__(message, hint)
+        if agent_exit_code is not None and 2 <= agent_exit_code <= 8:
+            self.exit_code = agent_exit_code
+
+
+class StoreFailed(AgentError):
+    """The agent's store failed a request (corrupt, locked too long, unusable): the
+    agent's StoreError, passed on to the CLI with the store's exit code."""
+
+    exit_code = 6
+
+
 class InstanceNotFound(AgentError):
     exit_code = 5
 

@@ -25,6 +25,7 @@ from procctl.agent.faults import failing
 from procctl.agent.health import Health
 from procctl.store import Store
 from procctl.store.errors import Conflict, NotFound, StoreError
+from procctl.store.sqlite import CHECK_BUDGET_AT_START
 
 T = TypeVar("T")
 log = logging.getLogger("procctl.store")
@@ -50,7 +51,10 @@ class StoreWorker:
         await self._run(self._open)
 
     def _open(self) -> None:
-        self._store = Store(self._path)
+        # Checked for damage for up to a second before anything is written; a bigger
+        # file is checked whole in the background (store/integrity.py).
+        self._store = Store(self._path, check_budget=CHECK_BUDGET_AT_START,
+                            check_rest_in_background=True)
 
     @property
     def store(self) -> Store:

@@ -1,4 +1,9 @@
-"""Errors raised by the store."""
+"""Errors raised by the store. Every SQLite error that reaches a caller is one of these
+(see `store/integrity.py`), so the agent and the CLI never meet a raw `sqlite3` error."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
 class StoreError(Exception):
@@ -26,3 +31,25 @@ class AmbiguousId(NotFound):
 
 class Conflict(StoreError):
     """A conditional transition found the row in another state."""
+
+
+class StoreCorrupt(StoreError):
+    """The database file is damaged: SQLite or the check at open found it malformed."""
+
+    @classmethod
+    def at(cls, path: Path, detail: str) -> StoreCorrupt:
+        return cls(
+            f"the store {path} is corrupt: {detail}",
+            hint=f"with no agent running for this home, restore {path.name} from a backup, "
+                 f"or save what is readable: sqlite3 {path} .recover | sqlite3 "
+                 f"{path.parent / 'recovered.db'}, then move recovered.db into its place",
+        )
+
+
+class StoreUnsafe(StoreError):
+    """A store file that is a symbolic link, belongs to another user, or that others
+    may write: it is not opened."""
+
+
+class StoreFull(StoreError):
+    """The disk is full; the transaction was rolled back whole."""

@@ -15,12 +15,25 @@ from pathlib import Path
 
 from procctl.store.checkpoints import CheckpointOps
 from procctl.store.clock import utc_now
-from procctl.store.errors import AmbiguousId, Conflict, NotFound, StoreError
+from procctl.store.errors import AmbiguousId, Conflict, NotFound, StoreCorrupt, StoreError
+from procctl.store.files import check_store_files
+from procctl.store.integrity import (
+    BackgroundCheck,
+    quick_check,
+    store_error,
+    translate_errors,
+)
 from procctl.store.records import DefinitionRecord, EventRecord, InstanceRecord
 from procctl.store.schema import MIGRATIONS, SCHEMA_VERSION
 from procctl.store.signals import SignalOps
 
 BUSY_TIMEOUT_MS = 30_000
+#: seconds `PRAGMA quick_check` may take at open (see store/integrity.py): a command
+#: of the CLI pays it on every call, the agent once at start
+CHECK_BUDGET = 0.25
+#: the budget of a process that opens the store once and keeps it (the agent), which
+#: then checks the rest in the background
+CHECK_BUDGET_AT_START = 1.0
 #: the fewest characters of an instance ID that `get_instance` takes as a prefix
 MIN_ID_PREFIX = 4
 #: how many matching instances an ambiguous prefix's error names
@@ -28,35 +41,57 @@ ID_CANDIDATES = 5
 TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
+@translate_errors
 class Store(CheckpointOps, SignalOps):
     """One connection to `<home>/procctl.db`. Not shared between threads.
 
     `must_exist=True` opens an existing file without creating it (an older schema is
     still migrated, so every command sees the current tables), for the
     read commands of the CLI (they work while the agent is down).
+
+    Before anything is written, the files are checked (no links, no other owner, not
+    writable by others) and the database is checked for damage for up to
+    `check_budget` seconds (None: the whole file); `checked_whole` says whether that
+    check covered the whole file. If it did not, `check_rest_in_background` (the
+    agent's choice) checks the whole file on a thread of its own, and a damaged file
+    makes every later call fail. A SQLite error from any public method is a StoreError
+    (StoreCorrupt for a damaged file).
     """
 
-    def __init__(self, path: Path, *, must_exist: bool = False) -> None:
+    def __init__(self, path: Path, *, must_exist: bool = False,
+                 check_budget: float | None = CHECK_BUDGET,
+                 check_rest_in_background: bool = False) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        #: set when the check in the background found the file damaged: every call
+        #: but close() then raises StoreCorrupt
+        self.refused: StoreCorrupt | None = None
+        self._background: BackgroundCheck | None = None
+        check_store_files(self.path)
         if must_exist and not self.path.exists():
             raise NotFound(
                 f"no store at {self.path}",
                 hint="run a process first (procctl run FILE), or pass the right --home",
             )
+        self.checked_whole = False
         try:
-            self._db = self._connect(must_exist)
+            self._db = self._connect(must_exist, check_budget)
             self._check_and_migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(
-                f"cannot open the store {self.path}: {exc}",
-                hint="the file may be corrupt; restore a backup or move it aside",
-            ) from exc
+        except sqlite3.Error as exc:
+            error = store_error(exc, self.path)
+            if error is None:
+                raise
+            raise error from exc
+        if check_rest_in_background and not self.checked_whole:
+            self._background = BackgroundCheck(self.path, self._refuse)
 
-    def _connect(self, must_exist: bool) -> sqlite3.Connection:
+    def _refuse(self, error: StoreCorrupt) -> None:
+        self.refused = error
+
+    def _connect(self, must_exist: bool, check_budget: float | None) -> sqlite3.Connection:
         if not must_exist:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o600)
             os.close(fd)
         db = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
@@ -65,9 +100,10 @@ class Store(CheckpointOps, SignalOps):
         db.row_factory = sqlite3.Row
         db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         try:
-            # Before anything is switched on: switching a newer store to WAL would
-            # already write to it.
+            # Before anything is switched on: switching a newer or a damaged store to
+            # WAL, or migrating it, would already write to it.
             self._refuse_newer(db)
+            self.checked_whole = quick_check(db, self.path, check_budget)
         except BaseException:
             db.close()
             raise
@@ -103,6 +139,8 @@ class Store(CheckpointOps, SignalOps):
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
+        if self._background is not None:
+            self._background.stop()
         self._db.close()
 
     @contextmanager

@@ -81,11 +81,11 @@ def test_a_corrupt_database_is_refused_and_left_untouched(procctl: Procctl) -> N
     db.write_bytes(b"this is no SQLite file\n" * 500)
     err, code = _refused(procctl, db)
     assert code == 6, err
-    assert f"Error: cannot open the store {db}: file is not a database" in err
-    assert "Hint: the file may be corrupt; restore a backup or move it aside" in err
+    assert f"Error: the store {db} is corrupt: file is not a database" in err
+    assert "Hint: with no agent running for this home, restore procctl.db from a backup" in err
     assert "Traceback" not in err
     started = procctl("agent", "start")
-    assert started.code == 4, str(started)
+    assert started.code == 6, str(started)
     assert "file is not a database" in started.err
 
 

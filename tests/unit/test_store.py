@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from procctl.store import Store, StoreError
-from procctl.store.errors import Conflict, NotFound
+from procctl.store.errors import Conflict, NotFound, StoreCorrupt
 from procctl.store.schema import SCHEMA_VERSION
 
 
@@ -99,7 +99,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
 def test_a_corrupt_file_is_refused_not_reset(tmp_path: Path) -> None:
     path = tmp_path / "procctl.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="cannot open the store"):
+    with pytest.raises(StoreCorrupt, match="is corrupt: file is not a database"):
         Store(path)
     assert path.read_bytes().startswith(b"this is not a database")
 
