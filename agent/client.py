@@ -21,6 +21,7 @@ from procctl.agent.errors import (
     StoreFailed,
     UsageError,
 )
+from procctl.agent.homefiles import open_private
 from procctl.agent.paths import HomePaths
 
 START_TIMEOUT = 20.0
@@ -99,7 +100,7 @@ class AgentClient:
             on_start()
         command = [sys.executable, "-m", "procctl.cli", "--home", str(self.paths.home),
                    "agent", "run"]
-        fd = os.open(self.paths.stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = open_private(self.paths.stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         with os.fdopen(fd, "ab") as out:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,

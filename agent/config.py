@@ -10,8 +10,10 @@ from typing import Any
 
 import tomli_w
 
+from procctl.agent.atomic import write_bytes_atomically
 from procctl.agent.durations import parse_duration
 from procctl.agent.errors import UsageError
+from procctl.agent.homefiles import read_private
 
 
 def _duration(value: Any) -> Any:
@@ -65,15 +67,26 @@ SETTINGS: tuple[Setting, ...] = (
 SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
 
 
+def _read(path: Path) -> dict[str, Any]:
+    """The file's table ({} when there is none), opened without following a link and
+    only when it is the user's own (see agent/homefiles.py)."""
+    try:
+        text = read_private(path)
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})",
+                         hint="fix the file or remove it") from None
+    if text is None:
+        return {}
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path}: {exc}", hint="fix the file or remove it") from exc
+
+
 def load_config(path: Path) -> dict[str, Any]:
     """Every setting, from the file where set, else its default. Bad files are refused."""
     values = {setting.key: setting.default for setting in SETTINGS}
-    if not path.exists():
-        return values
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: {exc}", hint="fix the file or remove it") from exc
+    data = _read(path)
     for key, raw in data.items():
         setting = SETTINGS_BY_KEY.get(key)
         if setting is None:
@@ -106,12 +119,8 @@ def set_config_value(path: Path, key: str, raw: str) -> Any:
         value = setting.check(value)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"setting {key}: {exc}") from exc
-    data: dict[str, Any] = {}
-    if path.exists():
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    data = _read(path)
     data[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
-    tmp.replace(path)
+    write_bytes_atomically(path, tomli_w.dumps(data).encode())
     return value

@@ -100,6 +100,11 @@ class StoreFailed(AgentError):
     exit_code = 6
 
 
+class UnsafeHome(AgentUnreachable):
+    """The home, or a file in it, is a symbolic link, belongs to another user, or may
+    be written by others: no agent runs there."""
+
+
 class InstanceNotFound(AgentError):
     exit_code = 5
 

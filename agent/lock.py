@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from procctl.agent.errors import AgentUnreachable
+from procctl.agent.homefiles import open_private
 
 
 class HomeLock:
@@ -18,7 +19,7 @@ class HomeLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_private(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

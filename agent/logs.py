@@ -9,6 +9,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from procctl.agent.homefiles import open_private
+
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -28,14 +30,31 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+class PrivateFileHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Appends to a file of the home, opened without following a link (and only when it
+    is the user's own: see agent/homefiles.py), unlike logging.FileHandler."""
+
+    def __init__(self, path: Path) -> None:
+        fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        super().__init__(os.fdopen(fd, "a", encoding="utf-8"))
+
+    def close(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.flush()
+            finally:
+                self.stream.close()
+        super().close()
+
+
 def setup_logging(path: Path, level: str, *, to_stderr: bool) -> None:
     root = logging.getLogger("procctl")
+    for old in root.handlers:
+        old.close()
     root.handlers.clear()
     root.setLevel(level.upper())
     root.propagate = False
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.close(fd)
-    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler = PrivateFileHandler(path)
     file_handler.setFormatter(JsonLinesFormatter())
     root.addHandler(file_handler)
     if to_stderr:
