@@ -19,4 +19,5 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
     options = ctx.find_root().obj
     if not isinstance(options, GlobalOptions):  # a command called without the callback
         options = GlobalOptions(HomePaths.resolve(None))
+    options.home.check_path()
     return options

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -176,3 +177,16 @@ def waiting_text(child: dict[str, Any]) -> str:
                           "the child ends")
     return neutralise(f"{who}, which is {child['status']}; this instance goes on when the "
                       "child ends")
+
+
+def no_home(home: Path) -> str:
+    """A read command's note when its home does not exist (a mistyped --home?)."""
+    return f"No procctl home at {home} (nothing has run there)."
+
+
+def nothing_in_home(what: str, home: Path, filters: str = "", *, exists: bool = True) -> str:
+    """An empty listing's line, naming the home it looked in (and the filters)."""
+    if not exists:
+        return safe_text(no_home(home))
+    where = f" ({filters})" if filters else ""
+    return safe_text(f"No {what} in home {home}{where}.")

@@ -27,7 +27,8 @@ def list_command(
         raise typer.BadParameter(f"{status!r} is not one of {', '.join(STATUSES)}",
                                  param_hint="--status")
     options = global_options(ctx)
-    if not options.home.db.exists():
+    home = options.home
+    if not home.exists() or not home.db.exists():
         rows = []
     else:
         store = Store(options.home.db, must_exist=True)
@@ -38,8 +39,13 @@ def list_command(
         rows = [instance_summary(record) for record in records]
     if as_json:
         render.print_json(rows)
+        if not home.exists():
+            render.note(render.no_home(home.home))
         return
     if not rows:
-        render.console.print("No instances.")
+        filters = ", ".join(f"{name} {value}" for name, value
+                            in (("status", status), ("process", process)) if value)
+        render.console.print(render.nothing_in_home("instances", home.home, filters,
+                                                    exists=home.exists()))
         return
     render.console.print(render.instances_table(rows))

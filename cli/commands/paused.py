@@ -43,7 +43,7 @@ def list_paused_command(
     total = 0
     if limit is None:
         limit = -1 if as_json else 200  # SQLite: a negative LIMIT is no limit
-    if options.home.db.exists():
+    if options.home.exists() and options.home.db.exists():
         store = Store(options.home.db, must_exist=True)
         try:
             rows = [_row(r) for r in store.list_paused(process_name=process, limit=limit)]
@@ -52,9 +52,13 @@ def list_paused_command(
             store.close()
     if as_json:
         render.print_json(rows)
+        if not options.home.exists():
+            render.note(render.no_home(options.home.home))
         return
     if not rows:
-        render.console.print("No paused instances.")
+        render.console.print(render.nothing_in_home(
+            "paused instances", options.home.home, f"process {process}" if process else "",
+            exists=options.home.exists()))
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("CORRELATION ID", "INSTANCE", "PROCESS", "CHECKPOINT", "PAUSED SINCE",

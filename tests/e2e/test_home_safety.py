@@ -155,3 +155,41 @@ def test_a_home_of_our_own_is_made_private(procctl: Procctl) -> None:
         info = (home / name).lstat()
         assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600, name
 
+
+# -- --home mistakes -----------------------------------------------------------------------
+
+
+def test_a_home_that_is_a_file_is_a_usage_error_naming_it(
+        procctl: Procctl, tmp_path: Path) -> None:
+    a_file = tmp_path / "passwd"
+    a_file.write_text("root:x:0:0\n")
+    sample = Path(__file__).resolve().parents[2] / "samples" / "hello.toml"
+    results = procctl.many(
+        ("--home", a_file, "run", sample), ("--home", a_file, "list"),
+        ("--home", a_file, "agent", "start"), ("--home", a_file, "show", "abcd"),
+        ("--home", a_file / "sub", "list"), ("--home", a_file / "sub" / "deeper", "run", sample))
+    for result in results[:4]:
+        _one_error(result, 2, f"the home {a_file} is not a directory")
+    _one_error(results[4], 2, f"the home {a_file / 'sub'} cannot be made: {a_file} is a file")
+    _one_error(results[5], 2, f"{a_file} is a file, not a directory")
+    assert a_file.read_text() == "root:x:0:0\n"
+
+
+def test_empty_listings_name_the_home_and_say_when_it_does_not_exist(
+        procctl: Procctl, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-home"
+    empty = tmp_path / "empty-home"
+    empty.mkdir(mode=0o700)
+    results = procctl.many(
+        ("--home", missing, "list"), ("--home", missing, "list-paused"),
+        ("--home", missing, "list", "--json"),
+        ("--home", empty, "list", "--status", "failed"), ("--home", empty, "list-paused"))
+    for result in results:
+        assert result.code == 0, str(result)
+    nowhere = f"No procctl home at {missing} (nothing has run there)."
+    assert results[0].out.strip() == nowhere
+    assert results[1].out.strip() == nowhere
+    assert results[2].json() == [] and nowhere in results[2].err
+    assert results[3].out.strip() == f"No instances in home {empty} (status failed)."
+    assert results[4].out.strip() == f"No paused instances in home {empty}."
+    assert not missing.exists(), "reading must not create a home"

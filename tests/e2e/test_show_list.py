@@ -123,7 +123,7 @@ def test_list_and_show_in_an_empty_home(procctl: Procctl) -> None:
     as_json, table, shown = procctl.many(("list", "--json"), ("list",),
                                          ("show", "feedfacecafe", "--json"))
     assert as_json.code == 0 and as_json.json() == [], str(as_json)
-    assert table.code == 0 and "No instances." in table.out, str(table)
+    assert table.code == 0 and f"No procctl home at {procctl.home}" in table.out, str(table)
     assert shown.code == 5, str(shown)
     assert "no store" in shown.err and shown.out == "", str(shown)
     assert not procctl.home.exists(), "reading must not create a home"
