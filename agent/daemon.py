@@ -292,8 +292,10 @@ class Agent:
     async def op_await_signal(self, request: dict[str, Any], send: Send) -> None:
         """What became of a signal (by its signal_id); with follow, the instance too."""
         timeout = request.get("wait_seconds")
-        record = await self.desk.wait_for(str(request["signal_id"]),
-                                          None if timeout is None else float(timeout))
+        file, since = request.get("file"), request.get("since")
+        record = await self.desk.wait_for(
+            str(request["signal_id"]), None if timeout is None else float(timeout),
+            file=None if file is None else str(file), since=None if since is None else str(since))
         if record is None:
             await send({"type": "result", "data": {"signal": None}})
             return

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from procctl.agent.faults import fault
 from procctl.agent.instances import InstanceManager, apply_set_json
 from procctl.agent.store_worker import StoreWorker
 from procctl.agent.watcher import SignalWatcher
+from procctl.store.clock import utc_now
 from procctl.store.records import Delivery, SignalRecord
 
 log = logging.getLogger("procctl.signals")
@@ -42,8 +44,12 @@ class SignalDesk:
         self.queue: asyncio.Queue[Path] = asyncio.Queue()
         self.watcher = SignalWatcher(directory, self.queue)
         self.waiters: dict[str, list[asyncio.Future[SignalRecord]]] = {}
+        #: those who wait for a file by its name (procctl resume): told when it is rejected
+        self.file_waiters: dict[str, list[asyncio.Future[SignalRecord]]] = {}
         #: signal_ids being delivered: recorded in the store, their resume not launched yet
         self.in_flight: set[str] = set()
+        #: files that could not be moved out of the directory: name -> (inode, mtime)
+        self.unfiled: dict[str, tuple[int, int]] = {}
         manager.deliver = self.deliver
 
     def start(self) -> None:
@@ -67,7 +73,7 @@ class SignalDesk:
         for done, path in enumerate(found):
             if progress:
                 progress(done, len(found))
-            await self.process_file(path)
+            await self._process_guarded(path)
         if progress:
             progress(len(found), len(found))
         return len(found)
@@ -75,38 +81,108 @@ class SignalDesk:
     async def run(self) -> None:
         """Process queued files one by one, for the agent's lifetime."""
         while True:
-            path = await self.queue.get()
-            try:
-                await self.process_file(path)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # never let one file stop the intake
-                log.exception("signal file could not be processed", extra={"file": str(path)})
+            await self._process_guarded(await self.queue.get())
+
+    async def _process_guarded(self, path: Path) -> None:
+        """One file; nothing it holds may stop the intake or the agent's start."""
+        try:
+            await self.process_file(path)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # process_file files its own failures: this is a last guard
+            log.exception("signal file could not be processed", extra={"file": str(path)})
 
     async def process_file(self, path: Path) -> None:
-        if not path.exists() and not path.is_symlink():
+        """Read, check, deliver and file one signal file. Whatever fails on the way,
+        the file ends in processed/ or in rejected/ with the reason; only a failing
+        store leaves it in the directory, for the next scan."""
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
             return  # already handled (an event and a scan both reported it)
-        source = f"file:{path.name}"
+        if self.unfiled.get(path.name) == (info.st_ino, info.st_mtime_ns):
+            return  # it could not be moved before, and has not changed since
+        name = signals.printable_name(path.name)
+        source = f"file:{name}"
         try:
             signal = await asyncio.to_thread(signals.read_signal_file, path, self.max_bytes)
         except signals.SignalRejected as exc:
-            await self.worker.call(self.worker.store.record_rejected_signal, source, exc.reason)
-            await asyncio.to_thread(signals.settle, path, exc.reason)
-            log.warning("signal file rejected", extra={"file": path.name, "reason": exc.reason})
+            await self._reject(path, source, exc.reason)
+            return
+        except Exception as exc:  # a case the checks do not know: still filed, with why
+            log.exception("signal file could not be read", extra={"file": name})
+            await self._reject(path, source, f"could not be read: {type(exc).__name__}: {exc}")
             return
         if signal.sender == "procctl resume":
-            source = f"cli:{path.name}"
-        delivery = await self.deliver(
-            correlation_id=signal.correlation_id, payload=signal.payload,
-            signal_id=signal.signal_id or signal.file_key, source=source,
-            set_values=signal.set_values)
+            source = f"cli:{name}"
+        signal_id = signal.signal_id or signal.file_key
+        started = utc_now()
+        try:
+            delivery = await self.deliver(
+                correlation_id=signal.correlation_id, payload=signal.payload,
+                signal_id=signal_id, source=source, set_values=signal.set_values)
+        except sqlite3.OperationalError as exc:  # the store failed, not the file
+            log.error("signal file left for the next scan: the store failed",
+                      extra={"file": name, "error": str(exc)})
+            return
+        except Exception as exc:
+            log.exception("signal could not be delivered", extra={"file": name})
+            if await self._recorded(signal_id, source, started):
+                await self._file(path, None)
+            else:
+                await self._reject(path, source, f"could not be delivered: "
+                                   f"{type(exc).__name__}: {exc}",
+                                   correlation_id=signal.correlation_id,
+                                   signal_id=signal.signal_id)
+            return
         fault("after_signal_commit")
         repeat_of_this_file = delivery.outcome == "duplicate" and (
             signal.signal_id is None or await self._read_before(signal, source))
         if delivery.outcome in ("rejected", "duplicate") and not repeat_of_this_file:
-            await asyncio.to_thread(signals.settle, path, delivery.reason)
+            await self._file(path, delivery.reason)
         else:
-            await asyncio.to_thread(signals.settle, path, None)
+            await self._file(path, None)
+
+    async def _reject(self, path: Path, source: str, reason: str, *,
+                      correlation_id: str | None = None, signal_id: str | None = None) -> None:
+        """Record a file that is not a signal (or could not be delivered), then file it
+        in rejected/; whoever waits for this file is told."""
+        try:
+            record = await self.worker.call(self.worker.store.record_rejected_signal, source,
+                                            reason, correlation_id=correlation_id,
+                                            signal_id=signal_id)
+        except sqlite3.OperationalError as exc:
+            log.error("signal file left for the next scan: the store failed",
+                      extra={"file": source, "error": str(exc)})
+            return
+        log.warning("signal file rejected", extra={"file": source, "reason": reason})
+        await self._file(path, reason)
+        for future in self.file_waiters.pop(path.name, []):
+            if not future.done():
+                future.set_result(record)
+
+    async def _file(self, path: Path, reason: str | None) -> None:
+        """Move the file to processed/ (reason None) or rejected/. When even that fails
+        (a read-only or full disk), it is logged once and left alone until it changes."""
+        try:
+            await asyncio.to_thread(signals.settle, path, reason)
+        except OSError as exc:
+            try:
+                info = path.lstat()
+            except OSError:
+                return
+            self.unfiled[path.name] = (info.st_ino, info.st_mtime_ns)
+            log.error("signal file could not be moved out of the signals directory",
+                      extra={"file": signals.printable_name(path.name), "error": str(exc)})
+
+    async def _recorded(self, signal_id: str, source: str, since: str) -> bool:
+        """Did this very delivery reach the store before it failed?"""
+        try:
+            known = await self.worker.call(self.worker.store.signal_outcome, signal_id)
+        except sqlite3.Error:
+            return False
+        return (known is not None and known.source == source and known.received_at >= since
+                and known.status in ("applied", "pending"))
 
     async def _read_before(self, signal: signals.SignalFile, source: str) -> bool:
         """Is this the very file that took its signal_id, read again because the agent
@@ -170,19 +246,40 @@ class SignalDesk:
             if not future.done():
                 future.set_result(record)
 
-    async def wait_for(self, signal_id: str, timeout: float | None) -> SignalRecord | None:
-        """What became of a sender's signal_id (None on timeout)."""
+    async def wait_for(self, signal_id: str, timeout: float | None, *,
+                       file: str | None = None, since: str | None = None
+                       ) -> SignalRecord | None:
+        """What became of a sender's signal_id (None on timeout). With `file` (the name
+        of the sender's signal file) and `since` (when it was written), a rejection of
+        that file before its signal_id could be read counts too."""
         future: asyncio.Future[SignalRecord] = asyncio.get_running_loop().create_future()
         self.waiters.setdefault(signal_id, []).append(future)
-        known = await self.worker.call(self.worker.store.signal_outcome, signal_id)
-        # A signal still being delivered is already in the store as applied, but its
-        # instance is not launched yet: following it now would report it `running`.
-        if known is not None and signal_id not in self.in_flight:
-            waiting = self.waiters.get(signal_id, [])
-            if future in waiting:
-                waiting.remove(future)
-            return known
+        if file is not None:
+            self.file_waiters.setdefault(file, []).append(future)
         try:
-            return await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            return None
+            store = self.worker.store
+            known = await self.worker.call(store.signal_outcome, signal_id)
+            if known is None and file is not None and since is not None:
+                known = await self.worker.call(store.file_rejection,
+                                               signals.printable_name(file), since)
+            # A signal still being delivered is already in the store as applied, but its
+            # instance is not launched yet: following it now would report it `running`.
+            if known is not None and signal_id not in self.in_flight:
+                return known
+            try:
+                return await asyncio.wait_for(future, timeout)
+            except TimeoutError:
+                return None
+        finally:
+            self._forget(future, self.waiters, signal_id)
+            if file is not None:
+                self._forget(future, self.file_waiters, file)
+
+    @staticmethod
+    def _forget(future: asyncio.Future[SignalRecord],
+                table: dict[str, list[asyncio.Future[SignalRecord]]], key: str) -> None:
+        waiting = table.get(key)
+        if waiting is not None and future in waiting:
+            waiting.remove(future)
+            if not waiting:
+                del table[key]

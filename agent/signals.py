@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import json
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass
@@ -21,12 +23,21 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
+from procctl.agent import bounded_json
 from procctl.agent.atomic import write_bytes_atomically
 from procctl.store.clock import utc_now
 
 KEYS = ("correlation_id", "payload", "signal_id", "set", "sender")
 PROCESSED = "processed"
 REJECTED = "rejected"
+#: a signal_id: what `procctl resume --signal-id`, signal files and `signal` steps accept
+SIGNAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}")
+SIGNAL_ID_RULE = ("1 to 128 characters: ASCII letters, digits and . _ - : @, "
+                  "starting with a letter or a digit")
+#: longest name (in bytes) of a file in processed/ or rejected/: its NAME.error.json and
+#: the temporary name that is written first (".NAME.error.json.XXXXXXXX.tmp") must still
+#: fit in the 255 bytes a file name may have
+MAX_FILED_NAME = 200
 
 
 class SignalRejected(Exception):
@@ -43,8 +54,9 @@ class SignalFile:
     signal_id: str | None
     set_values: dict[str, Any] | None
     sender: str | None
-    #: identifies this very file (inode, mtime, size): a file read again after a crash,
-    #: before it was moved, is then recognised instead of applied twice
+    #: identifies this file by what it says: its name, content and modification time.
+    #: A file read again after a crash, before it was moved, is then recognised instead
+    #: of applied twice; a new file with other content never is.
     file_key: str
     #: when the file was last written (ISO-8601 UTC, as the store keeps times)
     modified_at: str = ""
@@ -53,6 +65,33 @@ class SignalFile:
 def is_signal_name(name: str) -> bool:
     """Names the agent looks at: not temporary (leading "." or ".tmp" suffix)."""
     return not name.startswith(".") and not name.endswith(".tmp")
+
+
+def signal_id_problem(signal_id: object) -> str | None:
+    """Why `signal_id` is not acceptable, or None when it is."""
+    if not isinstance(signal_id, str) or not signal_id:
+        return "signal_id must be a non-empty string"
+    if SIGNAL_ID.fullmatch(signal_id) is None:
+        shown = signal_id if len(signal_id) <= 40 else signal_id[:40] + "..."
+        return (f"signal_id {shown!r} is not valid ({len(signal_id)} characters): "
+                f"{SIGNAL_ID_RULE}")
+    return None
+
+
+def printable_name(name: str) -> str:
+    """A file name as text that can be stored and printed: bytes that are not UTF-8
+    (kept by Python as surrogates) are shown as \\xNN."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def file_key(name: str, modified_ns: int, data: bytes) -> str:
+    """The ID of a signal file without a signal_id: a digest of its name, modification
+    time and content. Not its inode: a new file may get the inode of one moved away."""
+    digest = hashlib.sha256()
+    for part in (os.fsencode(name), str(modified_ns).encode(), data):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return f"file:{digest.hexdigest()[:32]}"
 
 
 def read_signal_file(path: Path, max_bytes: int) -> SignalFile:
@@ -84,17 +123,19 @@ def read_signal_file(path: Path, max_bytes: int) -> SignalFile:
             raise SignalRejected(f"too large: over the limit of {max_bytes} bytes")
     finally:
         os.close(fd)
-    key = f"file:{path.name}:{info.st_ino}:{info.st_mtime_ns}:{info.st_size}"
+    key = file_key(path.name, info.st_mtime_ns, data)
     modified = datetime.fromtimestamp(info.st_mtime_ns / 1e9, UTC)
     return dataclasses.replace(parse_signal(data, path, key),
                                modified_at=modified.isoformat(timespec="microseconds"))
 
 
-def parse_signal(data: bytes, path: Path, file_key: str) -> SignalFile:
+def parse_signal(data: bytes, path: Path, repeat_key: str) -> SignalFile:
     try:
-        document = json.loads(data.decode("utf-8"))
+        document = bounded_json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SignalRejected(f"not JSON: {exc}") from None
+    except bounded_json.JSONLimit as exc:
+        raise SignalRejected(str(exc)) from None
     if not isinstance(document, dict):
         raise SignalRejected("not a JSON object")
     for key in document:
@@ -106,47 +147,67 @@ def parse_signal(data: bytes, path: Path, file_key: str) -> SignalFile:
     if not isinstance(correlation_id, str) or not correlation_id.strip():
         raise SignalRejected("no correlation_id (a non-empty string is required)")
     signal_id = document.get("signal_id")
-    if signal_id is not None and (not isinstance(signal_id, str) or not signal_id):
-        raise SignalRejected("signal_id must be a non-empty string")
+    problem = None if signal_id is None else signal_id_problem(signal_id)
+    if problem is not None:
+        raise SignalRejected(problem)
     set_values = document.get("set")
     if set_values is not None and not isinstance(set_values, dict):
         raise SignalRejected("set must be a JSON object of variable names and values")
     sender = document.get("sender")
     return SignalFile(path, correlation_id, document.get("payload"), signal_id,
-                      set_values, None if sender is None else str(sender), file_key)
+                      set_values, None if sender is None else str(sender), repeat_key)
 
 
-def _free_name(directory: Path, name: str) -> Path:
-    target = directory / name
-    if not target.exists() and not target.is_symlink():
-        return target
+def _filed_name(directory: Path, name: str) -> Path:
+    """Where a file named `name` goes in `directory`: that name when it is free and
+    short enough (MAX_FILED_NAME), else a shortened one with a unique number."""
+    if len(os.fsencode(name)) <= MAX_FILED_NAME:
+        target = directory / name
+        if not target.exists() and not target.is_symlink():
+            return target
     stem, dot, suffix = name.rpartition(".")
-    return directory / f"{stem or suffix}-{time.time_ns()}{dot}{suffix if stem else ''}"
+    if not dot or not stem or len(suffix) > 16:
+        stem, suffix = name, ""
+    extension = f".{suffix}" if suffix else ""
+    while True:
+        tail = f"-{time.time_ns()}{extension}"
+        room = MAX_FILED_NAME - len(os.fsencode(tail))
+        short = os.fsencode(stem)[:room].decode("utf-8", "ignore") or "signal"
+        target = directory / f"{short}{tail}"
+        if not target.exists() and not target.is_symlink():
+            return target
 
 
 def settle(path: Path, reason: str | None = None) -> Path | None:
     """Move a signal file to processed/ (reason None) or rejected/ with an error file.
 
-    Returns where it went, or None when it was already gone.
+    Returns where it went, or None when it was already gone. A name too long to sit
+    beside its error file is shortened; the error file names the original.
     """
     folder = path.parent / (PROCESSED if reason is None else REJECTED)
     folder.mkdir(mode=0o700, exist_ok=True)
-    target = _free_name(folder, path.name)
+    target = _filed_name(folder, path.name)
     try:
         os.rename(path, target)
     except FileNotFoundError:
         return None
     if reason is not None:
-        error = {"file": path.name, "moved_to": str(target), "reason": reason,
-                 "rejected_at": utc_now()}
+        error = {"file": printable_name(path.name), "moved_to": printable_name(str(target)),
+                 "reason": reason, "rejected_at": utc_now()}
         write_atomically(folder / f"{target.name}.error.json", error)
     return target
+
+
+def encode_document(document: dict[str, Any]) -> bytes:
+    """A JSON document as the bytes of its file (text that is not valid Unicode, such
+    as a command-line argument in another encoding, is written as an escape)."""
+    return json.dumps(document, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 def write_atomically(path: Path, document: dict[str, Any]) -> None:
     """Write a JSON document under a temporary name, then rename it into place (the
     protocol's own way: the agent never reads it half written)."""
-    write_bytes_atomically(path, json.dumps(document, ensure_ascii=False).encode())
+    write_bytes_atomically(path, encode_document(document))
 
 
 def scan(directory: Path) -> list[Path]:

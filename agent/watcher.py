@@ -14,6 +14,7 @@ it (the next signal's rename) waits too.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 from watchdog.events import (
@@ -36,7 +37,7 @@ class _Handler(FileSystemEventHandler):
         self.directory = directory
 
     def _report(self, raw: str | bytes) -> None:
-        path = Path(raw.decode() if isinstance(raw, bytes) else raw)
+        path = Path(os.fsdecode(raw))
         if path.parent == self.directory and is_signal_name(path.name):
             self.loop.call_soon_threadsafe(self.queue.put_nowait, path)
 

@@ -11,11 +11,40 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 from procctl.store.clock import utc_after, utc_now
 from procctl.store.records import CheckpointRecord, Delivery, SignalRecord
 
 SnapshotEdit = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class ResumeTarget:
+    """Who a signal to a correlation ID would reach, as the store sees it."""
+
+    #: a paused instance holds it, or a failed one that kept its checkpoint (a retry)
+    resumable: bool
+    #: the instance that holds or last held it; None when no instance ever did
+    instance_id: str | None
+    #: why it would not be resumed (None when resumable or unknown)
+    reason: str | None
+
+
+def _gone(db: sqlite3.Connection, correlation_id: str) -> tuple[str, str | None] | None:
+    """The last instance with this correlation ID that no longer holds its checkpoint,
+    and why a signal cannot reach it (None: it may still pause there)."""
+    gone = db.execute(
+        "SELECT id, status, error_json FROM instances WHERE correlation_id = ?"
+        " ORDER BY updated_at DESC LIMIT 1", (correlation_id,)).fetchone()
+    if gone is None:
+        return None
+    if gone["error_json"] and json.loads(gone["error_json"]).get("kind") == "expired":
+        return gone["id"], f"expired: instance {gone['id']} expired before this signal came"
+    if gone["status"] in ("completed", "cancelled"):
+        return gone["id"], (f"instance {gone['id']} is {gone['status']}; its checkpoint "
+                            f"{correlation_id!r} is gone")
+    return gone["id"], None
 
 
 class SignalOps:
@@ -75,19 +104,10 @@ class SignalOps:
                 " JOIN instances i ON i.id = c.instance_id WHERE c.correlation_id = ?",
                 (correlation_id,)).fetchone()
             if checkpoint_row is None:
-                gone = db.execute(
-                    "SELECT id, status, error_json FROM instances WHERE correlation_id = ?"
-                    " ORDER BY updated_at DESC LIMIT 1", (correlation_id,)).fetchone()
-                if gone is not None and gone["error_json"] and \
-                        json.loads(gone["error_json"]).get("kind") == "expired":
-                    reason = f"expired: instance {gone['id']} expired before this signal came"
-                    return Delivery("rejected", record("rejected", reason, gone["id"]), reason,
-                                    gone["id"])
-                if gone is not None and gone["status"] in ("completed", "cancelled"):
-                    reason = (f"instance {gone['id']} is {gone['status']}; its checkpoint "
-                              f"{correlation_id!r} is gone")
-                    return Delivery("rejected", record("rejected", reason, gone["id"]), reason,
-                                    gone["id"])
+                gone = _gone(db, correlation_id)
+                if gone is not None and gone[1] is not None:
+                    gone_id, why = gone
+                    return Delivery("rejected", record("rejected", why, gone_id), why, gone_id)
                 reason = "no paused instance holds this correlation ID yet; held pending"
                 hold = utc_after(hold_seconds)
                 return Delivery("pending", record("pending", reason, None, hold), reason)
@@ -163,6 +183,52 @@ class SignalOps:
             "SELECT * FROM signals WHERE signal_id = ? AND status IN ('applied', 'pending')"
             " ORDER BY received_at LIMIT 1", (signal_id,)).fetchone()
         return None if row is None else SignalRecord(**dict(row))
+
+    def file_rejection(self, name: str, since: str) -> SignalRecord | None:
+        """The rejection of the signal file `name` received at or after `since`, if any
+        (a file rejected before its signal_id could be read is known by its name)."""
+        row = self._db.execute(
+            "SELECT * FROM signals WHERE source IN (?, ?) AND status = 'rejected'"
+            " AND received_at >= ? ORDER BY received_at DESC LIMIT 1",
+            (f"file:{name}", f"cli:{name}", since)).fetchone()
+        return None if row is None else SignalRecord(**dict(row))
+
+    def resume_target(self, correlation_id: str) -> ResumeTarget:
+        """What a signal to `correlation_id` would find now (read only; the delivery
+        itself decides again, in its transaction)."""
+        row = self._db.execute(
+            "SELECT c.instance_id, c.iteration, c.expires_at, i.status FROM checkpoints c"
+            " JOIN instances i ON i.id = c.instance_id WHERE c.correlation_id = ?",
+            (correlation_id,)).fetchone()
+        if row is not None:
+            instance_id, status = row["instance_id"], row["status"]
+            if row["expires_at"] is not None and row["expires_at"] < utc_now() and \
+                    status in ("paused", "failed"):
+                return ResumeTarget(False, instance_id, f"expired: the checkpoint of "
+                                    f"instance {instance_id} outlived its TTL")
+            if status in ("paused", "failed"):
+                return ResumeTarget(True, instance_id, None)
+            if status == "running" and row["iteration"] == 0:
+                return ResumeTarget(False, instance_id, f"instance {instance_id} has not "
+                                    "paused at this checkpoint yet")
+            return ResumeTarget(False, instance_id,
+                                f"instance {instance_id} is {status}, not paused")
+        gone = _gone(self._db, correlation_id)
+        if gone is None:
+            return ResumeTarget(False, None, None)
+        instance_id, reason = gone
+        if reason is None:
+            status = self._db.execute("SELECT status FROM instances WHERE id = ?",
+                                      (instance_id,)).fetchone()[0]
+            reason = f"instance {instance_id} is {status} and holds no checkpoint here"
+        return ResumeTarget(False, instance_id, reason)
+
+    def paused_correlation_ids(self) -> list[str]:
+        """The correlation IDs that paused instances wait at."""
+        rows = self._db.execute(
+            "SELECT c.correlation_id FROM checkpoints c JOIN instances i"
+            " ON i.id = c.instance_id WHERE i.status = 'paused'").fetchall()
+        return [str(row[0]) for row in rows]
 
     def signal_outcome(self, signal_id: str) -> SignalRecord | None:
         """The latest record of a sender's signal_id (what became of it)."""

@@ -8,6 +8,7 @@ from procctl.agent.definition.model import SignalStep
 from procctl.agent.engine.state import InstanceState
 from procctl.agent.errors import StepFailed
 from procctl.agent.expressions import render_value
+from procctl.agent.signals import signal_id_problem
 from procctl.agent.snapshot import Frame
 
 if TYPE_CHECKING:
@@ -21,6 +22,9 @@ async def run_signal_step(runner: Runner, step: SignalStep, state: InstanceState
     correlation_id = str(step.correlation_id.evaluate(context))
     payload = render_value(step.payload, context)
     signal_id = None if step.signal_id is None else str(step.signal_id.evaluate(context))
+    problem = None if signal_id is None else signal_id_problem(signal_id)
+    if problem is not None:
+        raise StepFailed(problem, step_id=step.id, step_path=step.path, kind="signal_rejected")
     outcome = await runner.hooks.send_signal(correlation_id=correlation_id, payload=payload,
                                              signal_id=signal_id)
     if outcome["outcome"] == "rejected":
