@@ -13,25 +13,25 @@ from typing import Any
 from procctl.agent import protocol
 from procctl.agent.errors import (
     AgentError,
-    AgentStartFailed,
     AgentUnreachable,
     InstanceNotFound,
     Refused,
     RemoteDefinitionError,
-    StoreFailed,
     UsageError,
 )
-from procctl.agent.homefiles import open_private
 from procctl.agent.paths import HomePaths
 
-START_TIMEOUT = 20.0
+#: a starting agent that shows no progress for this long is reported as not starting
+STALL_SECONDS = 30.0
+#: how long a starter whose agent exited looks for another agent holding the lock
+HOLDER_PATIENCE = 1.0
+POLL_SECONDS = 0.05
 
 _ERROR_KINDS: dict[str, type[AgentError]] = {
     "usage": UsageError,
     "not_found": InstanceNotFound,
     "definition": RemoteDefinitionError,
     "refused": Refused,
-    "store": StoreFailed,
 }
 
 
@@ -91,42 +91,115 @@ class AgentClient:
                     yield "result", message["data"]
                     return
 
-    def start_background(self, on_start: Callable[[], None] | None = None) -> bool:
-        """Start an agent for this home unless one answers. True when this call started it."""
-        if self.is_running():
-            return False
-        self.paths.ensure()
-        if on_start:
-            on_start()
+    def status(self, timeout: float = 5) -> dict[str, Any] | None:
+        """The agent's status, or None when no agent answers."""
+        try:
+            return self.request("status", timeout=timeout)
+        except AgentUnreachable:
+            return None
+
+    def start_background(self, on_start: Callable[[], None] | None = None,
+                         ) -> tuple[bool, dict[str, Any]]:
+        """Start an agent for this home unless one answers, and wait until it takes
+        requests: it answers and has opened its store (it may still be recovering
+        instances and applying signal files, or wait for disk space: see the status).
+        Returns (whether this call started it, its status)."""
+        status = self.status()
+        process = None
+        if status is None:
+            self.paths.ensure()
+            if on_start:
+                on_start()
+            process = self._spawn()
+        status = self._wait_started(process, status)
+        return process is not None and status.get("pid") == process.pid, status
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "procctl.cli", "--home", str(self.paths.home),
                    "agent", "run"]
-        fd = open_private(self.paths.stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        fd = os.open(self.paths.stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "ab") as out:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                 start_new_session=True, close_fds=True,
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.is_running():
-                return True
-            if process.poll() is not None and not self.paths.socket.exists():
-                # It exited: perhaps another agent won the lock and is still starting.
-                time.sleep(0.1)
-                if self.is_running():
-                    return False
-                raise AgentStartFailed(
-                    f"the agent exited at start (status {process.returncode}): "
-                    f"{_tail(self.paths.stdout_log)}",
-                    hint=f"run it in the foreground to see why: procctl --home "
-                         f"{self.paths.home} agent run",
-                    agent_exit_code=process.returncode,
-                )
-            time.sleep(0.05)
-        raise AgentUnreachable(
-            f"the agent did not answer within {START_TIMEOUT:.0f}s of starting",
-            hint=f"see {self.paths.log}",
+
+    def _wait_started(self, process: subprocess.Popen[bytes] | None,
+                      status: dict[str, Any] | None) -> dict[str, Any]:
+        """Poll until an agent answers past opening its store. No fixed limit: it gives
+        up when nothing has changed for STALL_SECONDS (no answer, the same agent still
+        opening its store, or the same other agent holding the home's lock).
+
+        A starter that lost the race for the lock (its agent exited at once) waits
+        for the agent that holds the lock: the one another starter started."""
+        seen: tuple[str, int | None] | None = None
+        deadline = time.monotonic() + STALL_SECONDS
+        orphaned_at: float | None = None  # no agent of ours runs, none holds the lock
+        while True:
+            now = time.monotonic()
+            if status is not None:
+                if not _opening_store(status):
+                    return status
+                progress = ("still opening its store", status.get("pid"))
+            elif process is not None and process.poll() is None:
+                progress = ("not answering", process.pid)
+            else:
+                progress = ("holding the lock, not answering", _lock_holder(self.paths.lock))
+                if progress[1] is not None:
+                    orphaned_at = None
+                elif orphaned_at is None:
+                    orphaned_at = now
+                elif now - orphaned_at >= HOLDER_PATIENCE:
+                    raise self._exited(process)
+            if progress != seen:
+                seen, deadline = progress, now + STALL_SECONDS
+            elif now >= deadline:
+                raise AgentUnreachable(
+                    f"the agent (pid {progress[1]}) for home {self.paths.home} made no "
+                    f"progress in {STALL_SECONDS:.0f}s of starting: {progress[0]}",
+                    hint=f"see its log: {self.paths.log}")
+            time.sleep(POLL_SECONDS)
+            status = self.status()
+
+    def _exited(self, process: subprocess.Popen[bytes] | None) -> AgentUnreachable:
+        if process is None:
+            return AgentUnreachable(
+                f"the agent for home {self.paths.home} stopped while it was starting",
+                hint=f"see its log: {self.paths.log}")
+        return AgentUnreachable(
+            f"the agent exited at start (status {process.returncode}): "
+            f"{_tail(self.paths.stdout_log)}",
+            hint=f"run it in the foreground to see why: procctl --home "
+                 f"{self.paths.home} agent run",
         )
+
+
+def _opening_store(status: dict[str, Any]) -> bool:
+    startup = status.get("startup") or {}
+    return status.get("state") == "starting" and startup.get("phase") == "opening_store"
+
+
+def _lock_holder(path: Path) -> int | None:
+    """The pid in the home's lock file, if that process is alive (an agent that took the
+    lock writes its pid there first thing)."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    try:  # a zombie has let its lock go
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return pid
+    return None if state == "Z" else pid
 
 
 def _tail(path: Path, limit: int = 300) -> str:

@@ -1,4 +1,10 @@
-"""The agent daemon: home lock, socket server, recovery at start, clock, shutdown."""
+"""The agent daemon: home lock, socket server, recovery at start, clock, shutdown.
+
+The socket answers as soon as the agent holds the home's lock; the start-up work (open
+the store, recover interrupted instances, apply the signal files that wait) goes on
+behind it. `status` answers at once, with the start-up's progress; the other operations
+wait for the part of the start-up they need (see `Agent._gate`).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from procctl.agent.errors import (
     Refused,
     UsageError,
 )
+from procctl.agent.health import DONE, RECOVERING, SIGNAL_FILES, Health
 from procctl.agent.instances import InstanceManager, expired_retry_refusal
 from procctl.agent.intake import SignalDesk
 from procctl.agent.lock import HomeLock
@@ -51,34 +58,34 @@ class Agent:
     def __init__(self, paths: HomePaths) -> None:
         self.paths = paths
         self.settings = load_config(paths.config)
-        self.worker = StoreWorker(paths.db)
+        self.health = Health()
+        self.worker = StoreWorker(paths.db, self.health)
         self.lock = HomeLock(paths.lock)
         self.manager = InstanceManager(self.worker)
         self.desk = SignalDesk(self.manager, self.worker,
                                paths.signals_dir(str(self.settings["signals_dir"])),
                                self.settings)
-        self.scheduler = Scheduler(self.manager, self.desk, self.worker, self.settings)
+        self.scheduler = Scheduler(self.manager, self.desk, self.worker, self.settings,
+                                   self.health)
         self.connections: set[asyncio.Task[Any]] = set()
         self.background: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
         self.started_at = utc_now()
         self.started_monotonic = time.monotonic()
+        # Start-up gates, in order: the store is open and the instances to recover are
+        # known (new instances may start); they are recovered (everything else may run).
+        self.listed = asyncio.Event()
+        self.recovered = asyncio.Event()
+        #: what ended the start-up, re-raised once the agent has stopped
+        self.failure: BaseException | None = None
 
     # -- life cycle ---------------------------------------------------------------
 
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
-        """Run until SIGTERM, SIGINT or a `stop` request."""
+        """Run until SIGTERM, SIGINT or a `stop` request (or a start-up that fails)."""
         self.paths.ensure()
         self.lock.acquire()
         try:
-            await self.worker.open()
-            await self.recover()
-            self.desk.start()
-            # Signals that came while no agent ran are applied before it reports ready.
-            await self.desk.process_waiting()
-            await self.manager.wake_parents()
-            self.background = [asyncio.create_task(self.desk.run()),
-                               asyncio.create_task(self.scheduler.run())]
             self.paths.socket.unlink(missing_ok=True)
             server = await asyncio.start_unix_server(
                 self._on_connection, sock=protocol.bind(self.paths.socket),
@@ -87,14 +94,15 @@ class Agent:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.stopping.set)
-            log.info("agent ready", extra={"pid": os.getpid(), "home": str(self.paths.home)})
-            notify("READY=1")
-            if ready:
-                ready()
+            log.info("agent starting", extra={"pid": os.getpid(), "home": str(self.paths.home)})
+            start_up = asyncio.create_task(self._start_up(ready))
             await self.stopping.wait()
+            self.health.stopping = True
             notify("STOPPING=1")
             log.info("agent stopping", extra={"running": len(self.manager.tasks)})
             server.close()
+            start_up.cancel()
+            await asyncio.gather(start_up, return_exceptions=True)
             self.desk.stop()
             for task in self.background:
                 task.cancel()
@@ -109,31 +117,88 @@ class Agent:
             await self.worker.close()
             self.lock.release()
             log.info("agent stopped")
+        if self.failure is not None:
+            raise self.failure
+
+    async def _start_up(self, ready: Callable[[], None] | None) -> None:
+        """Open the store, recover, apply the waiting signal files, then start the
+        clock and the intake and report ready. A failure stops the agent (the error is
+        what `agent run` exits with)."""
+        try:
+            await self.worker.open()  # waits while the disk is full
+            self._enter(RECOVERING)
+            await self.recover()
+            self.recovered.set()
+            self._enter(SIGNAL_FILES)
+            self.desk.start()
+            # Signals that came while no agent ran are applied before it reports ready.
+            await self.desk.process_waiting(self.health.signal_file_progress)
+            await self.manager.wake_parents()
+            self.background = [asyncio.create_task(self.desk.run()),
+                               asyncio.create_task(self.scheduler.run())]
+            self._enter(DONE)
+            log.info("agent ready", extra={"pid": os.getpid(), "home": str(self.paths.home)})
+            notify("READY=1")
+            if ready:
+                ready()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # kept, and raised again by serve once stopped
+            log.error("agent start-up failed: %s", exc, extra={"phase": self.health.phase})
+            self.failure = exc
+            self.stopping.set()
+
+    def _enter(self, phase: str) -> None:
+        self.health.enter(phase)
+        notify(f"STATUS=start-up: {phase.replace('_', ' ')}")
+
+    async def _gate(self, gate: asyncio.Event) -> None:
+        """Wait until the start-up has passed `gate`; refused if the agent stops first."""
+        if not gate.is_set():
+            waits = [asyncio.ensure_future(gate.wait()),
+                     asyncio.ensure_future(self.stopping.wait())]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+        if not gate.is_set():
+            raise Refused("the agent stopped before it finished starting",
+                          hint=f"see its log: {self.paths.log}")
 
     async def recover(self) -> None:
         """Instances the last agent left running: from their checkpoint through the
         recover block; with none, as their definition's `on_crash` says."""
         store = self.worker.store
-        for instance_id in await self.worker.call(store.instances_with_status, "running"):
-            checkpoint = await self.worker.call(store.find_checkpoint, instance_id)
-            if checkpoint is not None:
-                taken = await self.worker.call(store.take_resume, instance_id, "running")
-                await self.worker.call(store.add_event, instance_id, "instance_recovered",
-                                       json.dumps({"iteration": taken.iteration}))
-                log.warning("recovering instance from its checkpoint",
-                            extra={"instance": instance_id})
-                # With the payload of the resume it repeats: an applied signal's data
-                # is not lost to the crash.
-                await self.manager.resume(instance_id, taken, resumed_by="recovery",
-                                          payload=values.loads(taken.resume_payload_json),
-                                          run_recover=True)
-                continue
-            record = await self.worker.call(store.get_instance, instance_id)
-            try:
-                policy = (await self.manager.definition(record.definition_sha256)).on_crash
-            except Exception:  # its definition no longer loads: fail it, do not guess
-                policy = "fail"
-            await self._apply_on_crash(instance_id, policy)
+        interrupted = await self.worker.call(store.instances_with_status, "running")
+        # Known now: an instance created from here on is a new one, not one to recover.
+        self.listed.set()
+        for done, instance_id in enumerate(interrupted):
+            self.health.recovered(done, len(interrupted))
+            await self._recover_one(instance_id)
+        self.health.recovered(len(interrupted), len(interrupted))
+
+    async def _recover_one(self, instance_id: str) -> None:
+        store = self.worker.store
+        checkpoint = await self.worker.call(store.find_checkpoint, instance_id)
+        if checkpoint is not None:
+            taken = await self.worker.call(store.take_resume, instance_id, "running")
+            await self.worker.call(store.add_event, instance_id, "instance_recovered",
+                                   json.dumps({"iteration": taken.iteration}))
+            log.warning("recovering instance from its checkpoint",
+                        extra={"instance": instance_id})
+            # With the payload of the resume it repeats: an applied signal's data
+            # is not lost to the crash.
+            await self.manager.resume(instance_id, taken, resumed_by="recovery",
+                                      payload=values.loads(taken.resume_payload_json),
+                                      run_recover=True)
+            return
+        record = await self.worker.call(store.get_instance, instance_id)
+        try:
+            policy = (await self.manager.definition(record.definition_sha256)).on_crash
+        except Exception:  # its definition no longer loads: fail it, do not guess
+            policy = "fail"
+        await self._apply_on_crash(instance_id, policy)
 
     async def _apply_on_crash(self, instance_id: str, policy: str) -> None:
         store = self.worker.store
@@ -207,8 +272,7 @@ class Agent:
                 "kind": "not_found", "message": exc.message, "hint": exc.hint}})
         except (AgentError, StoreError) as exc:
             kind = ("usage" if isinstance(exc, UsageError)
-                    else "refused" if isinstance(exc, Refused)
-                    else "store" if isinstance(exc, StoreError) else "agent")
+                    else "refused" if isinstance(exc, Refused) else "agent")
             await send({"type": "error", "error": {
                 "kind": kind, "message": exc.message, "hint": exc.hint}})
 
@@ -224,6 +288,7 @@ class Agent:
             "uptime_seconds": round(time.monotonic() - self.started_monotonic, 3),
             "instances_running": len(self.manager.tasks),
             "signals_dir": str(self.desk.directory),
+            **self.health.to_json(),
         }})
 
     async def op_stop(self, request: dict[str, Any], send: Send) -> None:
@@ -234,6 +299,10 @@ class Agent:
         if self.stopping.is_set():
             raise Refused("the agent is stopping and takes no new instances",
                              hint="run the command again in a moment")
+        # New instances do not wait for the start-up's signal files, nor for the
+        # recovery: a correlation ID that a recovered instance holds is still refused
+        # (checkpoints.correlation_id is unique in the store).
+        await self._gate(self.listed)
         file = request.get("file")
         definition = parse_definition(str(request["source"]), file)
         params = resolve_params(definition.params, from_file=values.decode(
@@ -253,6 +322,7 @@ class Agent:
 
     async def op_watch(self, request: dict[str, Any], send: Send) -> None:
         """Follow an instance until it completes, fails or pauses."""
+        await self._gate(self.recovered)
         await self._follow(str(request["instance_id"]), send)
 
     async def _follow(self, instance_id: str, send: Send,
@@ -291,11 +361,10 @@ class Agent:
 
     async def op_await_signal(self, request: dict[str, Any], send: Send) -> None:
         """What became of a signal (by its signal_id); with follow, the instance too."""
+        await self._gate(self.recovered)
         timeout = request.get("wait_seconds")
-        file, since = request.get("file"), request.get("since")
-        record = await self.desk.wait_for(
-            str(request["signal_id"]), None if timeout is None else float(timeout),
-            file=None if file is None else str(file), since=None if since is None else str(since))
+        record = await self.desk.wait_for(str(request["signal_id"]),
+                                          None if timeout is None else float(timeout))
         if record is None:
             await send({"type": "result", "data": {"signal": None}})
             return
@@ -320,6 +389,7 @@ class Agent:
     async def op_retry(self, request: dict[str, Any], send: Send) -> None:
         """Retry a failed or held instance: from its checkpoint through the recover block
         when it holds one, else from the beginning with the same params."""
+        await self._gate(self.recovered)
         store = self.worker.store
         record = await self.worker.call(store.get_instance, str(request["instance_id"]))
         checkpoint = await self.worker.call(store.find_checkpoint, record.id)
@@ -350,6 +420,7 @@ class Agent:
         await self._follow(record.id, send)
 
     async def op_purge_expired(self, request: dict[str, Any], send: Send) -> None:
+        await self._gate(self.recovered)
         done = await self.scheduler.expire(dry_run=bool(request.get("dry_run")))
         await send({"type": "result", "data": {"expired": [e.to_json() for e in done]}})
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from procctl.agent.client import AgentClient
 from procctl.agent.durations import format_duration
@@ -16,6 +17,11 @@ from procctl.cli.options import global_options
 app = typer.Typer(help="Start, stop and inspect the agent for a home.", no_args_is_help=True)
 
 EXIT_NOT_RUNNING = 4
+#: `agent status`: the agent runs but cannot do its work (degraded, waiting for disk)
+EXIT_DEGRADED = 9
+TROUBLE = ("degraded", "waiting_for_disk")
+STATE_STYLES = {"ready": "green", "starting": "cyan", "stopping": "yellow",
+                "degraded": "bold red", "waiting_for_disk": "bold red"}
 STOP_TIMEOUT = 60.0
 
 
@@ -30,13 +36,20 @@ def run_foreground(ctx: typer.Context) -> None:
 
 @app.command("start")
 def start(ctx: typer.Context) -> None:
-    """Start the agent in the background, unless one already runs."""
+    """Start the agent in the background, unless one already runs.
+
+    Returns once the agent answers and has opened its store; it may still be
+    recovering instances or applying the signal files that waited for it."""
     options = global_options(ctx)
     client = AgentClient(options.home)
-    started = client.start_background()
-    status = client.request("status")
+    started, status = client.start_background()
     verb = "Started" if started else "Already running:"
     render.console.print(f"{verb} agent pid {status['pid']} for home {status['home']}")
+    if status.get("state") == "starting":
+        render.note(f"It is still starting: {startup_text(status)}; "
+                    "follow it with: procctl agent status")
+    for line in trouble_lines(status):
+        render.note(f"Warning: {line}; procctl agent status shows when it is over")
 
 
 @app.command("stop")
@@ -60,7 +73,8 @@ def status(
     ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Is an agent running for this home? Exit code 4 when none is."""
+    """Is an agent running for this home, and how is it? Exit code 4 when none is, 9
+    when it is degraded or waits for disk space."""
     options = global_options(ctx)
     client = AgentClient(options.home)
     try:
@@ -71,14 +85,55 @@ def status(
         else:
             render.console.print(f"No agent is running for home {options.home.home}")
         raise typer.Exit(EXIT_NOT_RUNNING) from None
+    state = str(data.get("state", "ready"))
     if as_json:
         render.print_json({"running": True, **data})
-        return
-    render.console.print(render.key_value_table([
-        ("Agent", "[green]running[/]"),
-        ("PID", str(data["pid"])),
-        ("Home", data["home"]),
-        ("Version", data["version"]),
-        ("Uptime", format_duration(data["uptime_seconds"])),
-        ("Instances running", str(data["instances_running"])),
-    ]))
+    else:
+        rows = [
+            ("Agent", f"[{STATE_STYLES.get(state, 'white')}]{state.replace('_', ' ')}[/]"),
+            ("PID", str(data["pid"])),
+            ("Home", data["home"]),
+            ("Version", data["version"]),
+            ("Uptime", format_duration(data["uptime_seconds"])),
+            ("Instances running", str(data["instances_running"])),
+        ]
+        if data.get("startup", {}).get("phase", "done") != "done":
+            rows.append(("Start-up", escape(startup_text(data))))
+        rows += [("Problem", escape(line)) for line in trouble_lines(data)]
+        render.console.print(render.key_value_table(rows))
+    if state in TROUBLE:
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+def startup_text(status: dict[str, Any]) -> str:
+    """How far a starting agent has come, in words."""
+    startup = status.get("startup") or {}
+    phase = startup.get("phase")
+    if phase == "opening_store":
+        return "opening the store"
+    if phase == "recovering":
+        done, total = _counts(startup.get("instances"))
+        return f"recovering interrupted instances ({done} of {total})"
+    done, total = _counts(startup.get("signal_files"))
+    return f"applying the signal files that waited ({done} of {total})"
+
+
+def trouble_lines(status: dict[str, Any]) -> list[str]:
+    """What keeps the agent from its work: a full disk, parts that keep failing."""
+    lines = []
+    disk = status.get("disk_wait")
+    if disk:
+        lines.append(f"the disk is full: store work waits for free space since "
+                     f"{render.short_time(disk['since'])} ({disk['error']})")
+    for problem in status.get("problems") or []:
+        if problem.get("degraded"):
+            lines.append(f"the {problem['component']} has failed {problem['failures']} "
+                         f"times in a row since {render.short_time(problem['since'])}: "
+                         f"{problem['error']}")
+    return lines
+
+
+def _counts(progress: Any) -> tuple[str, str]:
+    progress = progress or {}
+    total = progress.get("total")
+    return f"{progress.get('done', 0):,}", "?" if total is None else f"{total:,}"

@@ -44,10 +44,13 @@ def run_command(
         process_name=definition.name,
     )
     client = AgentClient(options.home)
-    if not client.is_running():
-        if no_autostart:
+    if no_autostart:
+        if not client.is_running():
             raise AgentUnreachable(f"no agent is running for home {options.home.home}",
                                    hint="start one with: procctl agent start")
+    else:
+        # Also waits for an agent that another command is starting; the run is taken
+        # while the agent still applies the signal files that waited for it.
         client.start_background(on_start=lambda: render.note(
             f"Starting the agent in the background for home {options.home.home}"))
     request: dict[str, Any] = {
