@@ -361,9 +361,12 @@ class InstanceManager:
         if hooks.pending is not None:
             # A signal was waiting for this pause: the store already applied it.
             pending = hooks.pending
-            await emit("signal_applied", None, {
+            applied: dict[str, Any] = {
                 "source": pending.source, "signal_id": pending.signal_id,
-                "payload": values.loads(pending.payload_json), "held_pending": True})
+                "payload": values.loads(pending.payload_json), "held_pending": True}
+            if pending.set_json:  # its `set` was applied at the pause, as for any signal
+                applied["set"] = sorted(json.loads(pending.set_json))
+            await emit("signal_applied", None, applied)
             checkpoint = await self.worker.call(store.get_checkpoint, instance_id)
             await self.resume(instance_id, checkpoint, resumed_by=resumed_by_for(hooks.pending),
                               payload=values.loads(hooks.pending.payload_json))
