@@ -1,7 +1,9 @@
 """`procctl resume --correlation-id ID`: drop a signal file, then (by default) follow it.
 
 It goes the same way as any signal (the signals directory), so it works while the
-agent is down: the signal waits in the directory and is applied when it starts.
+agent is down: the signal waits in the directory and is applied when it starts. Before
+it writes, it checks what it can (cli/commands/resume_checks.py): the signal_id, the
+file's size, and that an instance is paused at the correlation ID.
 """
 
 from __future__ import annotations
@@ -13,13 +15,22 @@ from typing import Annotated, Any
 
 import typer
 
+from procctl.agent import bounded_json
+from procctl.agent.atomic import write_bytes_atomically
 from procctl.agent.client import AgentClient
 from procctl.agent.config import load_config
 from procctl.agent.errors import AgentUnreachable, UsageError
-from procctl.agent.signals import write_atomically
+from procctl.agent.signals import encode_document
 from procctl.cli import render
+from procctl.cli.commands.resume_checks import (
+    SignalRefused,
+    check_signal_id,
+    check_size,
+    refusal,
+)
 from procctl.cli.commands.run import print_outcome
 from procctl.cli.options import global_options
+from procctl.store.clock import utc_now
 
 EXIT_INSTANCE_FAILED = 1
 EXIT_SIGNAL_REFUSED = 7
@@ -34,9 +45,11 @@ def _pairs(pairs: list[str], option: str) -> dict[str, Any]:
             raise UsageError(f"{option} {pair!r} is not name=value",
                              hint=f"write {option} approved=true")
         try:
-            found[name.strip()] = json.loads(text)
+            found[name.strip()] = bounded_json.loads(text)
         except json.JSONDecodeError:
             found[name.strip()] = text
+        except bounded_json.JSONLimit as exc:
+            raise UsageError(f"{option} {name.strip()}: {exc}") from None
     return found
 
 
@@ -52,6 +65,9 @@ def resume_command(
         "--set", help="Change a stored variable before resuming: name=value.")] = None,
     signal_id: Annotated[str | None, typer.Option(
         "--signal-id", help="An ID that makes a repeated resume harmless.")] = None,
+    pending: Annotated[bool, typer.Option(
+        "--pending", help="Send it even when no instance is paused at the correlation ID "
+        "now: it is held until one pauses there (for signal_buffer).")] = False,
     no_wait: Annotated[bool, typer.Option(
         "--no-wait", help="Return once the signal is written.")] = False,
     timeout: Annotated[float, typer.Option(
@@ -63,27 +79,43 @@ def resume_command(
     payload: dict[str, Any] = {}
     if payload_file is not None:
         try:
-            loaded = json.loads(payload_file.read_text(encoding="utf-8"))
+            loaded = bounded_json.loads(payload_file.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UsageError(f"payload file {payload_file} does not exist") from None
         except json.JSONDecodeError as exc:
             raise UsageError(f"payload file {payload_file}:{exc.lineno}: not JSON: "
                              f"{exc.msg}") from None
+        except bounded_json.JSONLimit as exc:
+            raise UsageError(f"payload file {payload_file}: {exc}") from None
         if not isinstance(loaded, dict):
             raise UsageError(f"payload file {payload_file} must hold a JSON object")
         payload.update(loaded)
     payload.update(_pairs(data or [], "--data"))
     edits = _pairs(set_values or [], "--set")
-    signal_id = signal_id or uuid.uuid4().hex
+    if signal_id is not None:
+        check_signal_id(signal_id)
+    given_id, signal_id = signal_id, signal_id or uuid.uuid4().hex
     document: dict[str, Any] = {"correlation_id": correlation_id, "payload": payload,
                                 "signal_id": signal_id, "sender": "procctl resume"}
     if edits:
         document["set"] = edits
+    settings = load_config(options.home.config)
+    data_bytes = encode_document(document)
+    check_size(len(data_bytes), int(settings["max_signal_bytes"]))
+    refused = None if pending else refusal(options.home, correlation_id)
+    if refused is not None:
+        if as_json:
+            render.print_json({"signal": {
+                "signal_id": given_id, "correlation_id": correlation_id, "status": "refused",
+                "reason": refused.message, "instance_id": refused.instance_id,
+                "did_you_mean": refused.did_you_mean}})
+        raise SignalRefused(refused.message, refused.hint)
     options.home.ensure()
-    directory = options.home.signals_dir(str(load_config(options.home.config)["signals_dir"]))
+    directory = options.home.signals_dir(str(settings["signals_dir"]))
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / f"resume-{signal_id}.json"
-    write_atomically(path, document)
+    written_at = utc_now()
+    write_bytes_atomically(path, data_bytes)
     client = AgentClient(options.home)
     running = not no_wait and client.is_running()
     if not running:
@@ -98,7 +130,7 @@ def resume_command(
                 render.note("No agent is running for this home: the signal is applied when "
                             "it starts (procctl agent start).")
         return
-    outcome = _follow(client, signal_id, timeout, quiet=as_json)
+    outcome = _follow(client, signal_id, path.name, written_at, timeout, quiet=as_json)
     if as_json:
         render.print_json(outcome)
     else:
@@ -111,10 +143,13 @@ def resume_command(
         raise typer.Exit(EXIT_INSTANCE_FAILED)
 
 
-def _follow(client: AgentClient, signal_id: str, timeout: float,
+def _follow(client: AgentClient, signal_id: str, file: str, written_at: str, timeout: float,
             *, quiet: bool) -> dict[str, Any]:
+    """Wait for the outcome of the signal (or the rejection of its file), then follow
+    the instance it resumed."""
     outcome: dict[str, Any] = {}
     for kind, payload in client.stream("await_signal", signal_id=signal_id, follow=True,
+                                       file=file, since=written_at,
                                        wait_seconds=timeout, timeout=None):
         if kind == "result":
             outcome = payload

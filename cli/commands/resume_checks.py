@@ -1,0 +1,80 @@
+"""What `procctl resume` checks before it writes a signal file.
+
+The signal_id (it becomes part of a file name), the size of the file against
+`max_signal_bytes`, and that an instance waits at the correlation ID: read from the
+store (read only, as `procctl list` does), so the check works with the agent running
+or stopped. A mistyped correlation ID is refused with a "did you mean" instead of being
+held for whichever instance pauses there later; `--pending` asks for the holding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from difflib import get_close_matches
+
+from procctl.agent.errors import AgentError, UsageError
+from procctl.agent.paths import HomePaths
+from procctl.agent.signals import signal_id_problem
+from procctl.store import Store
+
+
+class SignalRefused(AgentError):
+    """`procctl resume` will not send this signal; the message says why."""
+
+    exit_code = 7
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why no instance would take the signal now."""
+
+    message: str
+    hint: str
+    instance_id: str | None = None
+    did_you_mean: list[str] = field(default_factory=list)
+
+
+def check_signal_id(signal_id: str) -> None:
+    problem = signal_id_problem(signal_id)
+    if problem is not None:
+        raise UsageError(f"--signal-id: {problem}",
+                         hint="leave --signal-id out for a new random one")
+
+
+def check_size(size: int, limit: int) -> None:
+    """The signal file would be `size` bytes; the agent refuses files over `limit`."""
+    if size > limit:
+        raise UsageError(
+            f"the signal would be {size} bytes, over max_signal_bytes ({limit}): the agent "
+            "would reject it",
+            hint="send a smaller payload (a path to a file rather than its content), or "
+                 "raise the limit: procctl config set max_signal_bytes N, then restart "
+                 "the agent")
+
+
+def refusal(home: HomePaths, correlation_id: str) -> Refusal | None:
+    """None when a paused instance (or a failed one that kept its checkpoint) waits at
+    `correlation_id`; else why not, with the paused IDs it may have been meant for."""
+    if not home.db.exists():
+        target_id, reason, paused = None, None, []
+    else:
+        store = Store(home.db, must_exist=True)
+        try:
+            target = store.resume_target(correlation_id)
+            if target.resumable:
+                return None
+            target_id, reason = target.instance_id, target.reason
+            paused = store.paused_correlation_ids()
+        finally:
+            store.close()
+    hint = ("procctl list-paused lists the paused instances and their correlation IDs; "
+            "--pending holds the signal until an instance pauses at this ID")
+    message = f"no instance is paused at correlation ID {correlation_id!r}"
+    if reason is not None:
+        return Refusal(f"{message}: {reason}", hint, target_id)
+    close = get_close_matches(correlation_id, paused, n=3, cutoff=0.6)
+    if close:
+        message += "; did you mean " + " or ".join(repr(c) for c in close) + "?"
+    elif not paused:
+        message += " (no instance is paused at all)"
+    return Refusal(message, hint, None, close)
