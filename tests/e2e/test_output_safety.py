@@ -152,7 +152,8 @@ def test_resume_and_signals_neutralise_correlation_ids_and_reasons(runs: Any) ->
     resumed = procctl("resume", "--correlation-id", f"w-k1-{EVIL}", "--data", f"why={EVIL}")
     assert resumed.code == 0, str(resumed)
     assert_neutral(resumed)
-    nobody = procctl("resume", "--correlation-id", f"nobody-{EVIL}", "--json")
+    nobody = procctl("resume", "--correlation-id", f"nobody-{EVIL}", "--pending",
+                     "--json")  # held: no instance waits there
     assert nobody.json()["signal"]["correlation_id"] == f"nobody-{EVIL}"
     signals_dir = procctl.home / "signals"
     (signals_dir / "evil.tmp").write_text(json.dumps({"payload": {}, "correlation_id": 7}))
