@@ -106,7 +106,9 @@ class AgentClient:
         Returns (whether this call started it, its status)."""
         status = self.status()
         process = None
-        if status is None:
+        # An agent that holds the lock but does not answer yet is being started by
+        # another command: wait for it rather than start one more that would lose.
+        if status is None and _lock_holder(self.paths.lock, exact=True) is None:
             self.paths.ensure()
             if on_start:
                 on_start()
@@ -179,9 +181,32 @@ def _opening_store(status: dict[str, Any]) -> bool:
     return status.get("state") == "starting" and startup.get("phase") == "opening_store"
 
 
-def _lock_holder(path: Path) -> int | None:
-    """The pid in the home's lock file, if that process is alive (an agent that took the
-    lock writes its pid there first thing)."""
+def _lock_holder(path: Path, *, exact: bool = False) -> int | None:
+    """The pid of the agent that holds the home's lock, if one does.
+
+    Linux says exactly (/proc/locks lists each flock with its pid and the file's
+    device and inode). Elsewhere the pid the agent wrote into the file is taken if that
+    process is alive, which a pid reused since can fool: `exact` then gives None."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    try:
+        table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None if exact else _pid_in_file(path)
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    for line in table.splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 4751 00:2d:1234 0 EOF" (waiters have "->" first)
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == device:
+            return int(fields[4]) if fields[4].isdigit() else None
+    return None
+
+
+def _pid_in_file(path: Path) -> int | None:
+    """The pid in the lock file, if that process is alive (an agent that took the lock
+    writes its pid there first thing)."""
     try:
         text = path.read_text(encoding="ascii", errors="replace").strip()
     except OSError:
@@ -195,11 +220,7 @@ def _lock_holder(path: Path) -> int | None:
         return None
     except PermissionError:
         return pid
-    try:  # a zombie has let its lock go
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
-    except (OSError, IndexError):
-        return pid
-    return None if state == "Z" else pid
+    return pid
 
 
 def _tail(path: Path, limit: int = 300) -> str:
