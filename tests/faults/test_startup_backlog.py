@@ -269,3 +269,14 @@ def test_agent_start_on_a_full_disk_starts_an_agent_that_waits(
     wait_for(lambda: status_json(procctl)[1]["state"] == "ready", timeout=30,
              message="the agent to be ready")
     assert procctl("agent", "status").code == 0
+
+
+def test_a_notify_socket_that_is_gone_does_not_stop_the_agent(procctl: Procctl,
+                                                              agents: Agents) -> None:
+    """NOTIFY_SOCKET names a socket nobody listens on (a supervisor that went away):
+    the agent starts and stops as usual instead of failing at its first message."""
+    agent = agents.spawn(extra_env={"NOTIFY_SOCKET": f"@procctl-gone-{os.getpid()}"})
+    wait_for(lambda: agent.poll() is not None or status_json(procctl)[1].get("state") == "ready",
+             timeout=30, message="the agent to be ready")
+    assert agent.poll() is None, agents.output(agent)
+    assert agents.stop(agent) == 0, agents.output(agent)
