@@ -4,12 +4,17 @@ Built on Jinja2's ImmutableSandboxedEnvironment: no imports, no I/O, no private 
 mutating attributes. Work is bounded: `range()` and the results of `*` and `**` are
 capped. Only text from a definition is ever compiled; values (params, task output,
 signal payloads) are passed in as data and never rendered again.
+
+A string that is exactly one `{{ expression }}` (spaces or tabs around it allowed)
+keeps the value's type. Jinja's parser decides that (the template's body is one output
+holding one expression, and nothing else but spaces), and the value comes from running
+that expression node itself, never from reading back rendered text.
 """
 
 from __future__ import annotations
 
+import math
 import operator
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -17,7 +22,10 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
+from jinja2.compiler import CodeGenerator, Frame
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from procctl.agent.errors import ExpressionError
@@ -29,8 +37,6 @@ MAX_POWER_DIGITS = 4_300
 #: Names every expression can read without a step setting them.
 BUILTIN_NAMES = frozenset({"result", "results", "process", "step", "now", "today"})
 
-_SINGLE_EXPRESSION = re.compile(r"^[ \t]*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}[ \t]*\Z", re.DOTALL)
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -40,8 +46,20 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
+class _CodeGenerator(CodeGenerator):
+    def visit_Const(self, node: nodes.Const, frame: Frame) -> None:
+        # Constant folding turns `'inf' | float` into a constant, which Jinja writes as
+        # `inf`: a NameError when the template runs.
+        value = node.as_const(frame.eval_ctx)
+        if isinstance(value, float) and not math.isfinite(value):
+            self.write(f"float({str(value)!r})")  # float('inf'), float('-inf'), float('nan')
+        else:
+            super().visit_Const(node, frame)
+
+
 class _Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**"})
+    code_generator_class = _CodeGenerator
 
     def __init__(self) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -125,36 +143,76 @@ def _names_read(tree: nodes.Template) -> tuple[frozenset[str], frozenset[str], b
     return variables, frozenset(results), all_reads > constant_reads
 
 
+def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
+    """The expression of a template that is one `{{ expression }}` and nothing else
+    but spaces or tabs; None for any other template."""
+    if len(tree.body) != 1 or not isinstance(tree.body[0], nodes.Output):
+        return None
+    found = [node for node in tree.body[0].nodes
+             if not (isinstance(node, nodes.TemplateData) and not node.data.strip(" \t"))]
+    if len(found) != 1 or isinstance(found[0], nodes.TemplateData):
+        return None
+    return found[0]
+
+
+def _parse_expression(source: str) -> nodes.Expr:
+    """A bare expression, parsed as Jinja parses what is between `{{` and `}}`."""
+    parser = Parser(_ENV, source, state="variable")
+    expression = parser.parse_expression()
+    if not parser.stream.eos:
+        parser.fail(f"unexpected {parser.stream.current.type!r} after the expression")
+    return expression
+
+
+def _template_of(expression: nodes.Expr) -> nodes.Template:
+    """`{{ expression }}` as a tree, for what it reads."""
+    tree = nodes.Template([nodes.Output([expression], lineno=1)], lineno=1)
+    tree.set_environment(_ENV)
+    return tree
+
+
+def _compile_expression(expression: nodes.Expr) -> TemplateExpression:
+    """A callable that runs one expression node and returns its value, typed."""
+    tree = nodes.Template(
+        [nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)], lineno=1)
+    tree.set_environment(_ENV)
+    return TemplateExpression(_ENV.from_string(tree), undefined_to_none=False)
+
+
+def _syntax_error(source: str, exc: TemplateSyntaxError) -> ExpressionError:
+    message = str(exc.message).replace("end of print statement", "end of expression")
+    return ExpressionError(f"syntax error in {source!r}: {message}")
+
+
 @lru_cache(maxsize=4096)
 def compile_template(text: str) -> Expression:
     """A string field: literal text, one `{{ expr }}` (keeps the value's type), or text."""
     if not has_template(text):
         return Expression(text, "literal")
-    match = _SINGLE_EXPRESSION.match(text)
     try:
         tree = _ENV.parse(text)
         variables, results, dynamic = _names_read(tree)
-        if match:
-            expression = _ENV.compile_expression(match["expr"], undefined_to_none=False)
-            return Expression(text, "template", variables, results, dynamic, expression)
-        return Expression(text, "text", variables, results, dynamic, _ENV.from_string(text))
+        single = _single_expression(tree)
+        if single is not None:
+            return Expression(text, "template", variables, results, dynamic,
+                              _compile_expression(single))
+        return Expression(text, "text", variables, results, dynamic, _ENV.from_string(tree))
     except TemplateSyntaxError as exc:
-        message = str(exc.message).replace("end of print statement", "end of expression")
-        raise ExpressionError(f"syntax error in {text!r}: {message}") from exc
+        raise _syntax_error(text, exc) from exc
 
 
 @lru_cache(maxsize=4096)
 def compile_condition(source: str) -> Expression:
     """A bare expression (as in `if`'s `condition`); `{{ }}` around it is accepted too."""
-    match = _SINGLE_EXPRESSION.match(source)
-    expr = match["expr"] if match else source
     try:
-        tree = _ENV.parse("{{ " + expr + " }}")
-        variables, results, dynamic = _names_read(tree)
-        compiled = _ENV.compile_expression(expr, undefined_to_none=False)
+        single = None
+        if source.lstrip(" \t").startswith("{{"):
+            single = _single_expression(_ENV.parse(source))
+        expression = single if single is not None else _parse_expression(source)
+        variables, results, dynamic = _names_read(_template_of(expression))
+        compiled = _compile_expression(expression)
     except TemplateSyntaxError as exc:
-        message = str(exc.message).replace("end of print statement", "end of expression")
-        raise ExpressionError(f"syntax error in {source!r}: {message}") from exc
+        raise _syntax_error(source, exc) from exc
     return Expression(source, "condition", variables, results, dynamic, compiled)
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import pytest
 
+from procctl.agent import values
 from procctl.agent.errors import ExpressionError
 from procctl.agent.expressions import (
     compile_condition,
@@ -70,3 +74,47 @@ def test_sandbox_refuses_unsafe_or_unbounded_work(source: str) -> None:
 def test_now_and_today_are_available() -> None:
     assert compile_template("{{ now().year >= 2024 }}").evaluate({}) is True
     assert compile_template("{{ today().year }}").evaluate({}) >= 2024
+
+
+# -- a field that is one expression keeps its type, whatever braces it holds ------------
+
+
+@pytest.mark.parametrize(("source", "expected"), [
+    ("{{ 'inf' | float }}", math.inf),
+    ("{{ '-inf' | float }}", -math.inf),
+    ("{{ 1e999 }}", math.inf),
+    ("{{ -1e999 }}", -math.inf),
+    ("{{ {'c': {'d': 1}} }}", {"c": {"d": 1}}),
+    ("{{ {'c': {'d': 1}}}}", {"c": {"d": 1}}),
+    (" {{ {'c': {'d': [1, {'e': 2}]}} }}\t", {"c": {"d": [1, {"e": 2}]}}),
+    ("{{- 7 -}}", 7),
+    ("{{ '}}' }}", "}}"),
+])
+def test_one_expression_keeps_its_type_whatever_it_holds(source: str, expected: Any) -> None:
+    assert compile_template(source).kind == "template"
+    assert compile_template(source).evaluate({}) == expected
+
+
+def test_nan_is_a_float_and_survives_typed_json() -> None:
+    value = compile_template("{{ 'nan' | float }}").evaluate({})
+    assert isinstance(value, float) and math.isnan(value)
+    for number in (math.inf, -math.inf):
+        assert values.loads(values.dumps({"x": number})) == {"x": number}
+    assert math.isnan(values.loads(values.dumps(value)))
+
+
+@pytest.mark.parametrize("source", [
+    "{{ x }}{{ y }}", "{{ x }} and {{ y }}", "{{ x }}\n", "{% if x %}{{ x }}{% endif %}",
+    "{% raw %}{{ x }}{% endraw %}",
+])
+def test_anything_more_than_one_expression_is_text(source: str) -> None:
+    assert isinstance(compile_template(source).evaluate({"x": 1, "y": 2}), str)
+
+
+def test_conditions_with_nested_braces_and_non_finite_constants() -> None:
+    assert compile_condition("{{ {'a': {'b': 1}}['a']['b'] == 1 }}").evaluate({}) is True
+    assert compile_condition("{'a': {'b': 1}}['a']['b'] == 1").evaluate({}) is True
+    assert compile_condition("'inf' | float > 10 ** 300").evaluate({}) is True
+    assert compile_condition("{{ x }}").variables == {"x"}
+    with pytest.raises(ExpressionError, match="syntax error"):
+        compile_condition("{{ a }} and {{ b }}")
