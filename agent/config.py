@@ -21,6 +21,12 @@ def _duration(value: Any) -> Any:
     return value
 
 
+def _positive_duration(value: Any) -> Any:
+    if parse_duration(value) <= 0:
+        raise ValueError(f"{value!r} is not a positive duration")
+    return value
+
+
 def _positive_int(value: Any) -> Any:
     number = int(value)
     if number <= 0 or isinstance(value, bool):
@@ -63,6 +69,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retention", "30d", _duration,
             "How long finished instances' summaries are kept."),
     Setting("log_level", "info", _log_level, "Agent log level: debug, info, warning, error."),
+    Setting("expression_timeout", "1s", _positive_duration,
+            "How long one expression may run before its step fails."),
+    Setting("expression_max_size", 1_000_000, _positive_int,
+            "Largest value or text (in characters) one expression may build."),
 )
 SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from procctl.agent import VERSION, protocol, values
+from procctl.agent import VERSION, expression_limits, protocol, values
 from procctl.agent.config import load_config
 from procctl.agent.definition import parse_definition, resolve_params
 from procctl.agent.durations import parse_duration
@@ -58,6 +58,7 @@ class Agent:
     def __init__(self, paths: HomePaths) -> None:
         self.paths = paths
         self.settings = load_config(paths.config)
+        expression_limits.apply_settings(self.settings)
         self.health = Health()
         self.worker = StoreWorker(paths.db, self.health)
         self.lock = HomeLock(paths.lock)

@@ -1,9 +1,8 @@
 """Sandboxed expressions: `{{ ... }}` templates in string fields, bare conditions.
 
-Built on Jinja2's ImmutableSandboxedEnvironment: no imports, no I/O, no private or
-mutating attributes. Work is bounded: `range()` and the results of `*` and `**` are
-capped. Only text from a definition is ever compiled; values (params, task output,
-signal payloads) are passed in as data and never rendered again.
+They run in `agent/sandbox.py`'s environment, bounded in time and size (see
+`agent/expression_limits.py`). Only text from a definition is ever compiled; values
+(params, task output, signal payloads) are passed in as data and never rendered again.
 
 A string that is exactly one `{{ expression }}` (spaces or tabs around it allowed)
 keeps the value's type. Jinja's parser decides that (the template's body is one output
@@ -13,26 +12,20 @@ that expression node itself, never from reading back rendered text.
 
 from __future__ import annotations
 
-import math
-import operator
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2 import TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.parser import Parser
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from procctl.agent.errors import ExpressionError
-
-MAX_RANGE = 10_000
-MAX_SEQUENCE = 1_000_000
-MAX_POWER_DIGITS = 4_300
+from procctl.agent.expression_limits import SliceExpired, budget
+from procctl.agent.sandbox import Sandbox
 
 #: Names every expression can read without a step setting them.
 BUILTIN_NAMES = frozenset({"result", "results", "process", "step", "now", "today"})
@@ -46,48 +39,9 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-class _CodeGenerator(CodeGenerator):
-    def visit_Const(self, node: nodes.Const, frame: Frame) -> None:
-        # Constant folding turns `'inf' | float` into a constant, which Jinja writes as
-        # `inf`: a NameError when the template runs.
-        value = node.as_const(frame.eval_ctx)
-        if isinstance(value, float) and not math.isfinite(value):
-            self.write(f"float({str(value)!r})")  # float('inf'), float('-inf'), float('nan')
-        else:
-            super().visit_Const(node, frame)
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset({"*", "**"})
-    code_generator_class = _CodeGenerator
-
-    def __init__(self) -> None:
-        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-        self.globals["range"] = self._bounded_range
-        self.globals["now"] = _now
-        self.globals["today"] = _today
-
-    @staticmethod
-    def _bounded_range(*args: int) -> range:
-        rng = range(*args)
-        if len(rng) > MAX_RANGE:
-            raise SecurityError(f"range() of more than {MAX_RANGE} items is not allowed")
-        return rng
-
-    def call_binop(self, context: Any, operator_: str, left: Any, right: Any) -> Any:
-        if operator_ == "*":
-            for seq, count in ((left, right), (right, left)):
-                if (isinstance(seq, str | list | tuple) and isinstance(count, int)
-                        and len(seq) * count > MAX_SEQUENCE):
-                    raise SecurityError("the result of * would be too large")
-            return operator.mul(left, right)
-        if (isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
-                and right * abs(left).bit_length() > MAX_POWER_DIGITS * 4):
-            raise SecurityError("the result of ** would be too large")
-        return operator.pow(left, right)
-
-
-_ENV = _Sandbox()
+_ENV = Sandbox()
+_ENV.globals["now"] = _now
+_ENV.globals["today"] = _today
 
 
 def has_template(text: str) -> bool:
@@ -110,15 +64,19 @@ class Expression:
     _compiled: Any = field(default=None, compare=False, repr=False)
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
+        """The value, within the evaluation's budget (the field's, when one is open)."""
         if self.kind == "literal":
             return self.source
         try:
-            if self.kind == "text":
-                value: Any = str(self._compiled.render(dict(context)))
-            else:
-                value = self._compiled(dict(context))
+            with budget():
+                if self.kind == "text":
+                    value: Any = str(self._compiled.render(dict(context)))
+                else:
+                    value = self._compiled(dict(context))
             if isinstance(value, Undefined):
                 str(value)  # a StrictUndefined raises, naming what it lacked
+        except SliceExpired:
+            raise
         except UndefinedError as exc:
             raise ExpressionError(f"in {self.source!r}: {exc}") from exc
         except SecurityError as exc:
@@ -126,6 +84,7 @@ class Expression:
         except Exception as exc:  # any error inside the user's expression
             raise ExpressionError(f"in {self.source!r}: {type(exc).__name__}: {exc}") from exc
         return value
+
 
 def _names_read(tree: nodes.Template) -> tuple[frozenset[str], frozenset[str], bool]:
     """Variables read, step ids read as results["id"], and whether `results` is also
@@ -229,13 +188,19 @@ def iter_templates(value: Any) -> Iterator[str]:
 
 
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
-    """Evaluate every template string inside a field value; other values pass as they are."""
+    """Evaluate every template string inside a field value; other values pass as they
+    are. The strings of one field share one budget of time."""
+    with budget():
+        return _render(value, context)
+
+
+def _render(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         return compile_template(value).evaluate(context)
     if isinstance(value, list):
-        return [render_value(item, context) for item in value]
+        return [_render(item, context) for item in value]
     if isinstance(value, dict):
-        return {key: render_value(item, context) for key, item in value.items()}
+        return {key: _render(item, context) for key, item in value.items()}
     return value
 
 

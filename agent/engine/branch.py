@@ -7,7 +7,8 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
-from procctl.agent.definition.model import IfStep, InclusiveStep, SwitchStep
+from procctl.agent.definition.model import Branch, IfStep, InclusiveStep, SwitchStep
+from procctl.agent.engine.evaluation import evaluate
 from procctl.agent.engine.state import InstanceState
 from procctl.agent.snapshot import Frame
 
@@ -21,7 +22,7 @@ async def run_if_step(runner: Runner, step: IfStep, state: InstanceState,
     if resume:
         name = resume[0].block
     else:
-        name = "then" if step.condition.evaluate(state.context(step)) else "else"
+        name = "then" if await evaluate(step.condition, state.context(step)) else "else"
         state.last_result = None
     block = step.then if name == "then" else step.else_
     await runner.run_block(block, name, state, resume)
@@ -35,12 +36,20 @@ async def run_switch_step(runner: Runner, step: SwitchStep, state: InstanceState
         chosen = step.branch(resume[0].block)
     else:
         context = state.context(step)
-        chosen = next(branch for branch in step.branches
-                      if branch.when is None or branch.when.evaluate(context))
+        chosen = await _first_that_holds(step.branches, context)
         await runner.emit("branch_taken", step, {"branch": chosen.name})
         state.last_result = None
     await runner.run_block(chosen.steps, chosen.block, state, resume)
     return state.last_result
+
+
+async def _first_that_holds(branches: tuple[Branch, ...], context: dict[str, Any]) -> Branch:
+    """The first case whose `when` holds, else the default (the last branch, which has
+    no `when`)."""
+    for branch in branches:
+        if branch.when is None or await evaluate(branch.when, context):
+            return branch
+    return branches[-1]
 
 
 async def run_inclusive_step(runner: Runner, step: InclusiveStep, state: InstanceState,
@@ -52,7 +61,8 @@ async def run_inclusive_step(runner: Runner, step: InclusiveStep, state: Instanc
     else:
         context = state.context(step)
         taken = {"selected": [branch.block for branch in step.branches
-                              if branch.when is not None and branch.when.evaluate(context)],
+                              if branch.when is not None
+                              and await evaluate(branch.when, context)],
                  "results": {}}
         await runner.emit("branch_taken", step, {"branches": [
             step.branch(block).name for block in taken["selected"]]})

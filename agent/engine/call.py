@@ -15,9 +15,9 @@ from procctl.agent.calls import call_correlation_id
 from procctl.agent.definition.model import CallStep
 from procctl.agent.definition.params import resolve_params
 from procctl.agent.engine.checkpoint import save_snapshot
+from procctl.agent.engine.evaluation import render
 from procctl.agent.engine.state import CheckpointInfo, InstanceState, PauseInstance, ResumeInfo
 from procctl.agent.errors import StepFailed, UsageError
-from procctl.agent.expressions import render_value
 from procctl.agent.snapshot import Frame
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 async def run_call_step(runner: Runner, step: CallStep, state: InstanceState,
                         resume: list[Frame] | None = None) -> Any:
     """The result is the child's result; a failed child fails the step."""
-    supplied = render_value(step.params, state.context(step))
+    supplied = await render(step.params, state.context(step))
     try:
         params = resolve_params(step.child.params, from_file=supplied,
                                 process_name=step.child.name)

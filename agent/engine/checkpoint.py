@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from procctl.agent import values
 from procctl.agent.definition.model import CheckpointStep, ScheduledResumeStep, Step
+from procctl.agent.engine.evaluation import evaluate
 from procctl.agent.engine.state import (
     CheckpointInfo,
     InstanceState,
@@ -39,10 +40,10 @@ def _after(seconds: float) -> str:
     return _stamp(datetime.now(UTC) + timedelta(seconds=seconds))
 
 
-def _moment(expression: Expression, state: InstanceState, step: Any) -> str:
+async def _moment(expression: Expression, state: InstanceState, step: Any) -> str:
     """A `resume_at` / `at` value: a datetime, a date (its start, UTC), or an ISO-8601
     string."""
-    value = expression.evaluate(state.context(step))
+    value = await evaluate(expression, state.context(step))
     if isinstance(value, datetime):
         return _stamp(value)
     if isinstance(value, date):  # a day: its start, in UTC
@@ -116,7 +117,7 @@ async def run_checkpoint_step(runner: Runner, step: CheckpointStep, state: Insta
                               resume: list[Frame] | None = None) -> Any:
     context = state.context(step)
     if step.correlation_id is not None:
-        correlation_id = str(step.correlation_id.evaluate(context))
+        correlation_id = str(await evaluate(step.correlation_id, context))
     else:
         correlation_id = f"{state.instance_id}:{step.id}"
     if not correlation_id.strip():
@@ -139,7 +140,7 @@ async def run_checkpoint_step(runner: Runner, step: CheckpointStep, state: Insta
     if step.resume_after is not None:
         resume_at = _after(step.resume_after)
     elif step.resume_at is not None:
-        resume_at = _moment(step.resume_at, state, step)
+        resume_at = await _moment(step.resume_at, state, step)
     await runner.hooks.pause(commit_value=value, resume_at=resume_at)
     await runner.emit("instance_paused", step, {"correlation_id": correlation_id,
                                                 "resume_at": resume_at})
@@ -181,7 +182,7 @@ async def run_scheduled_resume_step(runner: Runner, step: ScheduledResumeStep,
         resume_at = _after(step.after)
     else:
         assert step.at is not None
-        resume_at = _moment(step.at, state, step)
+        resume_at = await _moment(step.at, state, step)
     await runner.hooks.pause(commit_value=last.value, resume_at=resume_at)
     await runner.emit("instance_paused", step, {"correlation_id": last.correlation_id,
                                                 "resume_at": resume_at,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from procctl.agent.definition.model import IntermediateReturnStep, ReturnStep, ThrowStep
+from procctl.agent.engine.evaluation import evaluate, render
 from procctl.agent.engine.state import InstanceState, ReturnFromProcess
 from procctl.agent.errors import StepFailed
-from procctl.agent.expressions import render_value
 from procctl.agent.snapshot import Frame
 
 if TYPE_CHECKING:
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 async def run_return_step(runner: Runner, step: ReturnStep, state: InstanceState,
     resume: list[Frame] | None = None,
 ) -> NoReturn:
-    value = render_value(step.value, state.context(step))
+    value = await render(step.value, state.context(step))
     state.results[step.id] = value
     state.last_result = value
     raise ReturnFromProcess(value)
@@ -26,7 +26,7 @@ async def run_return_step(runner: Runner, step: ReturnStep, state: InstanceState
 async def run_throw_step(runner: Runner, step: ThrowStep, state: InstanceState,
     resume: list[Frame] | None = None,
 ) -> Any:
-    message = step.message.evaluate(state.context(step))
+    message = await evaluate(step.message, state.context(step))
     raise StepFailed(str(message), step_id=step.id, step_path=step.path, kind="thrown")
 
 
@@ -34,6 +34,6 @@ async def run_intermediate_return_step(runner: Runner, step: IntermediateReturnS
                                        state: InstanceState,
                                        resume: list[Frame] | None = None) -> Any:
     """Hand a value to `run --wait` (and the history); the process goes on."""
-    value = render_value(step.value, state.context(step))
+    value = await render(step.value, state.context(step))
     await runner.emit("intermediate_return", step, {"value": value})
     return value

@@ -13,6 +13,7 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 from procctl.agent.definition.model import ForeachStep, WhileStep
+from procctl.agent.engine.evaluation import evaluate
 from procctl.agent.engine.state import InstanceState
 from procctl.agent.errors import StepFailed
 from procctl.agent.snapshot import Frame
@@ -39,7 +40,7 @@ async def run_foreach_step(runner: Runner, step: ForeachStep, state: InstanceSta
         loop = copy.deepcopy(resume[0].loop)
         items = loop["items"]
     else:
-        items = step.items.evaluate(state.context(step))
+        items = await evaluate(step.items, state.context(step))
         if isinstance(items, dict):
             items = [list(pair) for pair in items.items()]
         if isinstance(items, str | range | tuple):
@@ -77,7 +78,7 @@ async def run_while_step(runner: Runner, step: WhileStep, state: InstanceState,
             index = int(loop["index"])
             if step.index_var:
                 state.variables[step.index_var] = index
-            if not step.condition.evaluate(state.context(step)):
+            if not await evaluate(step.condition, state.context(step)):
                 break
             if index >= step.max_iterations:
                 raise StepFailed(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from procctl.agent.definition.model import SignalStep
+from procctl.agent.engine.evaluation import evaluate, render
 from procctl.agent.engine.state import InstanceState
 from procctl.agent.errors import StepFailed
-from procctl.agent.expressions import render_value
 from procctl.agent.signals import signal_id_problem
 from procctl.agent.snapshot import Frame
 
@@ -19,9 +19,10 @@ async def run_signal_step(runner: Runner, step: SignalStep, state: InstanceState
                           resume: list[Frame] | None = None) -> Any:
     """The result says what became of the signal; a rejected signal fails the step."""
     context = state.context(step)
-    correlation_id = str(step.correlation_id.evaluate(context))
-    payload = render_value(step.payload, context)
-    signal_id = None if step.signal_id is None else str(step.signal_id.evaluate(context))
+    correlation_id = str(await evaluate(step.correlation_id, context))
+    payload = await render(step.payload, context)
+    signal_id = (None if step.signal_id is None
+                 else str(await evaluate(step.signal_id, context)))
     problem = None if signal_id is None else signal_id_problem(signal_id)
     if problem is not None:
         raise StepFailed(problem, step_id=step.id, step_path=step.path, kind="signal_rejected")

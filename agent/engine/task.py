@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from procctl.agent.definition.model import TaskStep
 from procctl.agent.durations import format_duration
+from procctl.agent.engine.evaluation import render
 from procctl.agent.engine.state import InstanceState
 from procctl.agent.errors import StepFailed
-from procctl.agent.expressions import render_value
 from procctl.agent.snapshot import Frame
 from procctl.agent.tasks import BUILTIN_TASKS, TaskContext, TaskError, TaskFunction
 from procctl.agent.tasks.plugins import load_plugin
@@ -47,7 +47,7 @@ async def run_task_step(runner: Runner, step: TaskStep, state: InstanceState,
         raise StepFailed(str(exc), step_id=step.id, step_path=step.path,
                          kind="task_failed") from None
     for attempt in range(1, policy.attempts + 1):
-        args = render_value(dict(step.args), state.context(step, attempt))
+        args = await render(dict(step.args), state.context(step, attempt))
 
         async def write_log(level: str, message: str) -> None:
             await runner.emit("log", step, {"level": level, "message": message})

@@ -209,6 +209,8 @@ DEFAULTS = {
     "shutdown_grace": "10s",
     "retention": "30d",
     "log_level": "info",
+    "expression_timeout": "1s",
+    "expression_max_size": 1000000,
 }
 
 
