@@ -13,12 +13,15 @@ from typing import Any
 from procctl.agent import protocol
 from procctl.agent.errors import (
     AgentError,
+    AgentStartFailed,
     AgentUnreachable,
     InstanceNotFound,
     Refused,
     RemoteDefinitionError,
+    StoreFailed,
     UsageError,
 )
+from procctl.agent.homefiles import open_private
 from procctl.agent.paths import HomePaths
 
 #: a starting agent that shows no progress for this long is reported as not starting
@@ -32,6 +35,7 @@ _ERROR_KINDS: dict[str, type[AgentError]] = {
     "not_found": InstanceNotFound,
     "definition": RemoteDefinitionError,
     "refused": Refused,
+    "store": StoreFailed,
 }
 
 
@@ -119,7 +123,7 @@ class AgentClient:
     def _spawn(self) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "procctl.cli", "--home", str(self.paths.home),
                    "agent", "run"]
-        fd = os.open(self.paths.stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = open_private(self.paths.stdout_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         with os.fdopen(fd, "ab") as out:
             return subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
@@ -168,11 +172,12 @@ class AgentClient:
             return AgentUnreachable(
                 f"the agent for home {self.paths.home} stopped while it was starting",
                 hint=f"see its log: {self.paths.log}")
-        return AgentUnreachable(
+        return AgentStartFailed(
             f"the agent exited at start (status {process.returncode}): "
             f"{_tail(self.paths.stdout_log)}",
             hint=f"run it in the foreground to see why: procctl --home "
                  f"{self.paths.home} agent run",
+            agent_exit_code=process.returncode,
         )
 
 

@@ -273,7 +273,8 @@ class Agent:
                 "kind": "not_found", "message": exc.message, "hint": exc.hint}})
         except (AgentError, StoreError) as exc:
             kind = ("usage" if isinstance(exc, UsageError)
-                    else "refused" if isinstance(exc, Refused) else "agent")
+                    else "refused" if isinstance(exc, Refused)
+                    else "store" if isinstance(exc, StoreError) else "agent")
             await send({"type": "error", "error": {
                 "kind": kind, "message": exc.message, "hint": exc.hint}})
 
@@ -364,8 +365,10 @@ class Agent:
         """What became of a signal (by its signal_id); with follow, the instance too."""
         await self._gate(self.recovered)
         timeout = request.get("wait_seconds")
-        record = await self.desk.wait_for(str(request["signal_id"]),
-                                          None if timeout is None else float(timeout))
+        file, since = request.get("file"), request.get("since")
+        record = await self.desk.wait_for(
+            str(request["signal_id"]), None if timeout is None else float(timeout),
+            file=None if file is None else str(file), since=None if since is None else str(since))
         if record is None:
             await send({"type": "result", "data": {"signal": None}})
             return
