@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers import Procctl, run_paused, show_json, unique_key, wait_settled
+from helpers import Procctl, run_paused, show_json, unique_key, wait_for, wait_settled
 
 WriteDefinition = Callable[..., Path]
 
-# Sets a variable, naps (so a signal can come before the pause), pauses, returns both.
+# Sets a variable, waits for a gate file (so a signal can come before the pause, whatever
+# the machine's load), pauses, returns both.
 HELD = """
 [process]
 name = "held"
@@ -23,9 +24,9 @@ name = "held"
 [process.params.key]
 type = "str"
 
-[process.params.nap]
-type = "float"
-default = 0.0
+[process.params.gate]
+type = "str"
+default = "/"
 
 [[steps]]
 id = "setup"
@@ -33,9 +34,11 @@ kind = "set"
 values = { amount = 1 }
 
 [[steps]]
-id = "nap"
-task = "sleep"
-with = { seconds = "{{ nap }}" }
+id = "gate"
+task = "exec"
+timeout = 60
+with = { argv = ["sh", "-c", "while [ ! -e \\"$1\\" ]; do sleep 0.02; done", "gate",
+                 "{{ gate }}"] }
 
 [[steps]]
 id = "wait"
@@ -209,13 +212,14 @@ def _applied(shown: dict[str, object]) -> list[dict[str, object]]:
 
 
 def test_a_held_signal_s_set_is_applied_when_it_is_delivered(
-        procctl: Procctl, write_definition: WriteDefinition) -> None:
+        procctl: Procctl, write_definition: WriteDefinition, tmp_path: Path) -> None:
     """Through `procctl resume --pending --set` and through a signal file with `set`:
     the signal comes before the pause, is held, and its `set` edits the variables."""
     path = write_definition(HELD)
     by_cli, by_file = unique_key(), unique_key()
-    first = procctl.ok("run", path, "--json", "-p", f"key={by_cli}", "-p", "nap=2")
-    second = procctl.ok("run", path, "--json", "-p", f"key={by_file}", "-p", "nap=2")
+    gate = tmp_path / "gate"
+    first = procctl.ok("run", path, "--json", "-p", f"key={by_cli}", "-p", f"gate={gate}")
+    second = procctl.ok("run", path, "--json", "-p", f"key={by_file}", "-p", f"gate={gate}")
     held = procctl("resume", "-c", f"approval-{by_cli}", "--pending", "--set", "amount=5",
                    "-d", "by=cli")
     assert held.code == 0, str(held)
@@ -225,6 +229,10 @@ def test_a_held_signal_s_set_is_applied_when_it_is_delivered(
     tmp.write_text(json.dumps({"correlation_id": f"approval-{by_file}", "payload": {"by": "file"},
                                "set": {"amount": 7}}))
     tmp.rename(signals / "early.json")
+    wait_for(lambda: any(r["source"] == "file:early.json" and r["status"] == "pending"
+                         for r in procctl.ok("signals", "--json").json()["signals"]),
+             timeout=10)
+    gate.touch()  # both instances go on to their checkpoint and pause there
 
     from_cli = wait_settled(procctl, first.json()["instance_id"])
     assert from_cli["result"] == {"amount": 5, "payload": {"by": "cli"}}
