@@ -290,8 +290,16 @@ class Agent:
             "uptime_seconds": round(time.monotonic() - self.started_monotonic, 3),
             "instances_running": len(self.manager.tasks),
             "signals_dir": str(self.desk.directory),
+            "store_commits": self._store_commits(),
             **self.health.to_json(),
         }})
+
+    def _store_commits(self) -> int | None:
+        """Write transactions the store has committed since the agent started."""
+        try:
+            return self.worker.store.commits
+        except RuntimeError:  # not open yet
+            return None
 
     async def op_stop(self, request: dict[str, Any], send: Send) -> None:
         await send({"type": "result", "data": {"pid": os.getpid(), "stopping": True}})

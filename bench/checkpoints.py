@@ -148,12 +148,13 @@ class Plan:
     growth: int  # iterations of the checkpoint-only loop
     signals: int  # paused instances resumed one at a time
     warm_up: int  # checkpoints run before measuring
+    commit_signals: int  # signals for (c), the commits per signal
 
 
 FULL = Plan(single=100, repeats=3, instances=50, each_small=60, each_large=16, growth=40,
-            signals=400, warm_up=200)
+            signals=400, warm_up=200, commit_signals=100)
 QUICK = Plan(single=40, repeats=1, instances=50, each_small=4, each_large=2, growth=15,
-             signals=25, warm_up=50)
+             signals=25, warm_up=50, commit_signals=25)
 
 
 def parse_at(text: str) -> float:
@@ -400,6 +401,54 @@ class Bench:
         return {"samples": samples, "applied": applied, "resumed": resumed}
 
 
+    # -- (c) durable commits ------------------------------------------------------------
+
+    def commits(self) -> int:
+        """Write transactions the agent's store has committed (`store_commits` in the
+        agent's status: a count the store keeps as each COMMIT returns)."""
+        deadline = time.monotonic() + 60
+        while (count := self.client.request("status")["store_commits"]) is None:
+            if time.monotonic() > deadline:  # the store is opened at the agent's start
+                raise RuntimeError("the agent's store did not open within 60 s")
+            time.sleep(0.05)
+        return int(count)
+
+    def commits_per_checkpoint(self, small: int, large: int) -> dict[str, Any]:
+        """One instance saves `small`, then another `large` checkpoints; the commits of
+        the second run less those of the first, over the extra checkpoints (what the
+        start and the end of an instance cost cancels out)."""
+        counts = []
+        for items in (small, large):
+            before = self.commits()
+            self.submit_and_wait("checkpoints", items=items, pad=SMALL_PAD)
+            counts.append(self.commits() - before)
+        return {"small": small, "large": large, "commits": counts,
+                "per_checkpoint": (counts[1] - counts[0]) / (large - small)}
+
+    def commits_per_signal(self, count: int) -> dict[str, Any]:
+        """`count` instances paused at a checkpoint, resumed by a signal file one at a
+        time (each runs to its end before the next signal): the commits from the first
+        signal to the last completion, per signal; and the same less one commit per
+        instance that completed (counted in the store), the completion's own."""
+        ids = [self.submit("signal") for _ in range(count)]
+        self.wait_status(ids, {"paused"}, timeout=300)
+        directory = Path(self.client.request("status")["signals_dir"])
+        time.sleep(0.5)  # let the agent go idle
+        before = self.commits()
+        for number, instance_id in enumerate(ids):
+            document = {"correlation_id": f"lat-{instance_id}",
+                        "payload": {"n": number}, "signal_id": f"commits-{number}"}
+            temporary = directory / f"commits-{number}.json.tmp"
+            temporary.write_text(json.dumps(document), encoding="utf-8")
+            os.rename(temporary, directory / f"commits-{number}.json")
+            self.wait_status([instance_id], {"completed"}, timeout=30)
+        total = self.commits() - before
+        with self.store() as store:
+            completed = sum(store.get_instance(i).status == "completed" for i in ids)
+        return {"signals": count, "commits": total, "per_signal": total / count,
+                "completed": completed, "per_applied": (total - completed) / count}
+
+
 def machine_facts(home: Path) -> list[tuple[str, str]]:
     cpu = platform.processor() or "?"
     try:
@@ -450,7 +499,12 @@ def main() -> None:
                         help="where to make the temporary home (default: the system's "
                              "temporary directory; choose a real disk, not tmpfs)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
+    parser.add_argument("--commits", action="store_true",
+                        help="only (c): durable commits per checkpoint and per signal")
     args = parser.parse_args()
+    if args.commits:
+        commits_only(args)
+        return
     plan = QUICK if args.quick else FULL
     workdir = Path(tempfile.mkdtemp(prefix="procctl-bench-", dir=args.dir))
     bench = Bench(workdir)
@@ -480,6 +534,8 @@ def main() -> None:
                            and parse_at(shown[-1]["at"]) == rows[0]["last_at"])
             load_after = os.getloadavg()
             latency = bench.signal_latency(plan.signals)
+            durable = (bench.commits_per_checkpoint(50, 250),
+                       bench.commits_per_signal(plan.commit_signals))
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -524,6 +580,32 @@ def main() -> None:
                  for name, s in stages]))
     if len(samples) < 100:
         print(f"  (with {len(samples)} samples the p99 is the largest sample)")
+    print_commits(*durable)
+
+
+def print_commits(checkpoints: dict[str, Any], signals: dict[str, Any]) -> None:
+    print("\n(c) durable commits (write transactions the agent's store committed)\n")
+    print(f"  per checkpoint:      {checkpoints['per_checkpoint']:.2f}  (a run of "
+          f"{checkpoints['small']} checkpoints took {checkpoints['commits'][0]} commits, "
+          f"one of {checkpoints['large']} took {checkpoints['commits'][1]})")
+    print(f"  per applied signal:  {signals['per_applied']:.2f}  ({signals['commits']} "
+          f"commits for {signals['signals']} signals, each to its instance's end; less "
+          f"{signals['completed']} completions: {signals['per_signal']:.2f} per signal "
+          "with it)")
+
+
+def commits_only(args: argparse.Namespace) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="procctl-bench-", dir=args.dir))
+    bench = Bench(workdir)
+    try:
+        with bench.agent():
+            durable = (bench.commits_per_checkpoint(50, 250),
+                       bench.commits_per_signal(QUICK.commit_signals if args.quick
+                                                else FULL.commit_signals))
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print_commits(*durable)
 
 
 if __name__ == "__main__":

@@ -143,6 +143,9 @@ class Store(CheckpointOps, SignalOps):
             self._background.stop()
         self._db.close()
 
+    #: write transactions committed through this object (the bench reads it: agent status)
+    commits = 0
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: BEGIN IMMEDIATE takes the write lock up front."""
@@ -155,6 +158,7 @@ class Store(CheckpointOps, SignalOps):
                 raise
             else:
                 self._db.execute("COMMIT")
+                self.commits += 1
 
     # -- definitions -------------------------------------------------------------
 
