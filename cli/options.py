@@ -1,12 +1,22 @@
-"""Options every command shares (set by the app callback)."""
+"""Options every command shares (set by the app callback), and how the read commands
+open the store."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import typer
 
 from procctl.agent.paths import HomePaths
+from procctl.cli import render
+from procctl.store import Store, StoreError
+from procctl.store.schema import SCHEMA_VERSION
+
+T = TypeVar("T")
+#: how many times a read starts again when an agent opened the store meanwhile
+READ_ATTEMPTS = 3
 
 
 @dataclass
@@ -21,3 +31,34 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
         options = GlobalOptions(HomePaths.resolve(None))
     options.home.check_path()
     return options
+
+
+def read_store(home: HomePaths, read: Callable[[Store], T]) -> T:
+    """Open the home's store read-only (it must exist), run `read` on it, close it.
+
+    Nothing is written to the store (see store/reading.py). When an agent opened the
+    file while it was read without its WAL files, `read` runs again. A store of an
+    older schema is read as it is, with one note that the next agent start migrates it.
+    """
+    noted = False
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        store = Store(home.db, read_only=True)
+        if not noted and store.file_schema < SCHEMA_VERSION:
+            render.note(older_schema_note(store))
+            noted = True
+        try:
+            result = read(store)
+        except StoreError:
+            if attempt < READ_ATTEMPTS and store.changed_since_open():
+                continue
+            raise
+        finally:
+            store.close()
+        if attempt == READ_ATTEMPTS or not store.changed_since_open():
+            return result
+    raise AssertionError("unreachable")
+
+
+def older_schema_note(store: Store) -> str:
+    return (f"The store at {store.path} has schema {store.file_schema}, this procctl "
+            f"uses {SCHEMA_VERSION}; the next `procctl agent start` migrates it.")

@@ -23,6 +23,7 @@ from procctl.store.integrity import (
     store_error,
     translate_errors,
 )
+from procctl.store.reading import ReadOnlyFile, show_as_current
 from procctl.store.records import DefinitionRecord, EventRecord, InstanceRecord
 from procctl.store.schema import MIGRATIONS, SCHEMA_VERSION
 from procctl.store.signals import SignalOps
@@ -46,8 +47,10 @@ class Store(CheckpointOps, SignalOps):
     """One connection to `<home>/procctl.db`. Not shared between threads.
 
     `must_exist=True` opens an existing file without creating it (an older schema is
-    still migrated, so every command sees the current tables), for the
-    read commands of the CLI (they work while the agent is down).
+    migrated). `read_only=True` (the read commands of the CLI; they work while the
+    agent is down) opens an existing file to read and never writes it: no WAL switched
+    on, no migration, no file created (see store/reading.py); an older schema reads as
+    the current one, with what it lacks empty, and `file_schema` says which it is.
 
     Before anything is written, the files are checked (no links, no other owner, not
     writable by others) and the database is checked for damage for up to
@@ -58,7 +61,7 @@ class Store(CheckpointOps, SignalOps):
     (StoreCorrupt for a damaged file).
     """
 
-    def __init__(self, path: Path, *, must_exist: bool = False,
+    def __init__(self, path: Path, *, must_exist: bool = False, read_only: bool = False,
                  check_budget: float | None = CHECK_BUDGET,
                  check_rest_in_background: bool = False) -> None:
         self.path = Path(path)
@@ -67,16 +70,23 @@ class Store(CheckpointOps, SignalOps):
         #: but close() then raises StoreCorrupt
         self.refused: StoreCorrupt | None = None
         self._background: BackgroundCheck | None = None
+        #: how a read-only store was opened (None: opened to write)
+        self._reading: ReadOnlyFile | None = None
+        #: the schema version of the file when it was opened (before any migration)
+        self.file_schema = SCHEMA_VERSION
         check_store_files(self.path)
-        if must_exist and not self.path.exists():
+        if (must_exist or read_only) and not self.path.exists():
             raise NotFound(
                 f"no store at {self.path}",
                 hint="run a process first (procctl run FILE), or pass the right --home",
             )
         self.checked_whole = False
         try:
-            self._db = self._connect(must_exist, check_budget)
-            self._check_and_migrate()
+            if read_only:
+                self._db = self._connect_read_only(check_budget)
+            else:
+                self._db = self._connect(must_exist, check_budget)
+                self._check_and_migrate()
         except sqlite3.Error as exc:
             error = store_error(exc, self.path)
             if error is None:
@@ -112,15 +122,39 @@ class Store(CheckpointOps, SignalOps):
         db.execute("PRAGMA foreign_keys = ON")
         return db
 
+    def _connect_read_only(self, check_budget: float | None) -> sqlite3.Connection:
+        self._reading = ReadOnlyFile(self.path)
+        db = sqlite3.connect(self._reading.uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                             isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        try:
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._refuse_newer(db)
+            self.checked_whole = quick_check(db, self.path, check_budget)
+            if self.file_schema < SCHEMA_VERSION:
+                show_as_current(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
     def _refuse_newer(self, db: sqlite3.Connection) -> int:
         version = int(db.execute("PRAGMA user_version").fetchone()[0])
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the store {self.path} has schema version {version}, newer than this "
-                f"procctl understands ({SCHEMA_VERSION})",
+                f"procctl understands ({SCHEMA_VERSION}): an older procctl cannot read a "
+                "newer store",
                 hint="upgrade procctl; the file was left untouched",
             )
+        self.file_schema = version
         return version
+
+    def changed_since_open(self) -> bool:
+        """For a store opened read-only without its WAL files (no agent had it open):
+        did a writer open it since? Then what was read may be torn; read it again (the
+        next opening uses the writer's WAL files). False for any other store."""
+        return self._reading is not None and self._reading.changed()
 
     def _check_and_migrate(self) -> None:
         version = self._refuse_newer(self._db)

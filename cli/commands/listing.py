@@ -8,8 +8,7 @@ import typer
 
 from procctl.agent.summary import instance_summary
 from procctl.cli import render
-from procctl.cli.options import global_options
-from procctl.store import Store
+from procctl.cli.options import global_options, read_store
 
 STATUSES = ("running", "paused", "completed", "failed", "cancelled")
 
@@ -31,11 +30,8 @@ def list_command(
     if not home.exists() or not home.db.exists():
         rows = []
     else:
-        store = Store(options.home.db, must_exist=True)
-        try:
-            records = store.list_instances(status=status, process_name=process, limit=limit)
-        finally:
-            store.close()
+        records = read_store(home, lambda store: store.list_instances(
+            status=status, process_name=process, limit=limit))
         rows = [instance_summary(record) for record in records]
     if as_json:
         render.print_json(rows)

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from procctl.agent.summary import resume_command
 from procctl.cli import render
-from procctl.cli.options import global_options
+from procctl.cli.options import global_options, read_store
 from procctl.store import Store
 from procctl.store.records import PausedRow
 
@@ -44,12 +44,11 @@ def list_paused_command(
     if limit is None:
         limit = -1 if as_json else 200  # SQLite: a negative LIMIT is no limit
     if options.home.exists() and options.home.db.exists():
-        store = Store(options.home.db, must_exist=True)
-        try:
-            rows = [_row(r) for r in store.list_paused(process_name=process, limit=limit)]
-            total = store.count_paused() if process is None else len(rows)
-        finally:
-            store.close()
+        def read(store: Store) -> tuple[list[dict[str, Any]], int]:
+            found = [_row(r) for r in store.list_paused(process_name=process, limit=limit)]
+            return found, store.count_paused() if process is None else len(found)
+
+        rows, total = read_store(options.home, read)
     if as_json:
         render.print_json(rows)
         if not options.home.exists():

@@ -9,7 +9,7 @@ import typer
 from procctl.agent.client import AgentClient
 from procctl.agent.expiry import fail_expired, find_expired
 from procctl.cli import render
-from procctl.cli.options import global_options
+from procctl.cli.options import global_options, read_store
 from procctl.store import Store
 
 
@@ -26,13 +26,16 @@ def purge_expired_command(
     left: list[dict[str, Any]] = []
     if client.is_running():
         done = client.request("purge_expired", dry_run=dry_run)["expired"]
+    elif options.home.db.exists() and dry_run:  # only reads: the store is left as it is
+        for expiry in read_store(options.home, find_expired):
+            (left if expiry.action == "resume" else done).append(expiry.to_json())
     elif options.home.db.exists():
         store = Store(options.home.db, must_exist=True)
         try:
             for expiry in find_expired(store):
                 if expiry.action == "resume":
                     left.append(expiry.to_json())  # only an agent can run the process on
-                elif dry_run or fail_expired(store, expiry):
+                elif fail_expired(store, expiry):
                     done.append(expiry.to_json())
         finally:
             store.close()

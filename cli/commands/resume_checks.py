@@ -15,7 +15,9 @@ from difflib import get_close_matches
 from procctl.agent.errors import AgentError, UsageError
 from procctl.agent.paths import HomePaths
 from procctl.agent.signals import signal_id_problem
+from procctl.cli.options import read_store
 from procctl.store import Store
+from procctl.store.signals import ResumeTarget
 
 
 class SignalRefused(AgentError):
@@ -52,21 +54,22 @@ def check_size(size: int, limit: int) -> None:
                  "the agent")
 
 
+def _read(store: Store, correlation_id: str) -> tuple[ResumeTarget, list[str]]:
+    target = store.resume_target(correlation_id)
+    return target, ([] if target.resumable else store.paused_correlation_ids())
+
+
 def refusal(home: HomePaths, correlation_id: str) -> Refusal | None:
     """None when a paused instance (or a failed one that kept its checkpoint) waits at
     `correlation_id`; else why not, with the paused IDs it may have been meant for."""
-    if not home.db.exists():
-        target_id, reason, paused = None, None, []
-    else:
-        store = Store(home.db, must_exist=True)
-        try:
-            target = store.resume_target(correlation_id)
-            if target.resumable:
-                return None
-            target_id, reason = target.instance_id, target.reason
-            paused = store.paused_correlation_ids()
-        finally:
-            store.close()
+    target_id: str | None = None
+    reason: str | None = None
+    paused: list[str] = []
+    if home.db.exists():
+        target, paused = read_store(home, lambda store: _read(store, correlation_id))
+        if target.resumable:
+            return None
+        target_id, reason = target.instance_id, target.reason
     hint = ("procctl list-paused lists the paused instances and their correlation IDs; "
             "--pending holds the signal until an instance pauses at this ID")
     message = f"no instance is paused at correlation ID {correlation_id!r}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -13,9 +13,17 @@ from procctl.agent import snapshot as snapshots
 from procctl.agent import values
 from procctl.agent.summary import instance_summary, waiting_for
 from procctl.cli import render
-from procctl.cli.options import global_options
+from procctl.cli.options import global_options, read_store
 from procctl.cli.render import waiting_text
 from procctl.store import Store
+from procctl.store.records import CheckpointRecord, EventRecord, InstanceRecord
+
+
+def _read(store: Store, instance_id: str) -> tuple[
+        InstanceRecord, list[EventRecord], CheckpointRecord | None, dict[str, Any] | None]:
+    record = store.get_instance(instance_id)
+    return (record, store.events(record.id), store.find_checkpoint(record.id),
+            waiting_for(record, store.get_instance))
 
 
 def show_command(
@@ -25,14 +33,8 @@ def show_command(
 ) -> None:
     """Show one instance: status, params, result or error, and its history."""
     options = global_options(ctx)
-    store = Store(options.home.db, must_exist=True)
-    try:
-        record = store.get_instance(instance_id)
-        events = store.events(record.id)
-        checkpoint = store.find_checkpoint(record.id)
-        child = waiting_for(record, store.get_instance)
-    finally:
-        store.close()
+    record, events, checkpoint, child = read_store(options.home, lambda store: _read(
+        store, instance_id))
     summary = instance_summary(record, checkpoint)
     if child is not None:
         summary["waiting_for"] = child

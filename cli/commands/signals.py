@@ -11,8 +11,7 @@ from procctl.agent import signals as protocol
 from procctl.agent.config import load_config
 from procctl.agent.summary import signal_summary
 from procctl.cli import render
-from procctl.cli.options import global_options
-from procctl.store import Store
+from procctl.cli.options import global_options, read_store
 
 SHOWN = ("pending", "rejected", "unmatched", "duplicate")
 
@@ -28,11 +27,8 @@ def signals_command(
     statuses = (*SHOWN, "applied") if show_all else SHOWN
     rows: list[dict[str, Any]] = []
     if options.home.db.exists():
-        store = Store(options.home.db, must_exist=True)
-        try:
-            rows = [signal_summary(r) for r in store.list_signals(statuses, limit)]
-        finally:
-            store.close()
+        rows = read_store(options.home, lambda store: [
+            signal_summary(r) for r in store.list_signals(statuses, limit)])
     directory = options.home.signals_dir(str(load_config(options.home.config)["signals_dir"]))
     waiting = [str(p) for p in protocol.scan(directory)]
     if as_json:
