@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import ParamSpec, TypeVar
 
 from procctl.agent.faults import failing
 from procctl.agent.health import Health
@@ -28,6 +28,7 @@ from procctl.store.errors import Conflict, NotFound, StoreError
 from procctl.store.sqlite import CHECK_BUDGET_AT_START
 
 T = TypeVar("T")
+P = ParamSpec("P")
 log = logging.getLogger("procctl.store")
 
 #: an I/O error with less free space than this on the store's file system is a full disk
@@ -62,11 +63,12 @@ class StoreWorker:
             raise RuntimeError("the store is not open")
         return self._store
 
-    async def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run `method` (a bound Store method) on the store thread."""
+    async def call(self, method: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run `method` (a bound Store method) on the store thread. Typed with the
+        method's own signature, so mypy checks the arguments of every call."""
         return await self._run(method, *args, **kwargs)
 
-    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         name = getattr(fn, "__name__", "call").lstrip("_")
         return await loop.run_in_executor(
