@@ -8,6 +8,7 @@ import hashlib
 import io
 import os
 import shutil
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import Procctl
+from helpers import SAMPLES, Procctl, wait_for
 
 from procctl.store import Store
 from procctl.store.schema import SCHEMA_VERSION
@@ -87,6 +88,29 @@ def test_a_newer_store_is_refused_naming_both_versions(procctl: Procctl) -> None
                 "store") in result.err
     assert _digest(db) == before
     assert _side_files(procctl.home) == []
+
+
+def test_after_a_sigkill_the_reader_sees_the_commits_left_in_the_wal(
+        procctl: Procctl) -> None:
+    """The agent killed with SIGKILL leaves its WAL files: `list` and `show` read the
+    commits in them and leave the files to the next agent."""
+    ran = procctl.ok("run", SAMPLES / "hello.toml", "--wait", "--json").json()
+    pid = procctl.agent_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists() or
+             Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] == "Z",
+             message="the killed agent to be gone")
+    db = procctl.home / "procctl.db"
+    assert _side_files(procctl.home) == ["procctl.db-shm", "procctl.db-wal"]
+    before = _digest(db)
+    listed, shown = procctl.many(("list", "--json"), ("show", ran["instance_id"], "--json"))
+    assert listed.code == 0 and shown.code == 0, str(listed) + str(shown)
+    assert [r["instance_id"] for r in listed.json()] == [ran["instance_id"]]
+    assert shown.json()["status"] == "completed"
+    assert _digest(db) == before
+    procctl.ok("agent", "start")  # the next agent takes them in
+    assert procctl.ok("show", ran["instance_id"], "--json").json()["status"] == "completed"
 
 
 @pytest.fixture

@@ -163,3 +163,30 @@ def test_a_writer_that_opens_the_store_during_a_read_makes_the_read_start_again(
             writer.close()
     assert reads == [False, False]
     assert _side_files(home.db) == []
+
+
+def test_the_wal_files_an_agent_killed_left_are_read_and_left_as_they_are(
+        tmp_path: Path) -> None:
+    """An agent killed with SIGKILL leaves its WAL files, with commits not yet in the
+    database file: a reader sees those commits and writes nothing into the database."""
+    writer = Store(_current(tmp_path))
+    crashed = tmp_path / "crashed"
+    crashed.mkdir(mode=0o700)
+    try:
+        writer.create_instance("i2", "d1", "p", None, "{}", "{}")
+        for name in ("procctl.db", "procctl.db-wal", "procctl.db-shm"):  # as at a kill
+            shutil.copy2(writer.path.with_name(name), crashed / name)
+    finally:
+        writer.close()
+    path = crashed / "procctl.db"
+    before = _digest(path)
+    store = Store(path, read_only=True)
+    try:
+        assert {r.id for r in store.list_instances()} == {"i1", "i2"}
+    finally:
+        store.close()
+    assert _digest(path) == before
+    assert _side_files(path) == ["procctl.db-wal", "procctl.db-shm"]
+    writing = Store(path)  # the next agent takes the commits in and goes on
+    assert {r.id for r in writing.list_instances()} == {"i1", "i2"}
+    writing.close()
