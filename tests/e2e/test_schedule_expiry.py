@@ -232,8 +232,8 @@ def test_on_expire_resume_takes_the_timeout_path(
 
 def test_purge_expired_works_with_the_agent_stopped(
         procctl: Procctl, write_definition: WriteDefinition) -> None:
-    failing = write_definition(_expiring("4s"), "failing.toml")
-    resuming = write_definition(_expiring("4s", RESUME_POLICY), "resuming.toml")
+    failing = write_definition(_expiring("8s"), "failing.toml")
+    resuming = write_definition(_expiring("8s", RESUME_POLICY), "resuming.toml")
     lasting = write_definition(_expiring("1h"), "lasting.toml")
     procctl.ok("agent", "start")
     runs = procctl.many(("run", failing, "--wait", "--json", "-p", "key=fail"),
