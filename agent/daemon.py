@@ -182,10 +182,21 @@ class Agent:
     async def _recover_one(self, instance_id: str) -> None:
         store = self.worker.store
         checkpoint = await self.worker.call(store.find_checkpoint, instance_id)
+        if checkpoint is not None and checkpoint.pausing:
+            # It had saved a checkpoint that pauses and had not paused yet (its commit
+            # block may have run): a gate is never passed without its signal. It stays
+            # running (a signal that comes meanwhile is held) through its recover
+            # block, then pauses there, its TTL unchanged.
+            taken = await self.worker.call(store.mark_recovered, instance_id,
+                                           {"pause_again": True})
+            log.warning("recovering instance at the checkpoint it had not paused at",
+                        extra={"instance": instance_id})
+            await self.manager.resume(instance_id, taken, resumed_by="recovery",
+                                      run_recover=True, pause_again=True)
+            return
         if checkpoint is not None:
-            taken = await self.worker.call(store.take_resume, instance_id, "running")
-            await self.worker.call(store.add_event, instance_id, "instance_recovered",
-                                   json.dumps({"iteration": taken.iteration}))
+            taken = await self.worker.call(store.take_resume, instance_id, "running",
+                                           event=("instance_recovered", {"iteration": None}))
             log.warning("recovering instance from its checkpoint",
                         extra={"instance": instance_id})
             # With the payload of the resume it repeats: an applied signal's data
@@ -204,19 +215,22 @@ class Agent:
     async def _apply_on_crash(self, instance_id: str, policy: str) -> None:
         store = self.worker.store
         event = json.dumps({"on_crash": policy, "error": INTERRUPTED_ERROR})
-        if policy == "restart":
+        if policy == "restart":  # it stays running: the event is all that changes
             await self.worker.call(store.add_event, instance_id, "instance_restarted", event)
             log.warning("restarting interrupted instance", extra={"instance": instance_id})
             await self.manager.restart(instance_id)
         elif policy == "hold":
             await self.worker.call(store.hold_instance, instance_id,
-                                   json.dumps(INTERRUPTED_ERROR))
-            await self.worker.call(store.add_event, instance_id, "instance_held", event)
+                                   json.dumps(INTERRUPTED_ERROR),
+                                   [(instance_id, utc_now(), "instance_held", event, None,
+                                     None)])
             log.warning("holding interrupted instance", extra={"instance": instance_id})
         else:
+            # Queued first: the event rides along with the status change.
+            self.worker.add_event_soon(instance_id, utc_now(), "instance_failed", event,
+                                       None, None)
             await self.worker.call(store.finish_instance, instance_id, "failed",
                                    error_json=json.dumps(INTERRUPTED_ERROR))
-            await self.worker.call(store.add_event, instance_id, "instance_failed", event)
             log.warning("instance interrupted by the last stop", extra={"instance": instance_id})
 
     async def _drain_instances(self) -> None:
@@ -418,9 +432,9 @@ class Agent:
                 raise Refused(f"instance {record.id} cannot be retried: {delivery.reason}")
             action = "resumed from its checkpoint"
         elif record.status == "failed" or (record.status == "paused" and checkpoint is None):
-            await self.worker.call(store.restart_instance, record.id, ("failed", "paused"))
-            await self.worker.call(store.add_event, record.id, "instance_restarted",
-                                   json.dumps({"by": "retry"}))
+            await self.worker.call(store.restart_instance, record.id, ("failed", "paused"),
+                                   [(record.id, utc_now(), "instance_restarted",
+                                     json.dumps({"by": "retry"}), None, None)])
             await self.manager.restart(record.id)
             action = "restarted from the beginning"
         else:

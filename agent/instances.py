@@ -24,7 +24,7 @@ from procctl.agent.definition.children import PinnedChildren
 from procctl.agent.engine.runner import Outcome, Runner
 from procctl.agent.engine.state import InstanceState, ResumeInfo
 from procctl.agent.errors import Refused, StepFailed
-from procctl.agent.faults import fault
+from procctl.agent.faults import failing, fault, halt
 from procctl.agent.snapshot import Snapshot
 from procctl.agent.store_worker import StoreWorker
 from procctl.store import InstanceRecord
@@ -47,6 +47,20 @@ def apply_set_json(snapshot_json: str, set_json: str) -> str:
     snapshot = snapshots.loads(snapshot_json)
     variables = {**snapshot.variables, **json.loads(set_json)}
     return snapshots.dumps(dataclasses.replace(snapshot, variables=variables))
+
+
+class GroupCommitFailed(RuntimeError):
+    """The task that commits checkpoints died while this one waited for it."""
+
+
+def held_signal_event(signal: SignalRecord) -> dict[str, Any]:
+    """signal_applied's data for a signal held pending and taken by the pause."""
+    applied: dict[str, Any] = {
+        "source": signal.source, "signal_id": signal.signal_id,
+        "payload": values.to_plain(values.loads(signal.payload_json)), "held_pending": True}
+    if signal.set_json:  # its `set` was applied at the pause, as for any signal
+        applied["set"] = sorted(json.loads(signal.set_json))
+    return applied
 
 
 def resumed_by_for(signal: SignalRecord) -> str:
@@ -79,26 +93,43 @@ class InstanceHooks:
         self.pending: SignalRecord | None = None
 
     async def save_checkpoint(self, step: Step, snapshot: Snapshot, *,
-                              expires_at: str | None, on_expire_json: str | None) -> int:
+                              expires_at: str | None, on_expire_json: str | None,
+                              resume_at: str | None = None, pausing: bool = False) -> int:
         text = snapshots.dumps(snapshot)
-        fault("before_checkpoint_commit")
+        await halt("before_checkpoint_commit")
         try:
             await self.manager.commit_checkpoint({
                 "instance_id": self.instance_id, "step_id": step.id,
                 "correlation_id": snapshot.correlation_id, "snapshot_json": text,
-                "expires_at": expires_at, "on_expire_json": on_expire_json})
+                "expires_at": expires_at, "on_expire_json": on_expire_json,
+                "resume_at": resume_at, "pausing": pausing})
         except Conflict as exc:
             raise StepFailed(exc.message, step_id=step.id, step_path=step.path,
                              kind="correlation_conflict") from exc
-        fault("before_commit_block")
+        except GroupCommitFailed as exc:
+            raise StepFailed(str(exc), step_id=step.id, step_path=step.path,
+                             kind="store") from exc
+        await halt("before_commit_block")
         return len(text.encode())
 
-    async def pause(self, *, commit_value: Any, resume_at: str | None) -> None:
+    async def pause(self, step: Step, event: dict[str, Any], *, commit_value: Any,
+                    resume_at: str | None) -> None:
+        """Paused, with instance_paused, in one transaction; a signal held for this
+        checkpoint is taken in it too (applied, with its signal_applied event)."""
         worker = self.manager.worker
+        plain = values.to_plain(event)
+        at = utc_now()
         self.pending = await worker.call(
             worker.store.pause_instance, self.instance_id,
             commit_value_json=values.dumps(commit_value), resume_at=resume_at,
-            apply_set=apply_set_json)
+            apply_set=apply_set_json,
+            events=[(self.instance_id, at, "instance_paused", json.dumps(plain), step.id,
+                     step.path)],
+            applied_event=lambda signal: json.dumps(held_signal_event(signal)))
+        self.manager.publish(self.instance_id, {
+            "kind": "instance_paused", "step_id": step.id, "step_path": step.path,
+            "data": plain, "at": at})
+        await halt("after_pause_commit")
 
     async def send_signal(self, *, correlation_id: str, payload: Any,
                           signal_id: str | None) -> dict[str, Any]:
@@ -130,6 +161,8 @@ class InstanceManager:
         self._batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._batch_wakeup: asyncio.Event | None = None
         self._batch_task: asyncio.Task[None] | None = None
+        #: the batch the group-commit task is committing (failed if the task dies)
+        self._committing: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._settle_waiters: dict[str, set[asyncio.Event]] = {}
         #: instance id -> how many parents wait for it in memory right now
         self._waited_on: dict[str, int] = {}
@@ -250,8 +283,11 @@ class InstanceManager:
         self._definitions[definition.sha256] = definition
 
     async def resume(self, instance_id: str, checkpoint: CheckpointRecord, *, resumed_by: str,
-                     payload: Any = None, run_recover: bool = False) -> None:
-        """Run an instance (already `running` in the store) on from its checkpoint."""
+                     payload: Any = None, run_recover: bool = False,
+                     pause_again: bool = False) -> None:
+        """Run an instance (already `running` in the store) on from its checkpoint; with
+        `pause_again`, through its recover block and back to a pause at it."""
+        await halt("before_resume_launch")
         store = self.worker.store
         record = await self.worker.call(store.get_instance, instance_id)
         try:
@@ -265,7 +301,7 @@ class InstanceManager:
             return
         info = ResumeInfo(snapshot, resumed_by, payload,
                           values.loads(checkpoint.commit_value_json), checkpoint.iteration,
-                          run_recover)
+                          run_recover, pause_again=pause_again)
         self._launch(instance_id, definition, self._state(record, definition, {}), info)
 
     async def restart(self, instance_id: str) -> None:
@@ -359,14 +395,11 @@ class InstanceManager:
         if outcome.status != "paused":
             await self.wake_parent(await self.worker.call(store.get_instance, instance_id))
         if hooks.pending is not None:
-            # A signal was waiting for this pause: the store already applied it.
-            pending = hooks.pending
-            applied: dict[str, Any] = {
-                "source": pending.source, "signal_id": pending.signal_id,
-                "payload": values.loads(pending.payload_json), "held_pending": True}
-            if pending.set_json:  # its `set` was applied at the pause, as for any signal
-                applied["set"] = sorted(json.loads(pending.set_json))
-            await emit("signal_applied", None, applied)
+            # A signal was waiting for this pause: the store applied it in the pause's
+            # transaction, with its signal_applied event.
+            self.publish(instance_id, {"kind": "signal_applied", "step_id": None,
+                                       "step_path": None, "at": utc_now(),
+                                       "data": held_signal_event(hooks.pending)})
             checkpoint = await self.worker.call(store.get_checkpoint, instance_id)
             await self.resume(instance_id, checkpoint, resumed_by=resumed_by_for(hooks.pending),
                               payload=values.loads(hooks.pending.payload_json))
@@ -405,8 +438,32 @@ class InstanceManager:
         if self._batch_wakeup is None:
             self._batch_wakeup = asyncio.Event()
             self._batch_task = asyncio.create_task(self._commit_batches())
+            self._batch_task.add_done_callback(self._commit_task_ended)
         self._batch_wakeup.set()
         await future
+
+    def _commit_task_ended(self, task: asyncio.Task[None]) -> None:
+        """The group-commit task is watched: if it dies, it is logged, the checkpoints
+        that wait for it fail with a clear error, and the next checkpoint starts a new
+        task (instead of every later checkpoint waiting for ever)."""
+        if task is not self._batch_task:
+            return
+        self._batch_task, self._batch_wakeup = None, None
+        if task.cancelled():
+            error: BaseException = GroupCommitFailed("the checkpoint commit was cancelled")
+        else:
+            cause = task.exception()
+            if cause is None:
+                return
+            log.error("the checkpoint group commit died: %s: %s", type(cause).__name__, cause)
+            error = GroupCommitFailed(
+                f"the checkpoint was not committed: the agent's group commit failed "
+                f"({type(cause).__name__}: {cause}); it was restarted")
+        waiting, self._batch = self._committing + self._batch, []
+        self._committing = []
+        for _, future in waiting:
+            if not future.done():
+                future.set_exception(error)
 
     async def _commit_batches(self) -> None:
         assert self._batch_wakeup is not None
@@ -414,8 +471,11 @@ class InstanceManager:
             await self._batch_wakeup.wait()
             self._batch_wakeup.clear()
             batch, self._batch = self._batch, []
+            self._committing = batch
             if not batch:
                 continue
+            if failing("group_commit"):  # test-only: the task dies (PROCCTL_FAIL)
+                raise RuntimeError("fault point group_commit")
             try:
                 outcomes = await self.worker.call(self.worker.store.save_checkpoints,
                                                   [item for item, _ in batch])
@@ -425,7 +485,10 @@ class InstanceManager:
                         future.set_exception(exc)
                 continue
             for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():
+                    continue
                 if isinstance(outcome, Exception):
                     future.set_exception(outcome)
                 else:
                     future.set_result(None)
+            self._committing = []

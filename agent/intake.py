@@ -219,22 +219,22 @@ class SignalDesk:
             payload_json = values.dumps(payload)
         except TypeError:
             payload_json = values.dumps(values.to_plain(payload))
+        # signal_applied is written by the delivery's transaction, when it applies.
+        applied: dict[str, Any] = {"source": source, "signal_id": signal_id,
+                                   "payload": values.to_plain(payload)}
+        if set_values:
+            applied["set"] = sorted(set_values)
         delivery = await self.worker.call(
             store.deliver_signal, correlation_id=correlation_id, source=source,
             signal_id=signal_id, payload_json=payload_json,
             set_json=json.dumps(set_values) if set_values else None,
             hold_seconds=self.hold_seconds,
-            edit_snapshot=edit_variables(set_values) if set_values else None)
+            edit_snapshot=edit_variables(set_values) if set_values else None,
+            applied_event=json.dumps(applied))
         log.info("signal %s", delivery.outcome, extra={
             "correlation_id": correlation_id, "source": source, "reason": delivery.reason,
             "instance": delivery.instance_id})
         if delivery.outcome == "applied" and delivery.instance_id:
-            data: dict[str, Any] = {"source": source, "signal_id": signal_id,
-                                    "payload": values.to_plain(payload)}
-            if set_values:
-                data["set"] = sorted(set_values)
-            await self.worker.call(store.add_event, delivery.instance_id, "signal_applied",
-                                   json.dumps(data))
             await self.manager.resume_delivery(delivery)
         self._tell_waiters(delivery.signal)
         return delivery

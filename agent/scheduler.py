@@ -7,7 +7,6 @@ the agent `degraded` in `procctl agent status` until a tick succeeds.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 
@@ -64,11 +63,11 @@ class Scheduler:
         store = self.worker.store
         for instance_id in await self.worker.call(store.due_resumes, utc_now()):
             try:
-                checkpoint = await self.worker.call(store.take_resume, instance_id)
+                checkpoint = await self.worker.call(
+                    store.take_resume, instance_id,
+                    event=("scheduled_resume", {"iteration": None}))
             except Conflict:
                 continue  # a signal resumed it first
-            await self.worker.call(store.add_event, instance_id, "scheduled_resume",
-                                   json.dumps({"iteration": checkpoint.iteration}))
             await self.manager.resume(instance_id, checkpoint, resumed_by="schedule")
         await self.expire()
         await self.worker.call(store.expire_pending_signals, utc_now())
@@ -95,12 +94,11 @@ class Scheduler:
             try:
                 checkpoint = await self.worker.call(
                     store.take_resume, expiry.instance_id, clear_expiry=True,
-                    payload_json=values.dumps(expiry.payload))
+                    payload_json=values.dumps(expiry.payload),
+                    event=("instance_expired", {"action": "resume",
+                                                "payload": values.to_plain(expiry.payload)}))
             except Conflict:
                 continue
-            await self.worker.call(store.add_event, expiry.instance_id, "instance_expired",
-                                   json.dumps({"action": "resume",
-                                               "payload": values.to_plain(expiry.payload)}))
             await self.manager.resume(expiry.instance_id, checkpoint, resumed_by="expiry",
                                       payload=expiry.payload)
             done.append(expiry)

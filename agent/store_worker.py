@@ -9,6 +9,7 @@ fail otherwise are reported to the agent's health.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -33,6 +34,8 @@ log = logging.getLogger("procctl.store")
 
 #: an I/O error with less free space than this on the store's file system is a full disk
 NEARLY_FULL_BYTES = 1 << 20
+#: history events wait this long (seconds) for a transaction to ride along with
+EVENT_DELAY = 0.2
 
 
 class StoreWorker:
@@ -46,6 +49,7 @@ class StoreWorker:
         self._flush_queued = False
         self._closing = False
         self._wake = threading.Event()  # ends a wait for disk space at close
+        self._event_timer: threading.Timer | None = None
 
     async def open(self) -> None:
         """Open the store on the store thread; on a full disk, once space is free."""
@@ -112,10 +116,11 @@ class StoreWorker:
 
     def add_event_soon(self, instance_id: str, at: str, kind: str, data_json: str,
                        step_id: str | None, step_path: str | None) -> None:
-        """Queue a history event; queued events are written together, in one transaction.
+        """Queue a history event: it rides along with the next write transaction.
 
-        Any store call made after this one runs after the event is written (the store
-        thread is first in, first out), so the history is complete whenever an
+        Any store call made after this one runs after the event is queued in the store
+        (the store thread is first in, first out), so a status change made after it
+        commits it in the same transaction: the history is complete whenever an
         instance's status changes. Only a crash can lose the last few events.
         """
         with self._events_lock:
@@ -126,17 +131,47 @@ class StoreWorker:
         self._executor.submit(self._flush_events)
 
     def _flush_events(self) -> None:
+        """Hand the queued events to the store: the next write transaction, whatever it
+        is, writes them (no commit of their own); when none comes within EVENT_DELAY,
+        a timer writes them alone."""
         with self._events_lock:
             self._flush_queued = False
             batch = list(self._events)
             self._events.clear()
         if batch:
-            self._until_space(lambda: self.store.add_events(batch), "add_events")
+            self.store.queue_events(batch)
+            self._arm_event_timer(EVENT_DELAY)
+
+    def _arm_event_timer(self, delay: float) -> None:
+        if self._event_timer is not None or self._closing:
+            return
+        timer = threading.Timer(max(delay, 0.0), self._events_due)
+        timer.daemon = True
+        self._event_timer = timer
+        timer.start()
+
+    def _events_due(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the executor is shut down: closing
+            self._executor.submit(self._write_due_events)
+
+    def _write_due_events(self) -> None:
+        self._event_timer = None
+        if self._store is None:
+            return
+        due_in = self._store.queued_events_due_in(EVENT_DELAY)
+        if due_in is None:
+            return
+        if due_in > 0:  # a transaction took the earlier ones: wait for these
+            self._arm_event_timer(due_in)
+            return
+        self._until_space(self._store.write_queued_events, "add_events")
 
     async def close(self) -> None:
         self._closing = True
         self._wake.set()
         if self._store is not None:
+            await self._run(self._flush_events)
+            await self._run(self._store.write_queued_events)
             await self._run(self._store.close)
             self._store = None
         self._executor.shutdown(wait=True)

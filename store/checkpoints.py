@@ -1,24 +1,93 @@
 """Checkpoint rows and the status transitions around them (pause, resume, expire).
 
 Each method is one transaction; each transition is a conditional UPDATE that checks
-the current status, so the agent, the CLI and a purge can race safely.
+the current status, so the agent, the CLI and a purge can race safely. A transition
+writes the history events that belong to it in its own transaction, and the events
+queued since the last commit (`queue_events`: steps started and finished) ride along
+with whichever transaction comes next: one transition, one durable commit.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
 from procctl.store.clock import utc_now
 from procctl.store.errors import Conflict, NotFound
-from procctl.store.records import CheckpointRecord, InstanceRecord, PausedRow, SignalRecord
+from procctl.store.records import (
+    CheckpointRecord,
+    EventRow,
+    InstanceRecord,
+    PausedRow,
+    SignalRecord,
+)
+
+#: signal_applied's data for a signal a pause took: (the signal's row) -> data JSON
+AppliedEvent = Callable[[SignalRecord], str]
+
+
+def insert_events(db: sqlite3.Connection, events: Sequence[EventRow]) -> None:
+    db.executemany(
+        "INSERT INTO events (instance_id, at, kind, data_json, step_id, step_path)"
+        " VALUES (?, ?, ?, ?, ?, ?)", events)
+
+
+def event_row(instance_id: str, kind: str, data: dict[str, Any], at: str | None = None,
+              step_id: str | None = None, step_path: str | None = None) -> EventRow:
+    return (instance_id, at or utc_now(), kind, json.dumps(data), step_id, step_path)
 
 
 class CheckpointOps:
     _db: sqlite3.Connection
     _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    #: events waiting for the next write transaction, and since when (monotonic)
+    _queued_events: list[EventRow]
+    _queued_since: float | None
+
+    # -- events that ride along ------------------------------------------------------
+
+    def queue_events(self, events: Sequence[EventRow]) -> None:
+        """Events the next write transaction writes first (whatever it is): no commit
+        of their own. `write_queued_events` writes them when no transaction comes."""
+        if not events:
+            return
+        if not getattr(self, "_queued_events", None):
+            self._queued_events = []
+            self._queued_since = time.monotonic()
+        self._queued_events.extend(events)
+
+    def queued_events_due_in(self, delay: float) -> float | None:
+        """Seconds until the oldest queued event has waited `delay` (<= 0: now); None
+        when nothing is queued."""
+        if not getattr(self, "_queued_events", None) or self._queued_since is None:
+            return None
+        return self._queued_since + delay - time.monotonic()
+
+    def write_queued_events(self) -> None:
+        """Write the queued events now, in a transaction of their own."""
+        if getattr(self, "_queued_events", None):
+            with self._write():
+                pass  # _write writes them
+
+    def _take_queued_events(self, db: sqlite3.Connection) -> list[EventRow]:
+        """Called by `_write` after BEGIN: the queued events go into this transaction."""
+        carried = getattr(self, "_queued_events", None) or []
+        if carried:
+            self._queued_events, self._queued_since = [], None
+            insert_events(db, carried)
+        return carried
+
+    def _requeue_events(self, carried: list[EventRow]) -> None:
+        """The transaction that carried them rolled back: they wait for the next one."""
+        if carried:
+            self._queued_events = carried + (getattr(self, "_queued_events", None) or [])
+            self._queued_since = time.monotonic()
+
+    # -- checkpoints -----------------------------------------------------------------
 
     def save_checkpoint(
         self,
@@ -30,15 +99,17 @@ class CheckpointOps:
         expires_at: str | None,
         resume_at: str | None = None,
         on_expire_json: str | None = None,
+        pausing: bool = False,
     ) -> CheckpointRecord:
-        """Commit a snapshot; it replaces the instance's previous checkpoint.
+        """Commit a snapshot; it replaces the instance's previous checkpoint. `pausing`:
+        the instance pauses at it once its commit block has run (see `pause_instance`).
 
         Refused (Conflict) when another instance holds a live checkpoint with the same
         correlation ID, or when the instance is not running.
         """
         with self._write() as db:
             return self._save_in(db, instance_id, step_id, correlation_id, snapshot_json,
-                                 expires_at, resume_at, on_expire_json)
+                                 expires_at, resume_at, on_expire_json, pausing)
 
     def save_checkpoints(self, batch: list[dict[str, Any]]) -> list[CheckpointRecord | Exception]:
         """Several instances' checkpoints in one transaction (one disk sync for all)."""
@@ -58,7 +129,7 @@ class CheckpointOps:
     def _save_in(self, db: sqlite3.Connection, instance_id: str, step_id: str,
                  correlation_id: str, snapshot_json: str, expires_at: str | None,
                  resume_at: str | None = None,
-                 on_expire_json: str | None = None) -> CheckpointRecord:
+                 on_expire_json: str | None = None, pausing: bool = False) -> CheckpointRecord:
         now = utc_now()
         other = db.execute(
             "SELECT instance_id FROM checkpoints WHERE correlation_id = ? AND instance_id != ?",
@@ -79,11 +150,13 @@ class CheckpointOps:
         db.execute(
             "INSERT OR REPLACE INTO checkpoints (instance_id, step_id, correlation_id,"
             " snapshot_json, size, iteration, created_at, expires_at, resume_at,"
-            " on_expire_json, commit_value_json) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, NULL)",
+            " on_expire_json, commit_value_json, pausing)"
+            " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, NULL, ?)",
             (instance_id, step_id, correlation_id, snapshot_json, size, now, expires_at,
-             resume_at, on_expire_json))
+             resume_at, on_expire_json, int(pausing)))
         return CheckpointRecord(instance_id, step_id, correlation_id, snapshot_json, size, 0,
-                                now, expires_at, resume_at, on_expire_json, None)
+                                now, expires_at, resume_at, on_expire_json, None,
+                                pausing=int(pausing))
 
     def get_checkpoint(self, instance_id: str) -> CheckpointRecord:
         row = self._db.execute(
@@ -105,10 +178,15 @@ class CheckpointOps:
     def pause_instance(
         self, instance_id: str, *, commit_value_json: str | None, resume_at: str | None,
         apply_set: Callable[[str, str], str] | None = None,
+        events: Sequence[EventRow] = (), applied_event: AppliedEvent | None = None,
     ) -> SignalRecord | None:
-        """running -> paused. A pending signal for its correlation ID is applied at once
-        (the instance goes straight back to running) and returned; `apply_set(snapshot,
-        set_json)` applies the signal's variable edits to the snapshot text."""
+        """running -> paused, with `events` (instance_paused), in one transaction.
+
+        A pending signal for its correlation ID is taken in the same transaction: the
+        instance goes straight back to running, the signal is `applied` (with a
+        signal_applied event, `applied_event(signal)` its data) and returned;
+        `apply_set(snapshot, set_json)` applies the signal's variable edits to the
+        snapshot text."""
         now = utc_now()
         with self._write() as db:
             cursor = db.execute(
@@ -117,8 +195,9 @@ class CheckpointOps:
             if cursor.rowcount != 1:
                 raise Conflict(f"instance {instance_id} is not running")
             db.execute(
-                "UPDATE checkpoints SET commit_value_json = ?, resume_at = ? "
+                "UPDATE checkpoints SET commit_value_json = ?, resume_at = ?, pausing = 0 "
                 "WHERE instance_id = ?", (commit_value_json, resume_at, instance_id))
+            insert_events(db, events)
             correlation = db.execute(
                 "SELECT correlation_id FROM checkpoints WHERE instance_id = ?",
                 (instance_id,)).fetchone()
@@ -126,8 +205,8 @@ class CheckpointOps:
                 raise NotFound(f"instance {instance_id} holds no checkpoint")
             row = db.execute(
                 "SELECT * FROM signals WHERE status = 'pending' AND correlation_id = ? "
-                "AND hold_until >= ? ORDER BY received_at LIMIT 1",
-                (correlation[0], now)).fetchone()
+                "AND (hold_until >= ? OR instance_id = ?) ORDER BY received_at LIMIT 1",
+                (correlation[0], now, instance_id)).fetchone()
             if row is None:
                 return None
             if row["set_json"] and apply_set is not None:
@@ -141,8 +220,12 @@ class CheckpointOps:
                 "UPDATE signals SET status = 'applied', instance_id = ?, resolved_at = ?, "
                 "reason = 'held pending, delivered when the checkpoint paused' WHERE id = ?",
                 (instance_id, now, row["id"]))
-            return SignalRecord(**{**dict(row), "status": "applied", "instance_id": instance_id,
-                                   "resolved_at": now})
+            signal = SignalRecord(**{**dict(row), "status": "applied",
+                                     "instance_id": instance_id, "resolved_at": now})
+            if applied_event is not None:
+                insert_events(db, [(instance_id, now, "signal_applied",
+                                    applied_event(signal), None, None)])
+            return signal
 
     def _resume_in(self, db: sqlite3.Connection, instance_id: str, from_status: str,
                    now: str, payload_json: str | None = None) -> None:
@@ -166,21 +249,44 @@ class CheckpointOps:
                        (payload_json, instance_id))
 
     def take_resume(self, instance_id: str, from_status: str = "paused", *,
-                    clear_expiry: bool = False,
-                    payload_json: str | None = None) -> CheckpointRecord:
+                    clear_expiry: bool = False, payload_json: str | None = None,
+                    event: tuple[str, dict[str, Any]] | None = None) -> CheckpointRecord:
         """from_status -> running from the checkpoint (a schedule, a recovery, a retry,
-        an expiry that resumes: that one also clears the TTL, so it acts once)."""
+        an expiry that resumes: that one also clears the TTL, so it acts once).
+
+        `event` (kind, data) is written in the same transaction; an "iteration" key in
+        its data is set to the iteration the instance resumes as."""
         with self._write() as db:
-            self._resume_in(db, instance_id, from_status, utc_now(), payload_json)
+            now = utc_now()
+            self._resume_in(db, instance_id, from_status, now, payload_json)
             if clear_expiry:
                 db.execute("UPDATE checkpoints SET expires_at = NULL WHERE instance_id = ?",
                            (instance_id,))
-        return self.get_checkpoint(instance_id)
+            taken = self.get_checkpoint(instance_id)
+            if event is not None:
+                kind, data = event
+                if "iteration" in data:
+                    data = {**data, "iteration": taken.iteration}
+                insert_events(db, [event_row(instance_id, kind, data, now)])
+        return taken
 
-    def hold_instance(self, instance_id: str, error_json: str) -> None:
+    def mark_recovered(self, instance_id: str, data: dict[str, Any]) -> CheckpointRecord:
+        """A pausing checkpoint that never paused, found at start: it stays running (its
+        recover block runs, then it pauses) and an instance_recovered event says so."""
+        with self._write() as db:
+            taken = self.get_checkpoint(instance_id)
+            if not taken.pausing:
+                raise Conflict(f"instance {instance_id} is not about to pause")
+            insert_events(db, [event_row(instance_id, "instance_recovered",
+                                         {**data, "iteration": taken.iteration})])
+        return taken
+
+    def hold_instance(self, instance_id: str, error_json: str,
+                      events: Sequence[EventRow] = ()) -> None:
         """running -> paused with no checkpoint: held for a person (on_crash = "hold")."""
         now = utc_now()
         with self._write() as db:
+            insert_events(db, events)
             cursor = db.execute(
                 "UPDATE instances SET status = 'paused', paused_at = ?, error_json = ?,"
                 " updated_at = ? WHERE id = ? AND status = 'running'",
@@ -188,11 +294,13 @@ class CheckpointOps:
             if cursor.rowcount != 1:
                 raise Conflict(f"instance {instance_id} is not running")
 
-    def restart_instance(self, instance_id: str, from_statuses: tuple[str, ...]) -> None:
+    def restart_instance(self, instance_id: str, from_statuses: tuple[str, ...],
+                         events: Sequence[EventRow] = ()) -> None:
         """-> running from the beginning: result, error and any checkpoint are cleared."""
         now = utc_now()
         marks = ", ".join("?" for _ in from_statuses)
         with self._write() as db:
+            insert_events(db, events)
             cursor = db.execute(
                 "UPDATE instances SET status = 'running', paused_at = NULL, ended_at = NULL,"
                 " error_json = NULL, result_json = NULL, correlation_id = NULL,"

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: a history event as the store writes it: (instance_id, at, kind, data_json, step_id,
+#: step_path)
+EventRow = tuple[str, str, str, str, str | None, str | None]
+
 
 @dataclass(frozen=True)
 class DefinitionRecord:
@@ -64,6 +68,9 @@ class CheckpointRecord:
     commit_value_json: str | None
     #: the payload (typed JSON) of the resume the instance runs on from, if any
     resume_payload_json: str | None = None
+    #: 1: the checkpoint pauses and the instance has not paused at it yet (see
+    #: docs/reliability.md, "A pausing checkpoint pauses")
+    pausing: int = 0
 
 
 @dataclass(frozen=True)

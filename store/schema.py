@@ -96,6 +96,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX instances_by_call ON instances(parent_id, call_key)
         WHERE parent_id IS NOT NULL;
     """,
+    # 5: a checkpoint that pauses and has not paused yet (its commit block may be running):
+    # a recovery pauses there again, and a signal for it is held until it has
+    """
+    ALTER TABLE checkpoints ADD COLUMN pausing INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -47,6 +47,12 @@ def _gone(db: sqlite3.Connection, correlation_id: str) -> tuple[str, str | None]
     return gone["id"], None
 
 
+#: a pending signal not held for an instance that is about to pause at its checkpoint
+_NOT_HELD = ("(instance_id IS NULL OR NOT EXISTS (SELECT 1 FROM checkpoints c JOIN instances i"
+             " ON i.id = c.instance_id WHERE c.instance_id = signals.instance_id"
+             " AND c.pausing = 1 AND i.status = 'running'))")
+
+
 class SignalOps:
     _db: sqlite3.Connection
     _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
@@ -63,6 +69,7 @@ class SignalOps:
         hold_seconds: float = 600.0,
         edit_snapshot: SnapshotEdit | None = None,
         allow_retry: bool = True,
+        applied_event: str | None = None,
     ) -> Delivery:
         """Apply a signal to the instance holding `correlation_id`, in one transaction.
 
@@ -72,6 +79,8 @@ class SignalOps:
         an expired instance, or one running on after a resume -> `rejected` with the reason;
         a `signal_id` seen before -> `duplicate`.
         `edit_snapshot` rewrites the snapshot text before the resume (for --set).
+        `applied_event` (data JSON): the signal_applied event, written with an applied
+        signal in the same transaction.
         """
         now = utc_now()
         row_id = uuid.uuid4().hex
@@ -132,15 +141,22 @@ class SignalOps:
                 data["resume_at"] = None
                 signal = record("applied", None if status == "paused" else "retry after failure",
                                 instance_id)
+                if applied_event is not None:
+                    db.execute(
+                        "INSERT INTO events (instance_id, at, kind, data_json) VALUES"
+                        " (?, ?, 'signal_applied', ?)", (instance_id, now, applied_event))
                 return Delivery("applied", signal, None, instance_id,
                                 CheckpointRecord(**data), status)
-            if status == "running" and data["iteration"] == 0:
+            if status == "running" and (data["iteration"] == 0 or data["pausing"]):
                 # Saved but not paused yet (its commit block may still be sending the
                 # request this signal answers): held, and applied when it pauses.
                 reason = (f"instance {instance_id} has not paused at this checkpoint yet; "
                           "held pending")
                 hold = utc_after(hold_seconds)
-                return Delivery("pending", record("pending", reason, None, hold), reason)
+                # A checkpoint that pauses will pause (after a crash, once recovered):
+                # the signal is held for that instance, however long that takes.
+                held_for = instance_id if data["pausing"] else None
+                return Delivery("pending", record("pending", reason, held_for, hold), reason)
             reason = f"instance {instance_id} is {status}, not paused"
             return Delivery("rejected", record("rejected", reason, instance_id), reason,
                             instance_id)
@@ -160,12 +176,17 @@ class SignalOps:
                             reason, None, now, None, now)
 
     def expire_pending_signals(self, now: str) -> int:
-        """Pending signals past their buffer time become `unmatched` (still listed)."""
+        """Pending signals past their buffer time become `unmatched` (still listed).
+        Nothing is written (no commit) when none is past it."""
+        if self._db.execute("SELECT 1 FROM signals WHERE status = 'pending' AND"
+                            f" hold_until < ? AND {_NOT_HELD} LIMIT 1",
+                            (now,)).fetchone() is None:
+            return 0
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE signals SET status = 'unmatched', resolved_at = ?, reason ="
                 " 'no instance paused with this correlation ID within the buffer time'"
-                " WHERE status = 'pending' AND hold_until < ?", (now, now))
+                f" WHERE status = 'pending' AND hold_until < ? AND {_NOT_HELD}", (now, now))
             return int(cursor.rowcount)
 
     def list_signals(self, statuses: tuple[str, ...] = ("pending", "rejected", "unmatched",

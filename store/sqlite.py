@@ -24,7 +24,7 @@ from procctl.store.integrity import (
     translate_errors,
 )
 from procctl.store.reading import ReadOnlyFile, show_as_current
-from procctl.store.records import DefinitionRecord, EventRecord, InstanceRecord
+from procctl.store.records import DefinitionRecord, EventRecord, EventRow, InstanceRecord
 from procctl.store.schema import MIGRATIONS, SCHEMA_VERSION
 from procctl.store.signals import SignalOps
 
@@ -185,10 +185,13 @@ class Store(CheckpointOps, SignalOps):
         """A write transaction: BEGIN IMMEDIATE takes the write lock up front."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+            carried: list[EventRow] = []
             try:
+                carried = self._take_queued_events(self._db)  # they ride along
                 yield self._db
             except BaseException:
                 self._db.execute("ROLLBACK")
+                self._requeue_events(carried)
                 raise
             else:
                 self._db.execute("COMMIT")

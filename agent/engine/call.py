@@ -64,9 +64,9 @@ async def _await_child(runner: Runner, step: CallStep, state: InstanceState,
         correlation_id = call_correlation_id(child_id)
         await save_snapshot(runner, step, state, correlation_id,
                             extra={"call": {"child_id": child_id}})
-        await runner.hooks.pause(commit_value=None, resume_at=None)
-        await runner.emit("instance_paused", step, {"correlation_id": correlation_id,
-                                                    "waiting_for": child_id})
+        await runner.hooks.pause(step, {"correlation_id": correlation_id,
+                                        "waiting_for": child_id},
+                                 commit_value=None, resume_at=None)
         raise PauseInstance()
     if outcome["status"] == "completed":
         return outcome["result"]

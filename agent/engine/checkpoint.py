@@ -1,16 +1,19 @@
 """The `checkpoint` and `scheduled_resume` steps.
 
 Reaching a checkpoint: evaluate the correlation ID, build the snapshot from the live
-variables (computed when the definition was loaded), commit it, run the `commit`
-block, and pause unless `continue = true`. Resuming: run `recover` (after a crash or
-a failure) or take the commit block's stored value, and go on after the checkpoint.
+variables (computed when the definition was loaded), commit it (marked `pausing` unless
+`continue = true`), run the `commit` block, and pause unless `continue = true`.
+Resuming: run `recover` (after a crash or a failure) or take the commit block's stored
+value, and go on after the checkpoint. A pausing checkpoint that had not paused when
+the agent stopped is recovered by running `recover` and pausing there again: a gate
+is never passed without its signal.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from procctl.agent import values
 from procctl.agent.definition.model import CheckpointStep, ScheduledResumeStep, Step
@@ -23,7 +26,7 @@ from procctl.agent.engine.state import (
 )
 from procctl.agent.errors import StepFailed
 from procctl.agent.expressions import Expression
-from procctl.agent.faults import fault
+from procctl.agent.faults import halt
 from procctl.agent.snapshot import Frame, Snapshot
 
 if TYPE_CHECKING:
@@ -98,12 +101,14 @@ def take_snapshot(runner: Runner, step: Step, state: InstanceState, correlation_
 async def save_snapshot(runner: Runner, step: Step, state: InstanceState,
                         correlation_id: str, *, expires_at: str | None = None,
                         on_expire_json: str | None = None,
-                        extra: dict[str, Any] | None = None) -> Snapshot:
+                        extra: dict[str, Any] | None = None,
+                        pausing: bool = False) -> Snapshot:
     """Take the snapshot at `step`, commit it durably, record `checkpoint_saved`."""
     snapshot = take_snapshot(runner, step, state, correlation_id, extra)
     try:
         size = await runner.hooks.save_checkpoint(step, snapshot, expires_at=expires_at,
-                                                  on_expire_json=on_expire_json)
+                                                  on_expire_json=on_expire_json,
+                                                  pausing=pausing)
     except TypeError as exc:
         raise StepFailed(f"a live variable cannot be stored: {exc}", step_id=step.id,
                          step_path=step.path, kind="snapshot") from exc
@@ -128,22 +133,29 @@ async def run_checkpoint_step(runner: Runner, step: CheckpointStep, state: Insta
                                 "payload": values.encode(step.expire_payload)})
     expires_at = _after(step.ttl) if step.ttl is not None else None
     snapshot = await save_snapshot(runner, step, state, correlation_id,
-                                   expires_at=expires_at, on_expire_json=on_expire)
+                                   expires_at=expires_at, on_expire_json=on_expire,
+                                   pausing=not step.continue_)
     state.checkpoint = CheckpointInfo(step.id, correlation_id, 0)
     value = await runner.block_value(step.commit, "commit", state)
-    fault("after_checkpoint_commit")
+    await halt("after_checkpoint_commit")
     state.checkpoint.value = value
     result = checkpoint_result(snapshot, resumed_by=None, payload=None, value=value, iteration=0)
     if step.continue_:
         return result
+    await _pause(runner, step, state, correlation_id, value)
+
+
+async def _pause(runner: Runner, step: CheckpointStep, state: InstanceState,
+                 correlation_id: str, value: Any) -> NoReturn:
+    """Pause at `step` (its resume_after / resume_at evaluated now) with `value` as the
+    value a resume takes."""
     resume_at = None
     if step.resume_after is not None:
         resume_at = _after(step.resume_after)
     elif step.resume_at is not None:
         resume_at = await _moment(step.resume_at, state, step)
-    await runner.hooks.pause(commit_value=value, resume_at=resume_at)
-    await runner.emit("instance_paused", step, {"correlation_id": correlation_id,
-                                                "resume_at": resume_at})
+    await runner.hooks.pause(step, {"correlation_id": correlation_id, "resume_at": resume_at},
+                             commit_value=value, resume_at=resume_at)
     raise PauseInstance()
 
 
@@ -155,12 +167,17 @@ async def resume_checkpoint(runner: Runner, step: CheckpointStep, state: Instanc
     await runner.emit("instance_resumed", step, {
         "resumed_by": info.resumed_by, "iteration": info.iteration,
         "correlation_id": snapshot.correlation_id, "recover": info.run_recover})
+    await halt("after_snapshot_loaded")
     if info.run_recover:
-        fault("in_recover")
+        await halt("in_recover")
         value = await runner.block_value(step.recover, "recover", state)
     else:
         value = info.commit_value
     state.checkpoint.value = value
+    if info.pause_again:  # it had not paused: its recover value is the commit value now
+        await halt("before_repause")
+        await _pause(runner, step, state, snapshot.correlation_id, value)
+    await halt("after_resume_value")
     return checkpoint_result(snapshot, resumed_by=info.resumed_by, payload=info.payload,
                              value=value, iteration=info.iteration)
 
@@ -183,8 +200,7 @@ async def run_scheduled_resume_step(runner: Runner, step: ScheduledResumeStep,
     else:
         assert step.at is not None
         resume_at = await _moment(step.at, state, step)
-    await runner.hooks.pause(commit_value=last.value, resume_at=resume_at)
-    await runner.emit("instance_paused", step, {"correlation_id": last.correlation_id,
-                                                "resume_at": resume_at,
-                                                "checkpoint": last.step_id})
+    await runner.hooks.pause(step, {"correlation_id": last.correlation_id,
+                                    "resume_at": resume_at, "checkpoint": last.step_id},
+                             commit_value=last.value, resume_at=resume_at)
     raise PauseInstance()

@@ -19,12 +19,16 @@ class EngineHooks(Protocol):
     """What the engine asks of the agent around checkpoints (bound to one instance)."""
 
     async def save_checkpoint(self, step: Step, snapshot: Snapshot, *,
-                              expires_at: str | None, on_expire_json: str | None) -> int:
-        """Commit the snapshot durably; returns its size in bytes."""
+                              expires_at: str | None, on_expire_json: str | None,
+                              resume_at: str | None = None, pausing: bool = False) -> int:
+        """Commit the snapshot durably; returns its size in bytes. `pausing`: the
+        instance pauses at it (at `resume_at`, if any, the clock resumes it)."""
         ...
 
-    async def pause(self, *, commit_value: Any, resume_at: str | None) -> None:
-        """Mark the instance paused (after this the coroutine ends)."""
+    async def pause(self, step: Step, event: dict[str, Any], *, commit_value: Any,
+                    resume_at: str | None) -> None:
+        """Mark the instance paused, with its instance_paused event (`event` its data),
+        in one transaction (after this the coroutine ends)."""
         ...
 
     async def send_signal(self, *, correlation_id: str, payload: Any,
@@ -76,6 +80,10 @@ class ResumeInfo:
     commit_value: Any
     iteration: int
     run_recover: bool
+    #: a checkpoint that had not paused yet when the agent stopped: run its recover
+    #: block, then pause there again (until `resume_at`, as when it was saved)
+    pause_again: bool = False
+    resume_at: str | None = None
 
 
 @dataclass
