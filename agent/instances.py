@@ -318,7 +318,12 @@ class InstanceManager:
             delivery.instance_id, delivery.checkpoint,
             resumed_by=resumed_by_for(delivery.signal),
             payload=values.loads(delivery.signal.payload_json),
-            run_recover=delivery.from_status in ("failed", "running"))
+            run_recover=delivery.from_status in ("failed", "running"),
+            # a gate that failed before it paused (its commit block failed), retried
+            # (no answer comes with a retry): through its recover block back to the
+            # pause, as a recovery does; a signal's answer goes on past it
+            pause_again=(delivery.from_status == "failed" and bool(delivery.checkpoint.pausing)
+                         and delivery.signal.source.startswith("cli:retry ")))
 
     async def definition(self, sha256: str) -> Definition:
         cached = self._definitions.get(sha256)

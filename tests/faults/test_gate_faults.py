@@ -333,3 +333,50 @@ def test_a_dead_group_commit_fails_its_checkpoints_and_is_restarted(
     wait_status(procctl.home, second, "paused")
     assert "checkpoint group commit died" in agents.output(proc)
     assert agents.stop(proc) == 0
+
+
+FAILING_GATE = """
+[process]
+name = "failing-gate"
+
+[process.params.key]
+type = "str"
+
+[process.params.needed]
+type = "str"
+
+[[steps]]
+id = "gate"
+kind = "checkpoint"
+correlation_id = "failing-{{ key }}"
+
+[[steps.commit]]
+id = "ask"
+task = "file.read"
+with = { path = "{{ needed }}" }
+
+[[steps]]
+id = "done"
+kind = "return"
+value = { approved = "{{ results['gate'].payload.approved }}" }
+"""
+
+
+def test_a_retried_gate_whose_commit_block_failed_pauses_again(
+        procctl: Procctl, agents: Agents, tmp_path: Path,
+        write_definition: WriteDefinition) -> None:
+    """Its commit block failed before it paused; `procctl retry` runs the recover block
+    and pauses at the gate (a retry brings no answer); the signal then goes on."""
+    key = unique_key()
+    definition = write_definition(FAILING_GATE, "failing.toml")
+    proc = agents.start()
+    instance_id = str(procctl.ok("run", definition, "--json", "--no-autostart",
+                                 "-p", f"key={key}", "-p", f"needed={tmp_path / 'nope'}"
+                                 ).json()["instance_id"])
+    wait_status(procctl.home, instance_id, "failed")
+    procctl("retry", instance_id)
+    wait_status(procctl.home, instance_id, "paused")
+    procctl.ok("resume", "--correlation-id", f"failing-{key}", "--data", "approved=true")
+    wait_status(procctl.home, instance_id, "completed")
+    assert procctl.ok("show", instance_id, "--json").json()["result"] == {"approved": True}
+    assert agents.stop(proc) == 0

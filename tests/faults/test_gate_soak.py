@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from faults.kit import (
     Agents,
     events,
@@ -35,6 +36,9 @@ WriteDefinition = Callable[..., Path]
 KILLS = int(os.environ.get("PROCCTL_GATE_SOAK_KILLS", "20"))
 INSTANCES = int(os.environ.get("PROCCTL_GATE_SOAK_INSTANCES", "40"))
 SEED = int(os.environ.get("PROCCTL_GATE_SOAK_SEED", str(time.time_ns() % 100_000)))
+
+# The suite's size takes under a minute; the full size, several.
+pytestmark = pytest.mark.timeout(max(120, KILLS * 5 + INSTANCES))
 
 GATE = f"""
 [process]
