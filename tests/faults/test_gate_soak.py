@@ -160,5 +160,11 @@ def test_gates_under_random_kills(procctl: Procctl, agents: Agents, tmp_path: Pa
         assert shown["result"] == {"approved": True}, f"seed {SEED}: {shown}"
     pending = query(procctl.home, "SELECT signal_id FROM signals WHERE status = 'pending'")
     assert [row["signal_id"] for row in pending] == [], f"seed {SEED}"
-    print(f"gate soak: seed {SEED}, {KILLS} kills, {len(gates)} gates, {len(others)} others,"
-          " every gate applied exactly one signal, none pending")
+    held = query(procctl.home, "SELECT COUNT(*) AS n FROM signals WHERE status = 'applied'"
+                 " AND reason LIKE 'held pending%'")[0]["n"]
+    again = sum(1 for instance_id in gates for recovered in
+                events(procctl.home, instance_id, "instance_recovered")
+                if recovered["data"].get("pause_again"))
+    print(f"gate soak: seed {SEED}, {KILLS} kills, {len(gates)} gates, {len(others)} others;"
+          f" {held} signals held and applied by the pause, {again} recoveries paused again"
+          " at a gate; every gate applied exactly one signal, none pending")
