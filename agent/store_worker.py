@@ -170,8 +170,11 @@ class StoreWorker:
         self._closing = True
         self._wake.set()
         if self._store is not None:
-            await self._run(self._flush_events)
-            await self._run(self._store.write_queued_events)
+            try:  # the history queued so far; a store that fails now is reported by close
+                await self._run(self._flush_events)
+                await self._run(self._store.write_queued_events)
+            except Exception as exc:
+                log.error("the last history events could not be written: %s", exc)
             await self._run(self._store.close)
             self._store = None
         self._executor.shutdown(wait=True)
