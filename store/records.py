@@ -3,6 +3,39 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """An instance's status: the store's one vocabulary for `instances.status`.
+
+    running -> paused -> running ... -> completed | failed; a failed instance that kept
+    its snapshot may run again (retry). Nothing cancels an instance today, so there is
+    no `cancelled` (a `procctl cancel` would add it together with what produces it).
+    """
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+#: an instance in one of these has ended (a failed one may still be retried)
+TERMINAL_STATUSES: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED})
+
+
+class SignalStatus(StrEnum):
+    """A signal's status (`signals.status`) and the outcome of a delivery.
+
+    A *held* signal is a pending one: kept until its instance pauses (`instance_id` set
+    for a pausing checkpoint's) or until `hold_until`, then applied or unmatched.
+    """
+
+    PENDING = "pending"
+    APPLIED = "applied"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+    UNMATCHED = "unmatched"
 
 #: a history event as the store writes it: (instance_id, at, kind, data_json, step_id,
 #: step_path)
