@@ -14,6 +14,7 @@ from rich.table import Table
 
 from procctl.agent.durations import format_duration
 from procctl.agent.errors import Problem
+from procctl.store.records import Status
 
 # Piped output is not cut to 80 columns: tables stay one line per row for grep and less.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -29,12 +30,11 @@ _VISIBLE = {code: _NAMED.get(code, f"\\x{code:02x}" if code < 0x100 else f"\\u{c
             for code in _UNSAFE_CODES}
 _VISIBLE_BUT_NEWLINES = {code: text for code, text in _VISIBLE.items() if code != 0x0A}
 
-STATUS_STYLES = {
-    "running": "cyan",
-    "paused": "yellow",
-    "completed": "green",
-    "failed": "red",
-    "cancelled": "magenta",
+STATUS_STYLES: dict[str, str] = {
+    Status.RUNNING: "cyan",
+    Status.PAUSED: "yellow",
+    Status.COMPLETED: "green",
+    Status.FAILED: "red",
 }
 
 

@@ -60,7 +60,7 @@ class InstanceRecord:
     definition_sha256: str
     process_name: str
     process_version: str | None
-    status: str
+    status: Status
     params_json: str
     trigger_json: str
     started_at: str
@@ -73,6 +73,9 @@ class InstanceRecord:
     #: for a child instance (a `call` step's): its parent and the call's position
     parent_id: str | None = None
     call_key: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", Status(self.status))  # a row's text
 
 
 @dataclass(frozen=True)
@@ -114,12 +117,15 @@ class SignalRecord:
     payload_json: str | None
     set_json: str | None
     source: str
-    status: str  # pending, applied, rejected, duplicate, unmatched
+    status: str  # a SignalStatus (converted from a row's text)
     reason: str | None
     instance_id: str | None
     received_at: str
     hold_until: str | None
     resolved_at: str | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", SignalStatus(self.status))
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,8 @@ class PausedRow:
 
 @dataclass(frozen=True)
 class Delivery:
-    """What became of a signal: `outcome` is applied, pending, rejected or duplicate.
+    """What became of a signal: `outcome` is a SignalStatus (applied, pending, rejected or
+    duplicate).
 
     For an applied signal, `checkpoint` is the (possibly edited) checkpoint to resume
     from and `from_status` the status the instance left (paused, or failed for a retry).

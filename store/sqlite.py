@@ -24,7 +24,14 @@ from procctl.store.integrity import (
     translate_errors,
 )
 from procctl.store.reading import ReadOnlyFile, show_as_current
-from procctl.store.records import DefinitionRecord, EventRecord, EventRow, InstanceRecord
+from procctl.store.records import TERMINAL_STATUSES as TERMINAL_STATUSES  # re-exported
+from procctl.store.records import (
+    DefinitionRecord,
+    EventRecord,
+    EventRow,
+    InstanceRecord,
+    Status,
+)
 from procctl.store.schema import MIGRATIONS, SCHEMA_VERSION
 from procctl.store.signals import SignalOps
 
@@ -39,7 +46,6 @@ CHECK_BUDGET_AT_START = 1.0
 MIN_ID_PREFIX = 4
 #: how many matching instances an ambiguous prefix's error names
 ID_CANDIDATES = 5
-TERMINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
 @translate_errors
@@ -238,8 +244,8 @@ class Store(CheckpointOps, SignalOps):
             db.execute(
                 f"{verb} INTO instances (id, definition_sha256, process_name,"
                 " process_version, status, params_json, trigger_json, started_at, updated_at,"
-                " parent_id, call_key) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
-                (instance_id, definition_sha256, process_name, process_version,
+                " parent_id, call_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (instance_id, definition_sha256, process_name, process_version, Status.RUNNING,
                  params_json, trigger_json, now, now, parent_id, call_key),
             )
         if parent_id is not None:
@@ -303,7 +309,7 @@ class Store(CheckpointOps, SignalOps):
     def list_instances(
         self,
         *,
-        status: str | None = None,
+        status: Status | None = None,
         process_name: str | None = None,
         limit: int = 100,
     ) -> list[InstanceRecord]:
@@ -322,9 +328,9 @@ class Store(CheckpointOps, SignalOps):
         ).fetchall()
         return [InstanceRecord(**dict(row)) for row in rows]
 
-    def count_by_status(self) -> dict[str, int]:
+    def count_by_status(self) -> dict[Status, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM instances GROUP BY status")
-        return {str(status): int(count) for status, count in rows}
+        return {Status(status): int(count) for status, count in rows}
 
     def finish_instance(
         self,
@@ -333,9 +339,10 @@ class Store(CheckpointOps, SignalOps):
         *,
         result_json: str | None = None,
         error_json: str | None = None,
-        from_statuses: Sequence[str] = ("running",),
+        from_statuses: Sequence[str] = (Status.RUNNING,),
     ) -> None:
-        """Move an instance to a terminal status, only from one of `from_statuses`."""
+        """Move an instance to a terminal status, only from one of `from_statuses`
+        (Status values; typed str until every caller passes the enum)."""
         if status not in TERMINAL_STATUSES:
             raise ValueError(f"not a terminal status: {status}")
         now = utc_now()
@@ -348,7 +355,7 @@ class Store(CheckpointOps, SignalOps):
             )
             if cursor.rowcount != 1:
                 raise Conflict(f"instance {instance_id} is not {' or '.join(from_statuses)}")
-            if status != "failed":
+            if status != Status.FAILED:
                 # A failed instance keeps its last checkpoint, so it can be retried.
                 db.execute("DELETE FROM checkpoints WHERE instance_id = ?", (instance_id,))
 

@@ -65,4 +65,6 @@ def test_agent_never_imports_the_cli() -> None:
 def test_engine_reaches_the_store_only_through_the_daemon() -> None:
     for folder in ("agent/engine", "agent/definition", "agent/tasks"):
         for module, names in _imports(folder).items():
-            assert not any(n.startswith("procctl.store") for n in names), module
+            # the records and the status vocabulary (store/records.py) hold no I/O
+            assert not any(n.startswith("procctl.store") and n != "procctl.store.records"
+                           for n in names), module

@@ -19,6 +19,7 @@ from procctl.agent.engine.evaluation import render
 from procctl.agent.engine.state import CheckpointInfo, InstanceState, PauseInstance, ResumeInfo
 from procctl.agent.errors import StepFailed, UsageError
 from procctl.agent.snapshot import Frame
+from procctl.store.records import Status
 
 if TYPE_CHECKING:
     from procctl.agent.engine.runner import Runner
@@ -60,7 +61,7 @@ async def _await_child(runner: Runner, step: CallStep, state: InstanceState,
     call, and the child's end resumes it, so a wait of a week holds no memory and
     survives restarts of the agent."""
     outcome = await runner.hooks.wait_child(child_id, until_paused=state.can_pause())
-    if outcome["status"] == "paused":
+    if outcome["status"] == Status.PAUSED:
         correlation_id = call_correlation_id(child_id)
         await save_snapshot(runner, step, state, correlation_id,
                             extra={"call": {"child_id": child_id}})
@@ -68,7 +69,7 @@ async def _await_child(runner: Runner, step: CallStep, state: InstanceState,
                                         "waiting_for": child_id},
                                  commit_value=None, resume_at=None)
         raise PauseInstance()
-    if outcome["status"] == "completed":
+    if outcome["status"] == Status.COMPLETED:
         return outcome["result"]
     error = outcome.get("error") or {}
     where = f" at step {error['step_id']!r}" if error.get("step_id") else ""

@@ -55,6 +55,7 @@ from procctl.agent.engine.state import (
 )
 from procctl.agent.errors import ExpressionError, StepFailed
 from procctl.agent.snapshot import Frame
+from procctl.store.records import Status
 
 log = logging.getLogger("procctl.engine")
 
@@ -84,7 +85,7 @@ HANDLERS: dict[type[Step], StepHandler] = {
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # completed | failed | paused
+    status: str  # a Status: completed | failed | paused
     result: Any = None
     error: dict[str, Any] | None = None
 
@@ -110,15 +111,15 @@ class Runner:
         try:
             await self.run_block(self.definition.steps, "steps", self.state, position)
         except ReturnFromProcess as done:
-            return Outcome("completed", result=done.value)
+            return Outcome(Status.COMPLETED, result=done.value)
         except PauseInstance:
-            return Outcome("paused")
+            return Outcome(Status.PAUSED)
         except StepFailed as failure:
-            return Outcome("failed", error={
+            return Outcome(Status.FAILED, error={
                 "kind": failure.kind, "message": failure.message,
                 "step_id": failure.step_id, "step_path": failure.step_path,
             })
-        return Outcome("completed", result=self.state.last_result)
+        return Outcome(Status.COMPLETED, result=self.state.last_result)
 
     async def run_block(self, steps: tuple[Step, ...], name: str, state: InstanceState,
                         resume: list[Frame] | None = None,

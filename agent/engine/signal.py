@@ -10,6 +10,7 @@ from procctl.agent.engine.state import InstanceState
 from procctl.agent.errors import StepFailed
 from procctl.agent.signals import signal_id_problem
 from procctl.agent.snapshot import Frame
+from procctl.store.records import SignalStatus
 
 if TYPE_CHECKING:
     from procctl.agent.engine.runner import Runner
@@ -28,7 +29,7 @@ async def run_signal_step(runner: Runner, step: SignalStep, state: InstanceState
         raise StepFailed(problem, step_id=step.id, step_path=step.path, kind="signal_rejected")
     outcome = await runner.hooks.send_signal(correlation_id=correlation_id, payload=payload,
                                              signal_id=signal_id)
-    if outcome["outcome"] == "rejected":
+    if outcome["outcome"] == SignalStatus.REJECTED:
         raise StepFailed(f"signal to {correlation_id!r} rejected: {outcome['reason']}",
                          step_id=step.id, step_path=step.path, kind="signal_rejected")
     return outcome

@@ -9,8 +9,9 @@ import typer
 from procctl.agent.summary import instance_summary
 from procctl.cli import render
 from procctl.cli.options import global_options, read_store
+from procctl.store.records import Status
 
-STATUSES = ("running", "paused", "completed", "failed", "cancelled")
+STATUSES = tuple(Status)
 
 
 def list_command(
@@ -31,7 +32,7 @@ def list_command(
         rows = []
     else:
         records = read_store(home, lambda store: store.list_instances(
-            status=status, process_name=process, limit=limit))
+            status=None if status is None else Status(status), process_name=process, limit=limit))
         rows = [instance_summary(record) for record in records]
     if as_json:
         render.print_json(rows)

@@ -31,6 +31,7 @@ from procctl.cli.commands.resume_checks import (
 from procctl.cli.commands.run import print_outcome
 from procctl.cli.options import global_options
 from procctl.store.clock import utc_now
+from procctl.store.records import SignalStatus, Status
 
 EXIT_INSTANCE_FAILED = 1
 EXIT_SIGNAL_REFUSED = 7
@@ -136,10 +137,10 @@ def resume_command(
     else:
         _print(outcome, correlation_id)
     signal = outcome.get("signal") or {}
-    if signal.get("status") in ("rejected", "duplicate"):
+    if signal.get("status") in (SignalStatus.REJECTED, SignalStatus.DUPLICATE):
         raise typer.Exit(EXIT_SIGNAL_REFUSED)
     instance = outcome.get("instance") or {}
-    if instance.get("status") in ("failed", "cancelled"):
+    if instance.get("status") == Status.FAILED:
         raise typer.Exit(EXIT_INSTANCE_FAILED)
 
 
@@ -167,13 +168,13 @@ def _follow(client: AgentClient, signal_id: str, file: str, written_at: str, tim
 def _print(outcome: dict[str, Any], correlation_id: str) -> None:
     signal = outcome["signal"]
     status = signal["status"]
-    if status == "applied":
+    if status == SignalStatus.APPLIED:
         instance = outcome.get("instance")
         render.console.print(f"Resumed instance [bold]{signal['instance_id']}[/] "
                              f"({render.safe_text(correlation_id)})")
         if instance:
             print_outcome(instance)
-    elif status == "pending":
+    elif status == SignalStatus.PENDING:
         render.console.print(
             f"Held pending: no instance is paused at {render.safe_text(repr(correlation_id))} "
             f"yet; the signal is delivered when one pauses (until {signal['hold_until']}).")

@@ -10,6 +10,7 @@ from procctl.agent.client import AgentClient
 from procctl.cli import render
 from procctl.cli.commands.run import EXIT_INSTANCE_FAILED, print_outcome
 from procctl.cli.options import global_options
+from procctl.store.records import Status
 
 
 def retry_command(
@@ -40,5 +41,5 @@ def retry_command(
         render.print_json(summary)
     else:
         print_outcome(summary)
-    if summary.get("status") in ("failed", "cancelled"):
+    if summary.get("status") == Status.FAILED:
         raise typer.Exit(EXIT_INSTANCE_FAILED)

@@ -15,6 +15,7 @@ from procctl.agent.definition import load_definition, parse_assignments, resolve
 from procctl.agent.errors import AgentUnreachable, UsageError
 from procctl.cli import render
 from procctl.cli.options import global_options
+from procctl.store.records import Status
 
 EXIT_INSTANCE_FAILED = 1
 
@@ -74,7 +75,7 @@ def run_command(
         render.print_json(summary)
     else:
         print_outcome(summary)
-    if summary["status"] in ("failed", "cancelled"):
+    if summary["status"] == Status.FAILED:
         raise typer.Exit(EXIT_INSTANCE_FAILED)
 
 
@@ -114,19 +115,19 @@ def print_outcome(summary: dict[str, Any]) -> None:
         return
     took = render.elapsed(summary["started_at"], summary["ended_at"])
     state = render.status_text(summary["status"])
-    if summary["status"] == "paused" and not summary.get("checkpoint"):
+    if summary["status"] == Status.PAUSED and not summary.get("checkpoint"):
         error = summary.get("error") or {}
         render.console.print(f"{state} (held: {render.safe_text(error.get('message'))})")
         render.console.print("Run it again with: "
                              + render.safe_text(summary.get("retry_command")))
         return
-    if summary["status"] == "paused" and summary.get("waiting_for"):
+    if summary["status"] == Status.PAUSED and summary.get("waiting_for"):
         checkpoint = summary.get("checkpoint") or {}
         render.console.print(f"{state} at call [bold]{render.safe_text(checkpoint.get('step_id'))}"
                              "[/]: waiting for "
                              + escape(render.waiting_text(summary["waiting_for"])))
         return
-    if summary["status"] == "paused":
+    if summary["status"] == Status.PAUSED:
         checkpoint = summary.get("checkpoint") or {}
         step_id = render.safe_text(checkpoint.get("step_id"))
         correlation = render.safe_text(summary["correlation_id"])
@@ -138,7 +139,7 @@ def print_outcome(summary: dict[str, Any]) -> None:
         render.console.print("Resume it with: " + render.safe_text(summary["resume_command"]))
         return
     render.console.print(f"{state} in {took}")
-    if summary["status"] == "completed":
+    if summary["status"] == Status.COMPLETED:
         if summary["result"] is not None:
             render.console.print("[bold]Result:[/] " + escape(render.value_text(summary["result"])))
         return

@@ -16,7 +16,7 @@ from procctl.cli import render
 from procctl.cli.options import global_options, read_store
 from procctl.cli.render import waiting_text
 from procctl.store import Store
-from procctl.store.records import CheckpointRecord, EventRecord, InstanceRecord
+from procctl.store.records import CheckpointRecord, EventRecord, InstanceRecord, Status
 
 
 def _read(store: Store, instance_id: str) -> tuple[
@@ -62,7 +62,7 @@ def show_command(
         pairs.append(("Parent", render.safe_text(
             f"{summary['parent_id']} (this instance runs a call step of it: procctl show "
             f"{summary['parent_id']})")))
-    if summary["status"] == "completed":
+    if summary["status"] == Status.COMPLETED:
         pairs.append(("Result", escape(render.value_text(summary["result"]))))
     if summary["error"]:
         error = summary["error"]
@@ -92,7 +92,7 @@ def show_command(
         how = ("from its checkpoint, through the recover block" if checkpoint is not None
                else "from the beginning, with the same params")
         pairs.append(("Retry", render.safe_text(f"{summary['retry_command']}  ({how})")))
-    elif summary["status"] == "failed" and (summary["error"] or {}).get("kind") == "expired":
+    elif summary["status"] == Status.FAILED and (summary["error"] or {}).get("kind") == "expired":
         pairs.append(("Retry", "cannot be retried: its checkpoint expired and the snapshot "
                                "is gone; run the process again with procctl run"))
     render.console.print(render.key_value_table(pairs))

@@ -12,8 +12,10 @@ from procctl.agent.config import load_config
 from procctl.agent.summary import signal_summary
 from procctl.cli import render
 from procctl.cli.options import global_options, read_store
+from procctl.store.records import SignalStatus
 
-SHOWN = ("pending", "rejected", "unmatched", "duplicate")
+SHOWN = (SignalStatus.PENDING, SignalStatus.REJECTED, SignalStatus.UNMATCHED,
+         SignalStatus.DUPLICATE)
 
 
 def signals_command(
@@ -24,7 +26,7 @@ def signals_command(
 ) -> None:
     """Signals that did not resume anything (yet), and files not read yet."""
     options = global_options(ctx)
-    statuses = (*SHOWN, "applied") if show_all else SHOWN
+    statuses = (*SHOWN, SignalStatus.APPLIED) if show_all else SHOWN
     rows: list[dict[str, Any]] = []
     if options.home.db.exists():
         rows = read_store(options.home, lambda store: [
