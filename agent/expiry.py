@@ -1,9 +1,10 @@
 """Time to live: what happens to paused or failed instances whose checkpoint outlived it.
 
-Used by the agent's scheduler and by `procctl purge-expired` (also with no agent).
-Policy `fail` (the default): the instance fails with reason `expired` and its snapshot is
-discarded. Policy `resume` (paused instances only): it resumes with the given payload,
-`resumed_by` = `expiry`, so the process can take its timeout path.
+Used by the agent's scheduler and by `procctl purge-expired` (also with no agent), both
+through the same transitions here. Policy `fail` (the default): the instance fails with
+reason `expired` and its snapshot is discarded; a parent paused at its call is woken (its
+call fails). Policy `resume` (paused instances only): it resumes with the given payload,
+`resumed_by` = `expiry`, so the process can take its timeout path (decisions.decide_expiry).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from procctl.agent import values
+from procctl.agent.decisions import EXPIRED_ERROR, ResumeWith, decide_expiry
+from procctl.agent.lifecycle import wake_parent_in_store
 from procctl.store import Store
 from procctl.store.clock import utc_now
 
@@ -32,16 +35,23 @@ def find_expired(store: Store) -> list[Expiry]:
     """What is past its TTL now, and what its policy does."""
     found: list[Expiry] = []
     for instance_id, policy_json in store.expired(utc_now()):
-        policy = json.loads(policy_json) if policy_json else {"action": "fail"}
-        if policy.get("action") == "resume" and \
-                store.get_instance(instance_id).status == "paused":
-            found.append(Expiry(instance_id, "resume", values.decode(policy.get("payload"))))
+        decision = decide_expiry(store.get_instance(instance_id).status, policy_json)
+        if isinstance(decision, ResumeWith):
+            found.append(Expiry(instance_id, "resume", values.decode(decision.payload)))
         else:
             found.append(Expiry(instance_id, "failed"))
     return found
 
 
 def fail_expired(store: Store, expiry: Expiry) -> bool:
-    error = {"kind": "expired",
-             "message": "the checkpoint outlived its time to live; the snapshot was discarded"}
-    return store.expire_instance(expiry.instance_id, json.dumps(error), utc_now())
+    """The instance fails (reason expired); False when it no longer qualifies."""
+    return store.expire_instance(expiry.instance_id, json.dumps(EXPIRED_ERROR), utc_now())
+
+
+def expire_without_agent(store: Store, expiry: Expiry) -> bool:
+    """`fail_expired`, then the parent waiting at its call is woken in the store (the
+    next agent runs it on, and its call fails), as the agent's clock does it."""
+    if not fail_expired(store, expiry):
+        return False
+    wake_parent_in_store(store, store.get_instance(expiry.instance_id))
+    return True

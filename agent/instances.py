@@ -18,13 +18,14 @@ from typing import Any
 
 from procctl.agent import snapshot as snapshots
 from procctl.agent import values
-from procctl.agent.calls import call_correlation_id, called_child
+from procctl.agent.calls import called_child
 from procctl.agent.definition import Definition, Step, parse_definition
 from procctl.agent.definition.children import PinnedChildren
 from procctl.agent.engine.runner import Outcome, Runner
 from procctl.agent.engine.state import InstanceState, ResumeInfo
 from procctl.agent.errors import Refused, StepFailed
 from procctl.agent.faults import failing, fault, halt
+from procctl.agent.lifecycle import parent_to_wake
 from procctl.agent.snapshot import Snapshot
 from procctl.agent.store_worker import StoreWorker
 from procctl.store import InstanceRecord
@@ -213,14 +214,14 @@ class InstanceManager:
         """A child ended: resume its parent if the parent paused waiting for it. The
         signal is held pending when the parent has not paused yet (it is committing
         its snapshot), and applied when it does."""
-        if child.parent_id is None or child.id in self._waited_on or self.deliver is None:
+        if child.id in self._waited_on or self.deliver is None:
             return
-        parent = await self.worker.call(self.worker.store.get_instance, child.parent_id)
-        if parent.status in TERMINAL_STATUSES:  # nobody left to wake
+        wake = await self.worker.call(parent_to_wake, self.worker.store, child)
+        if wake is None:  # no parent, or nobody left to wake
             return
         fault("before_wake_parent")
-        await self.deliver(correlation_id=call_correlation_id(child.id), payload=None,
-                           signal_id=f"child-ended:{child.id}", source=f"child:{child.id}")
+        await self.deliver(correlation_id=wake.correlation_id, payload=None,
+                           signal_id=wake.signal_id, source=wake.source)
 
     async def wake_parents(self) -> None:
         """At start: parents paused at a call whose child ended while no agent ran (or

@@ -19,6 +19,7 @@ from procctl.agent import signals, values
 from procctl.agent.durations import parse_duration
 from procctl.agent.faults import fault
 from procctl.agent.instances import InstanceManager, apply_set_json
+from procctl.agent.lifecycle import applied_event_json
 from procctl.agent.store_worker import StoreWorker
 from procctl.agent.watcher import SignalWatcher
 from procctl.store.clock import utc_now
@@ -220,17 +221,14 @@ class SignalDesk:
         except TypeError:
             payload_json = values.dumps(values.to_plain(payload))
         # signal_applied is written by the delivery's transaction, when it applies.
-        applied: dict[str, Any] = {"source": source, "signal_id": signal_id,
-                                   "payload": values.to_plain(payload)}
-        if set_values:
-            applied["set"] = sorted(set_values)
         delivery = await self.worker.call(
             store.deliver_signal, correlation_id=correlation_id, source=source,
             signal_id=signal_id, payload_json=payload_json,
             set_json=json.dumps(set_values) if set_values else None,
             hold_seconds=self.hold_seconds,
             edit_snapshot=edit_variables(set_values) if set_values else None,
-            applied_event=json.dumps(applied))
+            applied_event=applied_event_json(source, signal_id, payload,
+                                             list(set_values or ())))
         log.info("signal %s", delivery.outcome, extra={
             "correlation_id": correlation_id, "source": source, "reason": delivery.reason,
             "instance": delivery.instance_id})

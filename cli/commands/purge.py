@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from procctl.agent.client import AgentClient
-from procctl.agent.expiry import fail_expired, find_expired
+from procctl.agent.expiry import expire_without_agent, find_expired
 from procctl.cli import render
 from procctl.cli.options import global_options, read_store
 from procctl.store import Store
@@ -35,7 +35,7 @@ def purge_expired_command(
             for expiry in find_expired(store):
                 if expiry.action == "resume":
                     left.append(expiry.to_json())  # only an agent can run the process on
-                elif fail_expired(store, expiry):
+                elif expire_without_agent(store, expiry):
                     done.append(expiry.to_json())
         finally:
             store.close()

@@ -1,0 +1,203 @@
+"""The instance life cycle's decisions, as plain functions over records.
+
+No database and no I/O: each function gets what was read and says what to do; the store
+applies it conditionally (agent/lifecycle.py asks it to). Tested in
+tests/unit/test_decisions.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from procctl.agent.calls import call_correlation_id
+
+#: statuses an instance does not leave
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+# -- expiry -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Expire: the instance fails with reason `expired`, its snapshot is discarded."""
+
+
+@dataclass(frozen=True)
+class ResumeWith:
+    """Expire by resuming: the process runs on with `payload` (its timeout path)."""
+
+    payload: Any
+
+
+ExpiryDecision = Fail | ResumeWith
+
+#: the error an expired instance fails with
+EXPIRED_ERROR = {"kind": "expired",
+                 "message": "the checkpoint outlived its time to live; the snapshot was "
+                            "discarded"}
+
+
+def decide_expiry(status: str, on_expire_json: str | None) -> ExpiryDecision:
+    """What a checkpoint past its TTL does: its `on_expire` policy; `resume` only
+    applies to a paused instance (a failed one has nothing to run on)."""
+    policy = json.loads(on_expire_json) if on_expire_json else {"action": "fail"}
+    if policy.get("action") == "resume" and status == "paused":
+        return ResumeWith(policy.get("payload"))
+    return Fail()
+
+
+def is_expired_error(error_json: str | None) -> bool:
+    """Did the instance fail because its checkpoint expired?"""
+    if not error_json:
+        return False
+    try:
+        error = json.loads(error_json)
+    except ValueError:
+        return False
+    return isinstance(error, dict) and error.get("kind") == "expired"
+
+
+# -- waking a parent --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WakeParent:
+    """The signal that resumes a parent paused at the call of a child that ended."""
+
+    correlation_id: str
+    signal_id: str
+    source: str
+
+
+def decide_wake(child_id: str, child_status: str, parent_status: str | None
+                ) -> WakeParent | None:
+    """A child that ended wakes its parent, unless there is none or it has ended too."""
+    if child_status not in TERMINAL or parent_status is None or parent_status in TERMINAL:
+        return None
+    return WakeParent(call_correlation_id(child_id), f"child-ended:{child_id}",
+                      f"child:{child_id}")
+
+
+# -- delivery of a signal ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Apply:
+    """Resume the instance with the signal (from `from_status`: paused, or failed for a
+    retry)."""
+
+    instance_id: str
+    from_status: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Keep the signal pending; `for_instance`: held for an instance that will pause
+    at this checkpoint whatever happens (a pausing checkpoint), however long it takes."""
+
+    reason: str
+    for_instance: str | None = None
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """A sender's signal_id seen before: recorded as a duplicate."""
+
+    reason: str
+    instance_id: str | None
+
+
+@dataclass(frozen=True)
+class Refuse:
+    reason: str
+    instance_id: str | None
+
+
+DeliveryDecision = Apply | Hold | Repeat | Refuse
+
+
+@dataclass(frozen=True)
+class FirstReceipt:
+    """The signal that took a sender's signal_id first (applied or pending)."""
+
+    received_at: str
+    status: str
+    instance_id: str | None
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The instance holding a checkpoint with the signal's correlation ID."""
+
+    instance_id: str
+    status: str
+    iteration: int
+    pausing: bool
+    expires_at: str | None
+
+
+@dataclass(frozen=True)
+class LastHolder:
+    """The last instance with this correlation ID, when none holds its checkpoint now."""
+
+    instance_id: str
+    status: str
+    error_json: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """What a signal finds, read in the delivery's transaction."""
+
+    correlation_id: str
+    signal_id: str | None
+    first: FirstReceipt | None
+    holder: Holder | None
+    last: LastHolder | None
+
+
+def decide_delivery(target: DeliveryTarget, now: str, *, allow_retry: bool = True
+                    ) -> DeliveryDecision:
+    """Applied, held, a repeat or refused (see `Store.deliver_signal`)."""
+    if target.signal_id is not None and target.first is not None:
+        first = target.first
+        return Repeat(f"duplicate: signal_id {target.signal_id!r} was already received at "
+                      f"{first.received_at} ({first.status})", first.instance_id)
+    holder = target.holder
+    if holder is None:
+        refused = gone_reason(target.correlation_id, target.last)
+        if refused is not None:
+            return Refuse(refused, target.last.instance_id if target.last else None)
+        return Hold("no paused instance holds this correlation ID yet; held pending")
+    if holder.expires_at is not None and holder.expires_at < now and \
+            holder.status in ("paused", "failed"):
+        return Refuse(f"expired: the checkpoint of instance {holder.instance_id} outlived "
+                      "its TTL", holder.instance_id)
+    if holder.status == "paused" or (holder.status == "failed" and allow_retry):
+        return Apply(holder.instance_id, holder.status,
+                     None if holder.status == "paused" else "retry after failure")
+    if holder.status == "running" and (holder.iteration == 0 or holder.pausing):
+        # Saved but not paused yet (its commit block may still be sending the request
+        # this signal answers): held, and applied when it pauses. A checkpoint that
+        # pauses will pause (after a crash, once recovered): held for that instance.
+        return Hold(f"instance {holder.instance_id} has not paused at this checkpoint yet; "
+                    "held pending", holder.instance_id if holder.pausing else None)
+    return Refuse(f"instance {holder.instance_id} is {holder.status}, not paused",
+                  holder.instance_id)
+
+
+def gone_reason(correlation_id: str, last: LastHolder | None) -> str | None:
+    """Why a signal cannot reach the last holder of a correlation ID that no longer
+    holds its checkpoint (None: it may still pause there)."""
+    if last is None:
+        return None
+    if is_expired_error(last.error_json):
+        return f"expired: instance {last.instance_id} expired before this signal came"
+    if last.status in ("completed", "cancelled"):
+        return (f"instance {last.instance_id} is {last.status}; its checkpoint "
+                f"{correlation_id!r} is gone")
+    return None
