@@ -16,7 +16,7 @@ from typing import Any
 from procctl.agent import values
 from procctl.agent.decisions import EXPIRED_ERROR, ResumeWith, decide_expiry
 from procctl.agent.lifecycle import wake_parent_in_store
-from procctl.store import Store
+from procctl.store import StoreContract
 from procctl.store.clock import utc_now
 
 
@@ -31,7 +31,7 @@ class Expiry:
                 "payload": values.to_plain(self.payload)}
 
 
-def find_expired(store: Store) -> list[Expiry]:
+def find_expired(store: StoreContract) -> list[Expiry]:
     """What is past its TTL now, and what its policy does."""
     found: list[Expiry] = []
     for instance_id, policy_json in store.expired(utc_now()):
@@ -43,12 +43,12 @@ def find_expired(store: Store) -> list[Expiry]:
     return found
 
 
-def fail_expired(store: Store, expiry: Expiry) -> bool:
+def fail_expired(store: StoreContract, expiry: Expiry) -> bool:
     """The instance fails (reason expired); False when it no longer qualifies."""
     return store.expire_instance(expiry.instance_id, json.dumps(EXPIRED_ERROR), utc_now())
 
 
-def expire_without_agent(store: Store, expiry: Expiry) -> bool:
+def expire_without_agent(store: StoreContract, expiry: Expiry) -> bool:
     """`fail_expired`, then the parent waiting at its call is woken in the store (the
     next agent runs it on, and its call fails), as the agent's clock does it."""
     if not fail_expired(store, expiry):

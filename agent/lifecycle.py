@@ -11,7 +11,7 @@ from typing import Any
 
 from procctl.agent import values
 from procctl.agent.decisions import WakeParent, decide_wake
-from procctl.store import Store
+from procctl.store import StoreContract
 from procctl.store.records import Delivery, InstanceRecord
 
 
@@ -25,7 +25,7 @@ def applied_event_json(source: str, signal_id: str | None, payload: Any,
     return json.dumps(applied)
 
 
-def parent_to_wake(store: Store, child: InstanceRecord) -> WakeParent | None:
+def parent_to_wake(store: StoreContract, child: InstanceRecord) -> WakeParent | None:
     """The signal that wakes the parent waiting at this child's call, if any."""
     if child.parent_id is None:
         return None
@@ -33,7 +33,7 @@ def parent_to_wake(store: Store, child: InstanceRecord) -> WakeParent | None:
     return decide_wake(child.id, child.status, parent.status)
 
 
-def wake_parent_in_store(store: Store, child: InstanceRecord) -> Delivery | None:
+def wake_parent_in_store(store: StoreContract, child: InstanceRecord) -> Delivery | None:
     """Wake the parent of an ended child with no agent to run it: the signal is
     applied (the parent is running from its checkpoint, which the next agent recovers
     and runs on) or held until the parent pauses."""

@@ -24,7 +24,7 @@ from typing import ParamSpec, TypeVar
 
 from procctl.agent.faults import failing
 from procctl.agent.health import Health
-from procctl.store import Store
+from procctl.store import StoreContract, open_store
 from procctl.store.errors import Conflict, NotFound, StoreError
 from procctl.store.sqlite import CHECK_BUDGET_AT_START
 
@@ -43,7 +43,7 @@ class StoreWorker:
         self.health = health or Health()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procctl-store")
         self._path = path
-        self._store: Store | None = None
+        self._store: StoreContract | None = None
         self._events: deque[tuple[str, str, str, str, str | None, str | None]] = deque()
         self._events_lock = threading.Lock()
         self._flush_queued = False
@@ -58,11 +58,11 @@ class StoreWorker:
     def _open(self) -> None:
         # Checked for damage for up to a second before anything is written; a bigger
         # file is checked whole in the background (store/integrity.py).
-        self._store = Store(self._path, check_budget=CHECK_BUDGET_AT_START,
-                            check_rest_in_background=True)
+        self._store = open_store(self._path, check_budget=CHECK_BUDGET_AT_START,
+                                 check_rest_in_background=True)
 
     @property
-    def store(self) -> Store:
+    def store(self) -> StoreContract:
         if self._store is None:
             raise RuntimeError("the store is not open")
         return self._store

@@ -11,7 +11,7 @@ import typer
 
 from procctl.agent.paths import HomePaths
 from procctl.cli import render
-from procctl.store import Store, StoreError
+from procctl.store import StoreContract, StoreError, open_store
 from procctl.store.schema import SCHEMA_VERSION
 
 T = TypeVar("T")
@@ -33,7 +33,7 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
     return options
 
 
-def read_store(home: HomePaths, read: Callable[[Store], T]) -> T:
+def read_store(home: HomePaths, read: Callable[[StoreContract], T]) -> T:
     """Open the home's store read-only (it must exist), run `read` on it, close it.
 
     Nothing is written to the store (see store/reading.py). When an agent opened the
@@ -42,7 +42,7 @@ def read_store(home: HomePaths, read: Callable[[Store], T]) -> T:
     """
     noted = False
     for attempt in range(1, READ_ATTEMPTS + 1):
-        store = Store(home.db, read_only=True)
+        store = open_store(home.db, read_only=True)
         if not noted and store.file_schema < SCHEMA_VERSION:
             render.note(older_schema_note(store))
             noted = True
@@ -59,6 +59,6 @@ def read_store(home: HomePaths, read: Callable[[Store], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def older_schema_note(store: Store) -> str:
+def older_schema_note(store: StoreContract) -> str:
     return (f"The store at {store.path} has schema {store.file_schema}, this procctl "
             f"uses {SCHEMA_VERSION}; the next `procctl agent start` migrates it.")

@@ -10,7 +10,7 @@ from rich.table import Table
 from procctl.agent.summary import resume_command
 from procctl.cli import render
 from procctl.cli.options import global_options, read_store
-from procctl.store import Store
+from procctl.store import StoreContract
 from procctl.store.records import PausedRow
 
 
@@ -44,7 +44,7 @@ def list_paused_command(
     if limit is None:
         limit = -1 if as_json else 200  # SQLite: a negative LIMIT is no limit
     if options.home.exists() and options.home.db.exists():
-        def read(store: Store) -> tuple[list[dict[str, Any]], int]:
+        def read(store: StoreContract) -> tuple[list[dict[str, Any]], int]:
             found = [_row(r) for r in store.list_paused(process_name=process, limit=limit)]
             return found, store.count_paused() if process is None else len(found)
 

@@ -16,7 +16,7 @@ from procctl.agent.errors import AgentError, UsageError
 from procctl.agent.paths import HomePaths
 from procctl.agent.signals import signal_id_problem
 from procctl.cli.options import read_store
-from procctl.store import Store
+from procctl.store import StoreContract
 from procctl.store.signals import ResumeTarget
 
 
@@ -54,7 +54,7 @@ def check_size(size: int, limit: int) -> None:
                  "the agent")
 
 
-def _read(store: Store, correlation_id: str) -> tuple[ResumeTarget, list[str]]:
+def _read(store: StoreContract, correlation_id: str) -> tuple[ResumeTarget, list[str]]:
     target = store.resume_target(correlation_id)
     return target, ([] if target.resumable else store.paused_correlation_ids())
 

@@ -15,11 +15,11 @@ from procctl.agent.summary import instance_summary, waiting_for
 from procctl.cli import render
 from procctl.cli.options import global_options, read_store
 from procctl.cli.render import waiting_text
-from procctl.store import Store
+from procctl.store import StoreContract
 from procctl.store.records import CheckpointRecord, EventRecord, InstanceRecord, Status
 
 
-def _read(store: Store, instance_id: str) -> tuple[
+def _read(store: StoreContract, instance_id: str) -> tuple[
         InstanceRecord, list[EventRecord], CheckpointRecord | None, dict[str, Any] | None]:
     record = store.get_instance(instance_id)
     return (record, store.events(record.id), store.find_checkpoint(record.id),
