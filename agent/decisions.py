@@ -12,9 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from procctl.agent.calls import call_correlation_id
+from procctl.store.records import SignalStatus, Status
+from procctl.store.signals import (
+    DeliveryTarget,
+    FirstReceipt,
+    Holder,
+    LastHolder,
+    SignalWrite,
+)
+
+__all__ = ["DeliveryTarget", "FirstReceipt", "Holder", "LastHolder", "SignalWrite"]
 
 #: statuses an instance does not leave
-TERMINAL = ("completed", "failed", "cancelled")
+TERMINAL = (Status.COMPLETED, Status.FAILED)
 
 
 # -- expiry -----------------------------------------------------------------------------
@@ -44,7 +54,7 @@ def decide_expiry(status: str, on_expire_json: str | None) -> ExpiryDecision:
     """What a checkpoint past its TTL does: its `on_expire` policy; `resume` only
     applies to a paused instance (a failed one has nothing to run on)."""
     policy = json.loads(on_expire_json) if on_expire_json else {"action": "fail"}
-    if policy.get("action") == "resume" and status == "paused":
+    if policy.get("action") == "resume" and status == Status.PAUSED:
         return ResumeWith(policy.get("payload"))
     return Fail()
 
@@ -120,46 +130,6 @@ class Refuse:
 DeliveryDecision = Apply | Hold | Repeat | Refuse
 
 
-@dataclass(frozen=True)
-class FirstReceipt:
-    """The signal that took a sender's signal_id first (applied or pending)."""
-
-    received_at: str
-    status: str
-    instance_id: str | None
-
-
-@dataclass(frozen=True)
-class Holder:
-    """The instance holding a checkpoint with the signal's correlation ID."""
-
-    instance_id: str
-    status: str
-    iteration: int
-    pausing: bool
-    expires_at: str | None
-
-
-@dataclass(frozen=True)
-class LastHolder:
-    """The last instance with this correlation ID, when none holds its checkpoint now."""
-
-    instance_id: str
-    status: str
-    error_json: str | None
-
-
-@dataclass(frozen=True)
-class DeliveryTarget:
-    """What a signal finds, read in the delivery's transaction."""
-
-    correlation_id: str
-    signal_id: str | None
-    first: FirstReceipt | None
-    holder: Holder | None
-    last: LastHolder | None
-
-
 def decide_delivery(target: DeliveryTarget, now: str, *, allow_retry: bool = True
                     ) -> DeliveryDecision:
     """Applied, held, a repeat or refused (see `Store.deliver_signal`)."""
@@ -174,13 +144,13 @@ def decide_delivery(target: DeliveryTarget, now: str, *, allow_retry: bool = Tru
             return Refuse(refused, target.last.instance_id if target.last else None)
         return Hold("no paused instance holds this correlation ID yet; held pending")
     if holder.expires_at is not None and holder.expires_at < now and \
-            holder.status in ("paused", "failed"):
+            holder.status in (Status.PAUSED, Status.FAILED):
         return Refuse(f"expired: the checkpoint of instance {holder.instance_id} outlived "
                       "its TTL", holder.instance_id)
-    if holder.status == "paused" or (holder.status == "failed" and allow_retry):
+    if holder.status == Status.PAUSED or (holder.status == Status.FAILED and allow_retry):
         return Apply(holder.instance_id, holder.status,
-                     None if holder.status == "paused" else "retry after failure")
-    if holder.status == "running" and (holder.iteration == 0 or holder.pausing):
+                     None if holder.status == Status.PAUSED else "retry after failure")
+    if holder.status == Status.RUNNING and (holder.iteration == 0 or holder.pausing):
         # Saved but not paused yet (its commit block may still be sending the request
         # this signal answers): held, and applied when it pauses. A checkpoint that
         # pauses will pause (after a crash, once recovered): held for that instance.
@@ -197,7 +167,21 @@ def gone_reason(correlation_id: str, last: LastHolder | None) -> str | None:
         return None
     if is_expired_error(last.error_json):
         return f"expired: instance {last.instance_id} expired before this signal came"
-    if last.status in ("completed", "cancelled"):
+    if last.status == Status.COMPLETED:
         return (f"instance {last.instance_id} is {last.status}; its checkpoint "
                 f"{correlation_id!r} is gone")
     return None
+
+
+def delivery_write(target: DeliveryTarget, now: str, *, allow_retry: bool = True
+                   ) -> SignalWrite:
+    """`decide_delivery` as the store writes it (`Store.deliver_signal`'s `decide`)."""
+    decision = decide_delivery(target, now, allow_retry=allow_retry)
+    if isinstance(decision, Apply):
+        return SignalWrite(SignalStatus.APPLIED, decision.reason, decision.instance_id,
+                           decision.from_status)
+    if isinstance(decision, Hold):
+        return SignalWrite(SignalStatus.PENDING, decision.reason, decision.for_instance)
+    if isinstance(decision, Repeat):
+        return SignalWrite(SignalStatus.DUPLICATE, decision.reason, decision.instance_id)
+    return SignalWrite(SignalStatus.REJECTED, decision.reason, decision.instance_id)

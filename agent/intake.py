@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from procctl.agent import signals, values
+from procctl.agent.decisions import delivery_write
 from procctl.agent.durations import parse_duration
 from procctl.agent.faults import fault
 from procctl.agent.instances import InstanceManager, apply_set_json
@@ -226,6 +227,7 @@ class SignalDesk:
             signal_id=signal_id, payload_json=payload_json,
             set_json=json.dumps(set_values) if set_values else None,
             hold_seconds=self.hold_seconds,
+            decide=delivery_write,
             edit_snapshot=edit_variables(set_values) if set_values else None,
             applied_event=applied_event_json(source, signal_id, payload,
                                              list(set_values or ())))

@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from procctl.agent import values
-from procctl.agent.decisions import WakeParent, decide_wake
+from procctl.agent.decisions import WakeParent, decide_wake, delivery_write
 from procctl.store import StoreContract
 from procctl.store.records import Delivery, InstanceRecord
 
@@ -41,6 +41,7 @@ def wake_parent_in_store(store: StoreContract, child: InstanceRecord) -> Deliver
     if wake is None:
         return None
     return store.deliver_signal(
-        correlation_id=wake.correlation_id, source=wake.source, signal_id=wake.signal_id,
+        correlation_id=wake.correlation_id, source=wake.source, decide=delivery_write,
+        signal_id=wake.signal_id,
         payload_json=values.dumps(None),
         applied_event=applied_event_json(wake.source, wake.signal_id, None))

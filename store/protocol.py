@@ -32,7 +32,7 @@ from procctl.store.records import (
     SignalRecord,
     Status,
 )
-from procctl.store.signals import ResumeTarget, SnapshotEdit
+from procctl.store.signals import DecideDelivery, ResumeTarget, SnapshotEdit
 
 
 class StoreContract(Protocol):
@@ -109,10 +109,10 @@ class StoreContract(Protocol):
     def paused_at_calls(self) -> list[InstanceRecord]: ...
 
     # -- signals -------------------------------------------------------------------------
-    def deliver_signal(self, *, correlation_id: str, source: str, signal_id: str | None = None,
+    def deliver_signal(self, *, correlation_id: str, source: str, decide: DecideDelivery,
+                       signal_id: str | None = None,
                        payload_json: str | None = None, set_json: str | None = None,
                        hold_seconds: float = 600.0, edit_snapshot: SnapshotEdit | None = None,
-                       allow_retry: bool = True,
                        applied_event: str | None = None) -> Delivery: ...
     def record_rejected_signal(self, source: str, reason: str, *,
                                correlation_id: str | None = None,

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 from procctl.store.clock import utc_after, utc_now
 from procctl.store.records import CheckpointRecord, Delivery, SignalRecord
@@ -31,20 +32,91 @@ class ResumeTarget:
     reason: str | None
 
 
-def _gone(db: sqlite3.Connection, correlation_id: str) -> tuple[str, str | None] | None:
-    """The last instance with this correlation ID that no longer holds its checkpoint,
-    and why a signal cannot reach it (None: it may still pause there)."""
-    gone = db.execute(
+@dataclass(frozen=True)
+class FirstReceipt:
+    """The signal that took a sender's signal_id first (applied or pending)."""
+
+    received_at: str
+    status: str
+    instance_id: str | None
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The instance holding a checkpoint with the signal's correlation ID."""
+
+    instance_id: str
+    status: str
+    iteration: int
+    pausing: bool
+    expires_at: str | None
+
+
+@dataclass(frozen=True)
+class LastHolder:
+    """The last instance with this correlation ID, when none holds its checkpoint now."""
+
+    instance_id: str
+    status: str
+    error_json: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """What a signal finds, read in the delivery's transaction (the agent decides)."""
+
+    correlation_id: str
+    signal_id: str | None
+    first: FirstReceipt | None
+    holder: Holder | None
+    last: LastHolder | None
+
+
+@dataclass(frozen=True)
+class SignalWrite:
+    """What the delivery writes, as decided: the signal row's `status` (a pending one
+    is held for the delivery's hold time), its reason and instance, and for an applied
+    signal the status its instance leaves for running (`resume_from`)."""
+
+    status: str
+    reason: str | None
+    instance_id: str | None
+    resume_from: str | None = None
+
+
+#: the decision of a delivery: (what it finds, now) -> what to write
+DecideDelivery = Callable[[DeliveryTarget, str], SignalWrite]
+
+
+def _last_holder(db: sqlite3.Connection, correlation_id: str) -> LastHolder | None:
+    row = db.execute(
         "SELECT id, status, error_json FROM instances WHERE correlation_id = ?"
         " ORDER BY updated_at DESC LIMIT 1", (correlation_id,)).fetchone()
-    if gone is None:
-        return None
-    if gone["error_json"] and json.loads(gone["error_json"]).get("kind") == "expired":
-        return gone["id"], f"expired: instance {gone['id']} expired before this signal came"
-    if gone["status"] in ("completed", "cancelled"):
-        return gone["id"], (f"instance {gone['id']} is {gone['status']}; its checkpoint "
-                            f"{correlation_id!r} is gone")
-    return gone["id"], None
+    return None if row is None else LastHolder(row["id"], row["status"], row["error_json"])
+
+
+def read_target(db: sqlite3.Connection, correlation_id: str,
+                signal_id: str | None) -> tuple[DeliveryTarget, dict[str, Any] | None]:
+    """What a signal to `correlation_id` finds, and the holder's checkpoint row."""
+    first = None
+    if signal_id is not None:
+        row = db.execute(
+            "SELECT received_at, status, instance_id FROM signals WHERE signal_id = ?"
+            " AND status IN ('applied', 'pending') ORDER BY received_at LIMIT 1",
+            (signal_id,)).fetchone()
+        if row is not None:
+            first = FirstReceipt(row["received_at"], row["status"], row["instance_id"])
+    checkpoint_row = db.execute(
+        "SELECT c.*, i.status AS i_status FROM checkpoints c"
+        " JOIN instances i ON i.id = c.instance_id WHERE c.correlation_id = ?",
+        (correlation_id,)).fetchone()
+    if checkpoint_row is None:
+        return DeliveryTarget(correlation_id, signal_id, first, None,
+                              _last_holder(db, correlation_id)), None
+    data = dict(checkpoint_row)
+    holder = Holder(data["instance_id"], data.pop("i_status"), data["iteration"],
+                    bool(data["pausing"]), data["expires_at"])
+    return DeliveryTarget(correlation_id, signal_id, first, holder, None), data
 
 
 #: a pending signal not held for an instance that is about to pause at its checkpoint
@@ -63,103 +135,62 @@ class SignalOps:
         *,
         correlation_id: str,
         source: str,
+        decide: DecideDelivery,
         signal_id: str | None = None,
         payload_json: str | None = None,
         set_json: str | None = None,
         hold_seconds: float = 600.0,
         edit_snapshot: SnapshotEdit | None = None,
-        allow_retry: bool = True,
         applied_event: str | None = None,
     ) -> Delivery:
-        """Apply a signal to the instance holding `correlation_id`, in one transaction.
+        """Record a signal as `decide` says, in one transaction: it reads what the
+        signal finds (`DeliveryTarget`) and says what to write (`SignalWrite`).
 
-        paused (or failed, holding a checkpoint: a retry) -> running and `applied`;
-        no live checkpoint with that ID yet, or one saved by a running instance that
-        has not paused at it yet -> `pending` for `hold_seconds`;
-        an expired instance, or one running on after a resume -> `rejected` with the reason;
-        a `signal_id` seen before -> `duplicate`.
-        `edit_snapshot` rewrites the snapshot text before the resume (for --set).
-        `applied_event` (data JSON): the signal_applied event, written with an applied
-        signal in the same transaction.
+        `applied` -> its instance runs from the checkpoint, `resume_from` its status
+        before; `pending` -> held for `hold_seconds`; `rejected` and `duplicate` are
+        recorded with their reason. `edit_snapshot` rewrites the snapshot text before the
+        resume (for --set). `applied_event` (data JSON): the signal_applied event, written
+        with an applied signal in the same transaction.
         """
         now = utc_now()
         row_id = uuid.uuid4().hex
         with self._write() as db:
-            def record(status: str, reason: str | None, instance_id: str | None = None,
-                       hold_until: str | None = None) -> SignalRecord:
-                resolved = None if status == "pending" else now
+            target, data = read_target(db, correlation_id, signal_id)
+            write = decide(target, now)
+            hold_until = utc_after(hold_seconds) if write.status == "pending" else None
+            resolved = None if write.status == "pending" else now
+            db.execute(
+                "INSERT INTO signals (id, signal_id, correlation_id, payload_json, set_json,"
+                " source, status, reason, instance_id, received_at, hold_until, resolved_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (row_id, signal_id, correlation_id, payload_json, set_json, source,
+                 write.status, write.reason, write.instance_id, now, hold_until, resolved))
+            signal = SignalRecord(row_id, signal_id, correlation_id, payload_json, set_json,
+                                  source, write.status, write.reason, write.instance_id, now,
+                                  hold_until, resolved)
+            reported = write.instance_id if write.status in ("applied", "rejected") else None
+            if write.status != "applied":
+                return Delivery(write.status, signal, write.reason, reported)
+            instance_id, from_status = write.instance_id, write.resume_from
+            if data is None or instance_id is None or from_status is None or \
+                    instance_id != data["instance_id"]:
+                raise ValueError("an applied signal names the holder and its status")
+            if edit_snapshot is not None:
+                data["snapshot_json"] = edit_snapshot(data["snapshot_json"])
+                db.execute("UPDATE checkpoints SET snapshot_json = ?, size = ? "
+                           "WHERE instance_id = ?",
+                           (data["snapshot_json"], len(data["snapshot_json"].encode()),
+                            instance_id))
+            self._resume_in(db, instance_id, from_status, now, payload_json)
+            data["iteration"] += 1
+            data["resume_payload_json"] = payload_json
+            data["resume_at"] = None
+            if applied_event is not None:
                 db.execute(
-                    "INSERT INTO signals (id, signal_id, correlation_id, payload_json, set_json,"
-                    " source, status, reason, instance_id, received_at, hold_until, resolved_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (row_id, signal_id, correlation_id, payload_json, set_json, source, status,
-                     reason, instance_id, now, hold_until, resolved))
-                return SignalRecord(row_id, signal_id, correlation_id, payload_json, set_json,
-                                    source, status, reason, instance_id, now, hold_until,
-                                    resolved)
-
-            if signal_id is not None:
-                first = db.execute(
-                    "SELECT received_at, status, instance_id FROM signals WHERE signal_id = ?"
-                    " AND status IN ('applied', 'pending') ORDER BY received_at LIMIT 1",
-                    (signal_id,)).fetchone()
-                if first is not None:
-                    reason = (f"duplicate: signal_id {signal_id!r} was already received at "
-                              f"{first['received_at']} ({first['status']})")
-                    return Delivery("duplicate", record("duplicate", reason,
-                                                        first["instance_id"]), reason)
-            checkpoint_row = db.execute(
-                "SELECT c.*, i.status AS i_status FROM checkpoints c"
-                " JOIN instances i ON i.id = c.instance_id WHERE c.correlation_id = ?",
-                (correlation_id,)).fetchone()
-            if checkpoint_row is None:
-                gone = _gone(db, correlation_id)
-                if gone is not None and gone[1] is not None:
-                    gone_id, why = gone
-                    return Delivery("rejected", record("rejected", why, gone_id), why, gone_id)
-                reason = "no paused instance holds this correlation ID yet; held pending"
-                hold = utc_after(hold_seconds)
-                return Delivery("pending", record("pending", reason, None, hold), reason)
-            data = dict(checkpoint_row)
-            status = data.pop("i_status")
-            instance_id = data["instance_id"]
-            if data["expires_at"] is not None and data["expires_at"] < now and \
-                    status in ("paused", "failed"):
-                reason = f"expired: the checkpoint of instance {instance_id} outlived its TTL"
-                return Delivery("rejected", record("rejected", reason, instance_id), reason,
-                                instance_id)
-            if status == "paused" or (status == "failed" and allow_retry):
-                if edit_snapshot is not None:
-                    data["snapshot_json"] = edit_snapshot(data["snapshot_json"])
-                    db.execute("UPDATE checkpoints SET snapshot_json = ?, size = ? "
-                               "WHERE instance_id = ?",
-                               (data["snapshot_json"], len(data["snapshot_json"].encode()),
-                                instance_id))
-                self._resume_in(db, instance_id, status, now, payload_json)
-                data["iteration"] += 1
-                data["resume_payload_json"] = payload_json
-                data["resume_at"] = None
-                signal = record("applied", None if status == "paused" else "retry after failure",
-                                instance_id)
-                if applied_event is not None:
-                    db.execute(
-                        "INSERT INTO events (instance_id, at, kind, data_json) VALUES"
-                        " (?, ?, 'signal_applied', ?)", (instance_id, now, applied_event))
-                return Delivery("applied", signal, None, instance_id,
-                                CheckpointRecord(**data), status)
-            if status == "running" and (data["iteration"] == 0 or data["pausing"]):
-                # Saved but not paused yet (its commit block may still be sending the
-                # request this signal answers): held, and applied when it pauses.
-                reason = (f"instance {instance_id} has not paused at this checkpoint yet; "
-                          "held pending")
-                hold = utc_after(hold_seconds)
-                # A checkpoint that pauses will pause (after a crash, once recovered):
-                # the signal is held for that instance, however long that takes.
-                held_for = instance_id if data["pausing"] else None
-                return Delivery("pending", record("pending", reason, held_for, hold), reason)
-            reason = f"instance {instance_id} is {status}, not paused"
-            return Delivery("rejected", record("rejected", reason, instance_id), reason,
-                            instance_id)
+                    "INSERT INTO events (instance_id, at, kind, data_json) VALUES"
+                    " (?, ?, 'signal_applied', ?)", (instance_id, now, applied_event))
+            return Delivery("applied", signal, write.reason, instance_id,
+                            CheckpointRecord(**data), from_status)
 
     def record_rejected_signal(self, source: str, reason: str, *,
                                correlation_id: str | None = None,
@@ -234,15 +265,18 @@ class SignalOps:
                                     "paused at this checkpoint yet")
             return ResumeTarget(False, instance_id,
                                 f"instance {instance_id} is {status}, not paused")
-        gone = _gone(self._db, correlation_id)
-        if gone is None:
+        last = _last_holder(self._db, correlation_id)
+        if last is None:
             return ResumeTarget(False, None, None)
-        instance_id, reason = gone
-        if reason is None:
-            status = self._db.execute("SELECT status FROM instances WHERE id = ?",
-                                      (instance_id,)).fetchone()[0]
-            reason = f"instance {instance_id} is {status} and holds no checkpoint here"
-        return ResumeTarget(False, instance_id, reason)
+        # TODO(lifecycle): the CLI's check should ask agent/decisions.gone_reason
+        if last.error_json and json.loads(last.error_json).get("kind") == "expired":
+            reason = f"expired: instance {last.instance_id} expired before this signal came"
+        elif last.status == "completed":
+            reason = (f"instance {last.instance_id} is {last.status}; its checkpoint "
+                      f"{correlation_id!r} is gone")
+        else:
+            reason = f"instance {last.instance_id} is {last.status} and holds no checkpoint here"
+        return ResumeTarget(False, last.instance_id, reason)
 
     def paused_correlation_ids(self) -> list[str]:
         """The correlation IDs that paused instances wait at."""

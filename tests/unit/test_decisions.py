@@ -75,7 +75,7 @@ def test_an_ended_child_wakes_its_live_parent_at_its_call() -> None:
 
 @pytest.mark.parametrize(("child", "parent"), [
     ("paused", "paused"), ("running", "paused"), ("failed", None), ("failed", "failed"),
-    ("completed", "cancelled")])
+    ("completed", "failed")])
 def test_no_wake_without_an_ended_child_and_a_live_parent(child: str,
                                                           parent: str | None) -> None:
     assert decide_wake("c1", child, parent) is None
@@ -133,6 +133,8 @@ def test_a_holder_gone_for_good_refuses_the_signal() -> None:
     expired = LastHolder("i1", "failed", json.dumps({"kind": "expired"}))
     decision = decide_delivery(_target(last=expired), NOW)
     assert isinstance(decision, Refuse) and decision.reason.startswith("expired:")
-    for status in ("completed", "cancelled"):
-        done = decide_delivery(_target(last=LastHolder("i1", status, None)), NOW)
-        assert isinstance(done, Refuse) and f"is {status}" in done.reason
+    done = decide_delivery(_target(last=LastHolder("i1", "completed", None)), NOW)
+    assert isinstance(done, Refuse) and "is completed" in done.reason
+    # failed for another reason: it may be retried and pause there again
+    assert isinstance(decide_delivery(_target(last=LastHolder("i1", "failed", None)), NOW),
+                      Hold)

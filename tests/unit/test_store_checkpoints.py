@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from procctl.agent.decisions import delivery_write
 from procctl.store import Store
 from procctl.store.clock import utc_after, utc_now
 from procctl.store.errors import Conflict
@@ -67,14 +68,17 @@ def test_group_commit_keeps_each_outcome_apart(store: Store) -> None:
 
 def test_signal_resumes_a_paused_instance_once(store: Store) -> None:
     paused(store, "i1", "order-1")
-    first = store.deliver_signal(correlation_id="order-1", source="cli", signal_id="s1",
+    first = store.deliver_signal(decide=delivery_write,
+                                 correlation_id="order-1", source="cli", signal_id="s1",
                                  payload_json='{"ok": true}')
     assert first.outcome == "applied"
     assert first.checkpoint is not None and first.checkpoint.iteration == 1
     assert store.get_instance("i1").status == "running"
-    again = store.deliver_signal(correlation_id="order-1", source="cli", signal_id="s2")
+    again = store.deliver_signal(decide=delivery_write,
+                                 correlation_id="order-1", source="cli", signal_id="s2")
     assert (again.outcome, again.reason) == ("rejected", "instance i1 is running, not paused")
-    duplicate = store.deliver_signal(correlation_id="order-1", source="cli", signal_id="s1")
+    duplicate = store.deliver_signal(decide=delivery_write,
+                                     correlation_id="order-1", source="cli", signal_id="s1")
     assert duplicate.outcome == "duplicate"
     assert "already received" in str(duplicate.reason)
 
@@ -86,7 +90,8 @@ def test_concurrent_signals_from_many_connections_apply_once(store: Store,
 
     def send(number: int) -> None:
         own = Store(tmp_path / "procctl.db")
-        outcomes.append(own.deliver_signal(correlation_id="order-1", source="cli",
+        outcomes.append(own.deliver_signal(decide=delivery_write,
+                                           correlation_id="order-1", source="cli",
                                            signal_id=f"s{number}").outcome)
         own.close()
 
@@ -99,7 +104,8 @@ def test_concurrent_signals_from_many_connections_apply_once(store: Store,
 
 
 def test_early_signal_is_held_and_delivered_when_the_checkpoint_pauses(store: Store) -> None:
-    early = store.deliver_signal(correlation_id="late-1", source="file:x.json",
+    early = store.deliver_signal(decide=delivery_write,
+                                 correlation_id="late-1", source="file:x.json",
                                  payload_json='{"v": 1}', hold_seconds=60)
     assert early.outcome == "pending"
     running(store, "i1")
@@ -111,7 +117,8 @@ def test_early_signal_is_held_and_delivered_when_the_checkpoint_pauses(store: St
 
 
 def test_pending_signal_past_its_buffer_becomes_unmatched(store: Store) -> None:
-    store.deliver_signal(correlation_id="nobody", source="cli", hold_seconds=0)
+    store.deliver_signal(decide=delivery_write,
+                         correlation_id="nobody", source="cli", hold_seconds=0)
     assert store.expire_pending_signals(utc_after(1)) == 1
     [record] = store.list_signals(("unmatched",))
     assert "buffer time" in str(record.reason)
@@ -123,7 +130,7 @@ def test_expiry_fails_the_instance_and_refuses_later_signals(store: Store) -> No
     assert store.expire_instance("i1", json.dumps({"kind": "expired"}), utc_now())
     assert store.get_instance("i1").status == "failed"
     assert store.find_checkpoint("i1") is None
-    late = store.deliver_signal(correlation_id="old", source="cli")
+    late = store.deliver_signal(decide=delivery_write, correlation_id="old", source="cli")
     assert late.outcome == "rejected" and str(late.reason).startswith("expired")
 
 
@@ -131,7 +138,7 @@ def test_a_failed_instance_with_a_checkpoint_can_be_retried(store: Store) -> Non
     running(store, "i1")
     store.save_checkpoint("i1", "cp", "retry-me", "snap", expires_at=None)
     store.finish_instance("i1", "failed", error_json="{}")
-    delivery = store.deliver_signal(correlation_id="retry-me", source="cli")
+    delivery = store.deliver_signal(decide=delivery_write, correlation_id="retry-me", source="cli")
     assert (delivery.outcome, delivery.from_status) == ("applied", "failed")
     assert store.get_instance("i1").status == "running"
 
@@ -141,12 +148,13 @@ def test_completion_discards_the_snapshot(store: Store) -> None:
     store.save_checkpoint("i1", "cp", "done", "snap", expires_at=None)
     store.finish_instance("i1", "completed")
     assert store.find_checkpoint("i1") is None
-    assert store.deliver_signal(correlation_id="done", source="cli").outcome == "rejected"
+    assert store.deliver_signal(decide=delivery_write,
+                                correlation_id="done", source="cli").outcome == "rejected"
 
 
 def test_snapshot_edit_runs_inside_the_delivery(store: Store) -> None:
     paused(store, "i1", "edit-me")
-    delivery = store.deliver_signal(correlation_id="edit-me", source="cli",
+    delivery = store.deliver_signal(decide=delivery_write, correlation_id="edit-me", source="cli",
                                     edit_snapshot=lambda text: text.replace("1", "2"))
     assert delivery.checkpoint is not None
     assert store.get_checkpoint("i1").snapshot_json == '{"snap": 2}'
@@ -164,7 +172,8 @@ def test_due_scheduled_resumes(store: Store) -> None:
 
 
 def test_a_held_signal_brings_its_variable_edits_to_the_pause(store: Store) -> None:
-    store.deliver_signal(correlation_id="later", source="cli", set_json='{"amount": 99}',
+    store.deliver_signal(decide=delivery_write,
+                         correlation_id="later", source="cli", set_json='{"amount": 99}',
                          hold_seconds=60)
     running(store, "i1")
     store.save_checkpoint("i1", "cp", "later", '{"amount": 1}', expires_at=None)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from procctl.agent.decisions import delivery_write
 from procctl.store import Store
 from procctl.store.clock import utc_after, utc_now
 from procctl.store.errors import Conflict, NotFound
@@ -62,7 +63,8 @@ def test_queued_events_survive_a_transaction_that_rolls_back(store: Store) -> No
 def test_a_pause_that_takes_a_held_signal_is_one_commit(store: Store) -> None:
     running(store, "i1")
     store.save_checkpoint("i1", "cp", "gate-1", "snap", expires_at=None, pausing=True)
-    held = store.deliver_signal(correlation_id="gate-1", source="file:a.json",
+    held = store.deliver_signal(decide=delivery_write,
+                                correlation_id="gate-1", source="file:a.json",
                                 payload_json='{"ok": true}', hold_seconds=0)
     assert held.outcome == "pending" and held.signal.instance_id == "i1"
     # held for the instance about to pause: the buffer does not expire it
@@ -85,7 +87,7 @@ def test_a_delivered_signal_writes_its_event_in_its_transaction(store: Store) ->
     store.save_checkpoint("i1", "cp", "gate-1", "snap", expires_at=None, pausing=True)
     store.pause_instance("i1", commit_value_json=None, resume_at=None)
     before = store.commits
-    delivery = store.deliver_signal(correlation_id="gate-1", source="cli",
+    delivery = store.deliver_signal(decide=delivery_write, correlation_id="gate-1", source="cli",
                                     applied_event='{"source": "cli"}')
     assert delivery.outcome == "applied" and store.commits == before + 1
     assert kinds(store, "i1")[-1] == "signal_applied"
