@@ -250,3 +250,40 @@ def test_queued_events_ride_with_the_next_transition(store: StoreContract) -> No
     store.hold_instance("i1", "{}")
     assert store.commits == before + 1
     assert [e.kind for e in store.events("i1")] == ["step_started"]
+
+
+def test_a_pause_keeps_its_commit_value_and_resume_time(store: StoreContract) -> None:
+    checkpointed(store, "i1", "c1")
+    at = utc_after(60)
+    store.pause_instance("i1", commit_value_json='{"ticket": 7}', resume_at=at)
+    checkpoint = store.get_checkpoint("i1")
+    assert (checkpoint.commit_value_json, checkpoint.resume_at) == ('{"ticket": 7}', at)
+    assert store.paused_correlation_ids() == ["c1"]
+    assert [row.checkpoint.correlation_id for row in store.list_paused()] == ["c1"]
+    assert store.list_paused(process_name="another") == []
+
+
+def test_a_delivery_edits_the_snapshot_it_resumes(store: StoreContract) -> None:
+    paused(store, "i1", "c1")
+    delivery = deliver(store, "c1", set_json='{"n": 1}',
+                       edit_snapshot=lambda text: text.replace("gate", "edited"))
+    assert delivery.checkpoint is not None and "edited" in delivery.checkpoint.snapshot_json
+    assert "edited" in store.get_checkpoint("i1").snapshot_json
+
+
+def test_what_a_signal_would_find(store: StoreContract) -> None:
+    assert store.resume_target("nobody").instance_id is None
+    checkpointed(store, "i1", "c1")
+    before = store.resume_target("c1")
+    assert (before.resumable, before.instance_id) == (False, "i1")
+    store.pause_instance("i1", commit_value_json=None, resume_at=None)
+    assert store.resume_target("c1").resumable
+
+
+def test_a_signal_that_could_not_be_read_is_kept_rejected(store: StoreContract) -> None:
+    since = utc_now()
+    kept = store.record_rejected_signal("file:bad.json", "not JSON")
+    assert kept.status == SignalStatus.REJECTED and kept.reason == "not JSON"
+    found = store.file_rejection("bad.json", since)
+    assert found is not None and found.id == kept.id
+    assert [s.id for s in store.list_signals((SignalStatus.REJECTED,))] == [kept.id]
