@@ -287,3 +287,15 @@ def test_a_signal_that_could_not_be_read_is_kept_rejected(store: StoreContract) 
     found = store.file_rejection("bad.json", since)
     assert found is not None and found.id == kept.id
     assert [s.id for s in store.list_signals((SignalStatus.REJECTED,))] == [kept.id]
+
+
+def test_a_refused_transition_writes_nothing(store: StoreContract) -> None:
+    paused(store, "i1", "c1")
+    store.queue_events([("i1", utc_now(), "step_started", "{}", "a", "a")])
+    with pytest.raises(Conflict):  # already paused: its events are not written...
+        store.pause_instance("i1", commit_value_json=None, resume_at=None,
+                             events=[("i1", utc_now(), "instance_paused", "{}", None, None)])
+    assert "step_started" not in [e.kind for e in store.events("i1")]
+    store.take_resume("i1", Status.PAUSED)  # ...and the queued ones ride with the next
+    assert [e.kind for e in store.events("i1")].count("step_started") == 1
+    assert [e.kind for e in store.events("i1")].count("instance_paused") == 0
