@@ -7,11 +7,11 @@ store, for the races). Tests use the StoreContract's methods only.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from procctl.agent.decisions import delivery_write
 from procctl.store import StoreContract, open_store
 from procctl.store.records import CheckpointRecord, Delivery
 
@@ -48,9 +48,7 @@ def paused(store: StoreContract, instance_id: str, correlation_id: str, *,
 
 
 def deliver(store: StoreContract, correlation_id: str, **options: Any) -> Delivery:
-    """A signal to `correlation_id` (the one place the suite delivers: a store that asks
-    for the delivery's decision gets the agent's)."""
-    if "decide" in inspect.signature(store.deliver_signal).parameters:
-        from procctl.agent.decisions import delivery_write
-        options["decide"] = delivery_write
-    return store.deliver_signal(correlation_id=correlation_id, source="contract", **options)
+    """A signal to `correlation_id`, decided as the agent decides (the store reads what
+    the signal finds and writes the decision, in one transaction)."""
+    return store.deliver_signal(correlation_id=correlation_id, source="contract",
+                                decide=delivery_write, **options)
