@@ -18,7 +18,7 @@ from typing import Any
 
 from procctl.agent import snapshot as snapshots
 from procctl.agent import values
-from procctl.agent.calls import called_child
+from procctl.agent.calls import CALL_PREFIX, called_child
 from procctl.agent.definition import Definition, Step, parse_definition
 from procctl.agent.definition.children import PinnedChildren
 from procctl.agent.engine.runner import Outcome, Runner
@@ -31,7 +31,7 @@ from procctl.agent.store_worker import StoreWorker
 from procctl.store import InstanceRecord
 from procctl.store.clock import utc_now
 from procctl.store.errors import Conflict
-from procctl.store.records import CheckpointRecord, Delivery, SignalRecord
+from procctl.store.records import CheckpointRecord, Delivery, EventRow, SignalRecord
 from procctl.store.sqlite import TERMINAL_STATUSES
 
 log = logging.getLogger("procctl.agent")
@@ -41,6 +41,12 @@ Event = dict[str, Any]
 Deliver = Callable[..., Awaitable[Delivery]]
 
 RESUMED_BY_SOURCE = {"cli": "manual", "expiry": "expiry"}
+
+
+def started_event(instance_id: str, definition: Definition) -> EventRow:
+    """The instance_started event, written with the instance's creation."""
+    return (instance_id, utc_now(), "instance_started",
+            json.dumps({"process": definition.name}), None, None)
 
 
 def apply_set_json(snapshot_json: str, set_json: str) -> str:
@@ -227,7 +233,7 @@ class InstanceManager:
         """At start: parents paused at a call whose child ended while no agent ran (or
         before the signal was committed) are resumed now."""
         store = self.worker.store
-        for parent in await self.worker.call(store.paused_at_calls):
+        for parent in await self.worker.call(store.paused_at_calls, CALL_PREFIX):
             child = await self.worker.call(store.get_instance,
                                            str(called_child(parent.correlation_id)))
             if child.status in TERMINAL_STATUSES:
@@ -243,12 +249,14 @@ class InstanceManager:
         instance_id = secrets.token_hex(6)
         store = self.worker.store
         await self._pin(definition)
+        started = started_event(instance_id, definition)
         record = await self.worker.call(
             store.create_instance, instance_id, definition.sha256, definition.name,
-            definition.version, values.dumps(params), json.dumps(trigger))
+            definition.version, values.dumps(params), json.dumps(trigger),
+            events=[started])
         state = self._state(record, definition, dict(params))
         queue = self.subscribe(instance_id) if subscribe else None
-        self._launch(instance_id, definition, state, None)
+        self._launch(instance_id, definition, state, None, started=started)
         return instance_id, queue
 
     async def start_child(self, parent_id: str, definition: Definition,
@@ -265,12 +273,14 @@ class InstanceManager:
         base_dir = str(Path(definition.file).parent) if definition.file else "."
         trigger = {"id": f"call:{parent_id}", "kind": "call", "parent": parent_id,
                    "file": definition.file, "base_dir": base_dir}
+        child_id = secrets.token_hex(6)
+        started = started_event(child_id, definition)
         record = await self.worker.call(
-            store.create_instance, secrets.token_hex(6), definition.sha256, definition.name,
+            store.create_instance, child_id, definition.sha256, definition.name,
             definition.version, values.dumps(params), json.dumps(trigger),
-            parent_id, call_key)
+            parent_id, call_key, events=[started])
         self._launch(record.id, definition, self._state(record, definition, dict(params)),
-                     None)
+                     None, started=started if record.id == child_id else None)
         return record.id
 
     async def _pin(self, definition: Definition) -> None:
@@ -355,8 +365,11 @@ class InstanceManager:
                              variables=variables)
 
     def _launch(self, instance_id: str, definition: Definition, state: InstanceState,
-                resume: ResumeInfo | None) -> None:
-        task = asyncio.create_task(self._execute(instance_id, definition, state, resume))
+                resume: ResumeInfo | None, *, started: EventRow | None = None) -> None:
+        """Run the instance; `started`: its instance_started event, already written
+        with its creation (else a fresh run writes one)."""
+        task = asyncio.create_task(self._execute(instance_id, definition, state, resume,
+                                                 started))
         self.tasks[instance_id] = task
 
         def forget(done: asyncio.Task[None]) -> None:
@@ -368,7 +381,7 @@ class InstanceManager:
     # -- running --------------------------------------------------------------------
 
     async def _execute(self, instance_id: str, definition: Definition, state: InstanceState,
-                       resume: ResumeInfo | None) -> None:
+                       resume: ResumeInfo | None, started: EventRow | None = None) -> None:
         store = self.worker.store
 
         async def emit(kind: str, step: Step | None, data: dict[str, Any]) -> None:
@@ -384,7 +397,11 @@ class InstanceManager:
                                        "data": plain, "at": at})
 
         hooks = InstanceHooks(self, instance_id)
-        if resume is None:
+        if started is not None:  # recorded with the instance: only told to its watchers
+            self.publish(instance_id, {"kind": "instance_started", "step_id": None,
+                                       "step_path": None, "data": json.loads(started[3]),
+                                       "at": started[1]})
+        elif resume is None:
             await emit("instance_started", None, {"process": definition.name})
         try:
             outcome = await Runner(definition, state, emit, hooks, resume).run()

@@ -362,12 +362,12 @@ class CheckpointOps:
             args).fetchall()
         return [_paused_row(dict(row)) for row in rows]
 
-    def paused_at_calls(self) -> list[InstanceRecord]:
-        """Parents paused while a child they called is paused: their correlation ID is
-        `call:<child id>` (agent/calls.py)."""
+    def paused_at_calls(self, prefix: str) -> list[InstanceRecord]:
+        """Paused instances whose correlation ID starts with `prefix` (the agent names
+        a parent paused at a call so: agent/calls.py)."""
         rows = self._db.execute(
-            "SELECT * FROM instances WHERE status = 'paused' AND correlation_id LIKE 'call:%'"
-        ).fetchall()
+            "SELECT * FROM instances WHERE status = 'paused' AND substr(correlation_id, 1, ?)"
+            " = ?", (len(prefix), prefix)).fetchall()
         return [InstanceRecord(**dict(row)) for row in rows]
 
 

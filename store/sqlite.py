@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from procctl.store.checkpoints import CheckpointOps
+from procctl.store.checkpoints import CheckpointOps, insert_events
 from procctl.store.clock import utc_now
 from procctl.store.errors import AmbiguousId, Conflict, NotFound, StoreCorrupt, StoreError
 from procctl.store.files import check_store_files
@@ -235,19 +235,23 @@ class Store(CheckpointOps, SignalOps):
         trigger_json: str,
         parent_id: str | None = None,
         call_key: str | None = None,
+        events: Sequence[EventRow] = (),
     ) -> InstanceRecord:
-        """A new running instance. A child (with `parent_id` and `call_key`) is created
-        once: when that parent already has a child for that call, it is returned."""
+        """A new running instance, with `events` (its start) in the same transaction.
+        A child (with `parent_id` and `call_key`) is created once: when that parent
+        already has a child for that call, it is returned (and no event written)."""
         now = utc_now()
         verb = "INSERT" if parent_id is None else "INSERT OR IGNORE"
         with self._write() as db:
-            db.execute(
+            created = db.execute(
                 f"{verb} INTO instances (id, definition_sha256, process_name,"
                 " process_version, status, params_json, trigger_json, started_at, updated_at,"
                 " parent_id, call_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (instance_id, definition_sha256, process_name, process_version, Status.RUNNING,
                  params_json, trigger_json, now, now, parent_id, call_key),
             )
+            if created.rowcount == 1:
+                insert_events(db, events)
         if parent_id is not None:
             row = self._db.execute(
                 "SELECT * FROM instances WHERE parent_id = ? AND call_key = ?",
