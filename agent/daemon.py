@@ -34,6 +34,7 @@ from procctl.agent.errors import (
 from procctl.agent.health import DONE, RECOVERING, SIGNAL_FILES, Health
 from procctl.agent.instances import InstanceManager, expired_retry_refusal
 from procctl.agent.intake import SignalDesk
+from procctl.agent.lifecycle_runs import Lifecycle
 from procctl.agent.lock import HomeLock
 from procctl.agent.logs import setup_logging
 from procctl.agent.paths import HomePaths
@@ -48,10 +49,6 @@ from procctl.store.errors import NotFound
 log = logging.getLogger("procctl.agent")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
-INTERRUPTED_ERROR = {
-    "kind": "interrupted",
-    "message": "agent stopped before the first checkpoint",
-}
 
 
 class Agent:
@@ -66,7 +63,8 @@ class Agent:
         self.desk = SignalDesk(self.manager, self.worker,
                                paths.signals_dir(str(self.settings["signals_dir"])),
                                self.settings)
-        self.scheduler = Scheduler(self.manager, self.desk, self.worker, self.settings,
+        self.lifecycle = Lifecycle(self.manager, self.worker)
+        self.scheduler = Scheduler(self.lifecycle, self.desk, self.worker, self.settings,
                                    self.health)
         self.connections: set[asyncio.Task[Any]] = set()
         self.background: list[asyncio.Task[None]] = []
@@ -176,62 +174,8 @@ class Agent:
         self.listed.set()
         for done, instance_id in enumerate(interrupted):
             self.health.recovered(done, len(interrupted))
-            await self._recover_one(instance_id)
+            await self.lifecycle.recover(instance_id)
         self.health.recovered(len(interrupted), len(interrupted))
-
-    async def _recover_one(self, instance_id: str) -> None:
-        store = self.worker.store
-        checkpoint = await self.worker.call(store.find_checkpoint, instance_id)
-        if checkpoint is not None and checkpoint.pausing:
-            # It had saved a checkpoint that pauses and had not paused yet (its commit
-            # block may have run): a gate is never passed without its signal. It stays
-            # running (a signal that comes meanwhile is held) through its recover
-            # block, then pauses there, its TTL unchanged.
-            taken = await self.worker.call(store.mark_recovered, instance_id,
-                                           {"pause_again": True})
-            log.warning("recovering instance at the checkpoint it had not paused at",
-                        extra={"instance": instance_id})
-            await self.manager.resume(instance_id, taken, resumed_by="recovery",
-                                      run_recover=True, pause_again=True)
-            return
-        if checkpoint is not None:
-            taken = await self.worker.call(store.take_resume, instance_id, "running",
-                                           event=("instance_recovered", {"iteration": None}))
-            log.warning("recovering instance from its checkpoint",
-                        extra={"instance": instance_id})
-            # With the payload of the resume it repeats: an applied signal's data
-            # is not lost to the crash.
-            await self.manager.resume(instance_id, taken, resumed_by="recovery",
-                                      payload=values.loads(taken.resume_payload_json),
-                                      run_recover=True)
-            return
-        record = await self.worker.call(store.get_instance, instance_id)
-        try:
-            policy = (await self.manager.definition(record.definition_sha256)).on_crash
-        except Exception:  # its definition no longer loads: fail it, do not guess
-            policy = "fail"
-        await self._apply_on_crash(instance_id, policy)
-
-    async def _apply_on_crash(self, instance_id: str, policy: str) -> None:
-        store = self.worker.store
-        event = json.dumps({"on_crash": policy, "error": INTERRUPTED_ERROR})
-        if policy == "restart":  # it stays running: the event is all that changes
-            await self.worker.call(store.add_event, instance_id, "instance_restarted", event)
-            log.warning("restarting interrupted instance", extra={"instance": instance_id})
-            await self.manager.restart(instance_id)
-        elif policy == "hold":
-            await self.worker.call(store.hold_instance, instance_id,
-                                   json.dumps(INTERRUPTED_ERROR),
-                                   [(instance_id, utc_now(), "instance_held", event, None,
-                                     None)])
-            log.warning("holding interrupted instance", extra={"instance": instance_id})
-        else:
-            # Queued first: the event rides along with the status change.
-            self.worker.add_event_soon(instance_id, utc_now(), "instance_failed", event,
-                                       None, None)
-            await self.worker.call(store.finish_instance, instance_id, "failed",
-                                   error_json=json.dumps(INTERRUPTED_ERROR))
-            log.warning("instance interrupted by the last stop", extra={"instance": instance_id})
 
     async def _drain_instances(self) -> None:
         running = list(self.manager.tasks.values())

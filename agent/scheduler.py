@@ -10,15 +10,13 @@ import asyncio
 import logging
 import time
 
-from procctl.agent import values
 from procctl.agent.durations import parse_duration
-from procctl.agent.expiry import Expiry, fail_expired, find_expired
+from procctl.agent.expiry import Expiry, find_expired
 from procctl.agent.health import DEGRADED_AFTER, Health
-from procctl.agent.instances import InstanceManager
 from procctl.agent.intake import SignalDesk
+from procctl.agent.lifecycle_runs import Lifecycle
 from procctl.agent.store_worker import StoreWorker
 from procctl.store.clock import utc_now
-from procctl.store.errors import Conflict
 
 log = logging.getLogger("procctl.scheduler")
 
@@ -26,9 +24,9 @@ TICK_SECONDS = 0.25
 
 
 class Scheduler:
-    def __init__(self, manager: InstanceManager, desk: SignalDesk, worker: StoreWorker,
+    def __init__(self, lifecycle: Lifecycle, desk: SignalDesk, worker: StoreWorker,
                  settings: dict[str, object], health: Health | None = None) -> None:
-        self.manager = manager
+        self.lifecycle = lifecycle
         self.health = health or Health()
         self.desk = desk
         self.worker = worker
@@ -62,13 +60,7 @@ class Scheduler:
     async def tick(self) -> None:
         store = self.worker.store
         for instance_id in await self.worker.call(store.due_resumes, utc_now()):
-            try:
-                checkpoint = await self.worker.call(
-                    store.take_resume, instance_id,
-                    event=("scheduled_resume", {"iteration": None}))
-            except Conflict:
-                continue  # a signal resumed it first
-            await self.manager.resume(instance_id, checkpoint, resumed_by="schedule")
+            await self.lifecycle.resume_scheduled(instance_id)
         await self.expire()
         await self.worker.call(store.expire_pending_signals, utc_now())
         if time.monotonic() - self._last_scan >= self.scan_interval:
@@ -77,29 +69,7 @@ class Scheduler:
 
     async def expire(self, *, dry_run: bool = False) -> list[Expiry]:
         """Apply the TTL policies now; returns what was (or would be) done."""
-        store = self.worker.store
-        done: list[Expiry] = []
-        for expiry in await self.worker.call(find_expired, store):
-            if dry_run:
-                done.append(expiry)
-                continue
-            if expiry.action == "failed":
-                if await self.worker.call(fail_expired, store, expiry):
-                    done.append(expiry)
-                    self.manager.publish(expiry.instance_id, {"kind": "instance_settled"})
-                    # An expired child fails its parent's call.
-                    await self.manager.wake_parent(
-                        await self.worker.call(store.get_instance, expiry.instance_id))
-                continue
-            try:
-                checkpoint = await self.worker.call(
-                    store.take_resume, expiry.instance_id, clear_expiry=True,
-                    payload_json=values.dumps(expiry.payload),
-                    event=("instance_expired", {"action": "resume",
-                                                "payload": values.to_plain(expiry.payload)}))
-            except Conflict:
-                continue
-            await self.manager.resume(expiry.instance_id, checkpoint, resumed_by="expiry",
-                                      payload=expiry.payload)
-            done.append(expiry)
-        return done
+        found = await self.worker.call(find_expired, self.worker.store)
+        if dry_run:
+            return found
+        return [expiry for expiry in found if await self.lifecycle.expire(expiry)]

@@ -1,0 +1,119 @@
+"""The life cycle's transitions that run an instance on: scheduled resume, expiry and
+recovery. Each reads, decides (agent/decisions.py), asks the store for one conditional
+transaction and, when it took, starts the runner; a lost race (Conflict) is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from procctl.agent import values
+from procctl.agent.expiry import Expiry, fail_expired
+from procctl.agent.instances import InstanceManager
+from procctl.agent.store_worker import StoreWorker
+from procctl.store.clock import utc_now
+from procctl.store.errors import Conflict
+
+log = logging.getLogger("procctl.agent")
+
+INTERRUPTED_ERROR = {
+    "kind": "interrupted",
+    "message": "agent stopped before the first checkpoint",
+}
+
+
+class Lifecycle:
+    def __init__(self, manager: InstanceManager, worker: StoreWorker) -> None:
+        self.manager = manager
+        self.worker = worker
+
+    async def resume_scheduled(self, instance_id: str) -> bool:
+        """paused -> running at its `resume_at`; False when a signal resumed it first."""
+        try:
+            checkpoint = await self.worker.call(
+                self.worker.store.take_resume, instance_id,
+                event=("scheduled_resume", {"iteration": None}))
+        except Conflict:
+            return False
+        await self.manager.resume(instance_id, checkpoint, resumed_by="schedule")
+        return True
+
+    async def expire(self, expiry: Expiry) -> bool:
+        """Apply one TTL policy; False when the instance no longer qualifies."""
+        store = self.worker.store
+        if expiry.action == "failed":
+            if not await self.worker.call(fail_expired, store, expiry):
+                return False
+            self.manager.publish(expiry.instance_id, {"kind": "instance_settled"})
+            # An expired child fails its parent's call.
+            await self.manager.wake_parent(
+                await self.worker.call(store.get_instance, expiry.instance_id))
+            return True
+        try:
+            checkpoint = await self.worker.call(
+                store.take_resume, expiry.instance_id, clear_expiry=True,
+                payload_json=values.dumps(expiry.payload),
+                event=("instance_expired", {"action": "resume",
+                                            "payload": values.to_plain(expiry.payload)}))
+        except Conflict:
+            return False
+        await self.manager.resume(expiry.instance_id, checkpoint, resumed_by="expiry",
+                                  payload=expiry.payload)
+        return True
+
+    async def recover(self, instance_id: str) -> None:
+        """An instance the last agent left running: from its checkpoint through the
+        recover block; with none, as its definition's `on_crash` says."""
+        store = self.worker.store
+        checkpoint = await self.worker.call(store.find_checkpoint, instance_id)
+        if checkpoint is not None and checkpoint.pausing:
+            # It had saved a checkpoint that pauses and had not paused yet (its commit
+            # block may have run): a gate is never passed without its signal. It stays
+            # running (a signal that comes meanwhile is held) through its recover
+            # block, then pauses there, its TTL unchanged.
+            taken = await self.worker.call(store.mark_recovered, instance_id,
+                                           {"pause_again": True})
+            log.warning("recovering instance at the checkpoint it had not paused at",
+                        extra={"instance": instance_id})
+            await self.manager.resume(instance_id, taken, resumed_by="recovery",
+                                      run_recover=True, pause_again=True)
+            return
+        if checkpoint is not None:
+            taken = await self.worker.call(store.take_resume, instance_id, "running",
+                                           event=("instance_recovered", {"iteration": None}))
+            log.warning("recovering instance from its checkpoint",
+                        extra={"instance": instance_id})
+            # With the payload of the resume it repeats: an applied signal's data
+            # is not lost to the crash.
+            await self.manager.resume(instance_id, taken, resumed_by="recovery",
+                                      payload=values.loads(taken.resume_payload_json),
+                                      run_recover=True)
+            return
+        record = await self.worker.call(store.get_instance, instance_id)
+        try:
+            policy = (await self.manager.definition(record.definition_sha256)).on_crash
+        except Exception:  # its definition no longer loads: fail it, do not guess
+            policy = "fail"
+        await self.apply_on_crash(instance_id, policy)
+
+    async def apply_on_crash(self, instance_id: str, policy: str) -> None:
+        store = self.worker.store
+        event = json.dumps({"on_crash": policy, "error": INTERRUPTED_ERROR})
+        if policy == "restart":  # it stays running: the event is all that changes
+            await self.worker.call(store.add_event, instance_id, "instance_restarted", event)
+            log.warning("restarting interrupted instance", extra={"instance": instance_id})
+            await self.manager.restart(instance_id)
+        elif policy == "hold":
+            await self.worker.call(store.hold_instance, instance_id,
+                                   json.dumps(INTERRUPTED_ERROR),
+                                   [(instance_id, utc_now(), "instance_held", event, None,
+                                     None)])
+            log.warning("holding interrupted instance", extra={"instance": instance_id})
+        else:
+            # Queued first: the event rides along with the status change.
+            self.worker.add_event_soon(instance_id, utc_now(), "instance_failed", event,
+                                       None, None)
+            await self.worker.call(store.finish_instance, instance_id, "failed",
+                                   error_json=json.dumps(INTERRUPTED_ERROR))
+            log.warning("instance interrupted by the last stop", extra={"instance": instance_id})
