@@ -15,7 +15,6 @@ import logging
 import os
 import signal
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from procctl.agent.errors import (
     UsageError,
 )
 from procctl.agent.health import DONE, RECOVERING, SIGNAL_FILES, Health
-from procctl.agent.instances import InstanceManager, expired_retry_refusal
+from procctl.agent.instances import InstanceManager
 from procctl.agent.intake import SignalDesk
 from procctl.agent.lifecycle_runs import Lifecycle
 from procctl.agent.lock import HomeLock
@@ -360,31 +359,9 @@ class Agent:
         """Retry a failed or held instance: from its checkpoint through the recover block
         when it holds one, else from the beginning with the same params."""
         await self._gate(self.recovered)
-        store = self.worker.store
-        record = await self.worker.call(store.get_instance, str(request["instance_id"]))
-        checkpoint = await self.worker.call(store.find_checkpoint, record.id)
-        if checkpoint is None and record.status == "failed":
-            pinned = await self.worker.call(store.get_definition, record.definition_sha256)
-            refusal = expired_retry_refusal(record, pinned.path)
-            if refusal is not None:
-                raise refusal
-        if checkpoint is not None and record.status in ("failed", "paused"):
-            delivery = await self.desk.deliver(
-                correlation_id=checkpoint.correlation_id, payload=None,
-                signal_id=uuid.uuid4().hex, source=f"cli:retry {record.id}")
-            if delivery.outcome != "applied":
-                raise Refused(f"instance {record.id} cannot be retried: {delivery.reason}")
-            action = "resumed from its checkpoint"
-        elif record.status == "failed" or (record.status == "paused" and checkpoint is None):
-            await self.worker.call(store.restart_instance, record.id, ("failed", "paused"),
-                                   [(record.id, utc_now(), "instance_restarted",
-                                     json.dumps({"by": "retry"}), None, None)])
-            await self.manager.restart(record.id)
-            action = "restarted from the beginning"
-        else:
-            raise Refused(f"instance {record.id} is {record.status}; only a failed or "
-                             "held instance can be retried",
-                             hint=f"procctl show {record.id}")
+        record = await self.worker.call(self.worker.store.get_instance,
+                                        str(request["instance_id"]))
+        action = await self.lifecycle.retry(record.id)
         await send({"type": "event", "event": {"kind": "retry", "instance_id": record.id,
                                                "data": {"action": action}}})
         await self._follow(record.id, send)

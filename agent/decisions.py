@@ -91,6 +91,35 @@ def decide_wake(child_id: str, child_status: str, parent_status: str | None
                       f"child:{child_id}")
 
 
+# -- retry ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryFromCheckpoint:
+    """Retry by a signal to its checkpoint (through its recover block)."""
+
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class RetryFromStart:
+    """Retry from the first step with the same params."""
+
+
+RetryDecision = RetryFromCheckpoint | RetryFromStart | None
+
+
+def decide_retry(status: str, checkpoint_correlation_id: str | None) -> RetryDecision:
+    """How a failed or held instance is retried; None: it cannot be (not failed or
+    paused)."""
+    if checkpoint_correlation_id is not None and status in (Status.FAILED, Status.PAUSED):
+        return RetryFromCheckpoint(checkpoint_correlation_id)
+    if status == Status.FAILED or (status == Status.PAUSED and
+                                   checkpoint_correlation_id is None):
+        return RetryFromStart()
+    return None
+
+
 # -- delivery of a signal ---------------------------------------------------------------
 
 

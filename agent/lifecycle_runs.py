@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 
 from procctl.agent import values
+from procctl.agent.decisions import RetryFromCheckpoint, RetryFromStart, decide_retry
+from procctl.agent.errors import Refused
 from procctl.agent.expiry import Expiry, fail_expired
-from procctl.agent.instances import InstanceManager
+from procctl.agent.instances import InstanceManager, expired_retry_refusal
 from procctl.agent.store_worker import StoreWorker
 from procctl.store.clock import utc_now
 from procctl.store.errors import Conflict
@@ -61,6 +64,37 @@ class Lifecycle:
         await self.manager.resume(expiry.instance_id, checkpoint, resumed_by="expiry",
                                   payload=expiry.payload)
         return True
+
+    async def retry(self, instance_id: str) -> str:
+        """Retry a failed or held instance: from its checkpoint through the recover block
+        when it holds one, else from the beginning with the same params. Returns what
+        was done; Refused when it cannot be retried."""
+        store = self.worker.store
+        record = await self.worker.call(store.get_instance, instance_id)
+        checkpoint = await self.worker.call(store.find_checkpoint, record.id)
+        if checkpoint is None and record.status == "failed":
+            pinned = await self.worker.call(store.get_definition, record.definition_sha256)
+            refusal = expired_retry_refusal(record, pinned.path)
+            if refusal is not None:
+                raise refusal
+        decision = decide_retry(record.status,
+                                None if checkpoint is None else checkpoint.correlation_id)
+        if isinstance(decision, RetryFromCheckpoint):
+            assert self.manager.deliver is not None  # set by the agent
+            delivery = await self.manager.deliver(
+                correlation_id=decision.correlation_id, payload=None,
+                signal_id=uuid.uuid4().hex, source=f"cli:retry {record.id}")
+            if delivery.outcome != "applied":
+                raise Refused(f"instance {record.id} cannot be retried: {delivery.reason}")
+            return "resumed from its checkpoint"
+        if isinstance(decision, RetryFromStart):
+            await self.worker.call(store.restart_instance, record.id, ("failed", "paused"),
+                                   [(record.id, utc_now(), "instance_restarted",
+                                     json.dumps({"by": "retry"}), None, None)])
+            await self.manager.restart(record.id)
+            return "restarted from the beginning"
+        raise Refused(f"instance {record.id} is {record.status}; only a failed or "
+                      "held instance can be retried", hint=f"procctl show {record.id}")
 
     async def recover(self, instance_id: str) -> None:
         """An instance the last agent left running: from its checkpoint through the

@@ -17,9 +17,12 @@ from procctl.agent.decisions import (
     Refuse,
     Repeat,
     ResumeWith,
+    RetryFromCheckpoint,
+    RetryFromStart,
     WakeParent,
     decide_delivery,
     decide_expiry,
+    decide_retry,
     decide_wake,
     is_expired_error,
 )
@@ -138,3 +141,21 @@ def test_a_holder_gone_for_good_refuses_the_signal() -> None:
     # failed for another reason: it may be retried and pause there again
     assert isinstance(decide_delivery(_target(last=LastHolder("i1", "failed", None)), NOW),
                       Hold)
+
+
+# -- retry ------------------------------------------------------------------------------
+
+
+def test_a_retry_resumes_from_a_kept_checkpoint() -> None:
+    for status in ("failed", "paused"):
+        assert decide_retry(status, "order-1") == RetryFromCheckpoint("order-1")
+
+
+def test_a_retry_without_a_checkpoint_starts_again() -> None:
+    assert decide_retry("failed", None) == RetryFromStart()
+    assert decide_retry("paused", None) == RetryFromStart()  # held by on_crash = "hold"
+
+
+def test_only_a_failed_or_held_instance_is_retried() -> None:
+    assert decide_retry("running", "order-1") is None
+    assert decide_retry("completed", None) is None
