@@ -202,6 +202,41 @@ def gone_reason(correlation_id: str, last: LastHolder | None) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class ResumeTarget:
+    """Who a signal to a correlation ID would reach now (`procctl resume` checks it)."""
+
+    #: a paused instance holds it, or a failed one that kept its checkpoint (a retry)
+    resumable: bool
+    #: the instance that holds or last held it; None when no instance ever did
+    instance_id: str | None
+    #: why it would not be resumed (None when resumable or unknown)
+    reason: str | None
+
+
+def decide_resume_target(target: DeliveryTarget, now: str) -> ResumeTarget:
+    """What `target` (`Store.resume_target`) means for a signal sent now; the delivery
+    decides again (`decide_delivery`) when the signal arrives."""
+    holder = target.holder
+    if holder is None:
+        last = target.last
+        if last is None:
+            return ResumeTarget(False, None, None)
+        reason = gone_reason(target.correlation_id, last) or (
+            f"instance {last.instance_id} is {last.status} and holds no checkpoint here")
+        return ResumeTarget(False, last.instance_id, reason)
+    instance_id, status = holder.instance_id, holder.status
+    if status in (Status.PAUSED, Status.FAILED):
+        if holder.expires_at is not None and holder.expires_at < now:
+            return ResumeTarget(False, instance_id, f"expired: the checkpoint of instance "
+                                f"{instance_id} outlived its TTL")
+        return ResumeTarget(True, instance_id, None)
+    if status == Status.RUNNING and holder.iteration == 0:
+        return ResumeTarget(False, instance_id, f"instance {instance_id} has not paused at "
+                            "this checkpoint yet")
+    return ResumeTarget(False, instance_id, f"instance {instance_id} is {status}, not paused")
+
+
 def delivery_write(target: DeliveryTarget, now: str, *, allow_retry: bool = True
                    ) -> SignalWrite:
     """`decide_delivery` as the store writes it (`Store.deliver_signal`'s `decide`)."""

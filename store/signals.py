@@ -6,7 +6,6 @@ so it is applied exactly once; a repeated sender `signal_id` is recorded as a du
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 from collections.abc import Callable
@@ -18,18 +17,6 @@ from procctl.store.clock import utc_after, utc_now
 from procctl.store.records import CheckpointRecord, Delivery, SignalRecord
 
 SnapshotEdit = Callable[[str], str]
-
-
-@dataclass(frozen=True)
-class ResumeTarget:
-    """Who a signal to a correlation ID would reach, as the store sees it."""
-
-    #: a paused instance holds it, or a failed one that kept its checkpoint (a retry)
-    resumable: bool
-    #: the instance that holds or last held it; None when no instance ever did
-    instance_id: str | None
-    #: why it would not be resumed (None when resumable or unknown)
-    reason: str | None
 
 
 @dataclass(frozen=True)
@@ -245,38 +232,11 @@ class SignalOps:
             (f"file:{name}", f"cli:{name}", since)).fetchone()
         return None if row is None else SignalRecord(**dict(row))
 
-    def resume_target(self, correlation_id: str) -> ResumeTarget:
-        """What a signal to `correlation_id` would find now (read only; the delivery
-        itself decides again, in its transaction)."""
-        row = self._db.execute(
-            "SELECT c.instance_id, c.iteration, c.expires_at, i.status FROM checkpoints c"
-            " JOIN instances i ON i.id = c.instance_id WHERE c.correlation_id = ?",
-            (correlation_id,)).fetchone()
-        if row is not None:
-            instance_id, status = row["instance_id"], row["status"]
-            if row["expires_at"] is not None and row["expires_at"] < utc_now() and \
-                    status in ("paused", "failed"):
-                return ResumeTarget(False, instance_id, f"expired: the checkpoint of "
-                                    f"instance {instance_id} outlived its TTL")
-            if status in ("paused", "failed"):
-                return ResumeTarget(True, instance_id, None)
-            if status == "running" and row["iteration"] == 0:
-                return ResumeTarget(False, instance_id, f"instance {instance_id} has not "
-                                    "paused at this checkpoint yet")
-            return ResumeTarget(False, instance_id,
-                                f"instance {instance_id} is {status}, not paused")
-        last = _last_holder(self._db, correlation_id)
-        if last is None:
-            return ResumeTarget(False, None, None)
-        # TODO(lifecycle): the CLI's check should ask agent/decisions.gone_reason
-        if last.error_json and json.loads(last.error_json).get("kind") == "expired":
-            reason = f"expired: instance {last.instance_id} expired before this signal came"
-        elif last.status == "completed":
-            reason = (f"instance {last.instance_id} is {last.status}; its checkpoint "
-                      f"{correlation_id!r} is gone")
-        else:
-            reason = f"instance {last.instance_id} is {last.status} and holds no checkpoint here"
-        return ResumeTarget(False, last.instance_id, reason)
+    def resume_target(self, correlation_id: str) -> DeliveryTarget:
+        """What a signal to `correlation_id` would find now, as stored (read only; the
+        agent's decisions say what it means, and the delivery reads it again, in its
+        transaction)."""
+        return read_target(self._db, correlation_id, None)[0]
 
     def paused_correlation_ids(self) -> list[str]:
         """The correlation IDs that paused instances wait at."""

@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from difflib import get_close_matches
 
+from procctl.agent.decisions import ResumeTarget, decide_resume_target
 from procctl.agent.errors import AgentError, UsageError
 from procctl.agent.paths import HomePaths
 from procctl.agent.signals import signal_id_problem
 from procctl.cli.options import read_store
 from procctl.store import StoreContract
-from procctl.store.signals import ResumeTarget
+from procctl.store.clock import utc_now
 
 
 class SignalRefused(AgentError):
@@ -55,7 +56,7 @@ def check_size(size: int, limit: int) -> None:
 
 
 def _read(store: StoreContract, correlation_id: str) -> tuple[ResumeTarget, list[str]]:
-    target = store.resume_target(correlation_id)
+    target = decide_resume_target(store.resume_target(correlation_id), utc_now())
     return target, ([] if target.resumable else store.paused_correlation_ids())
 
 

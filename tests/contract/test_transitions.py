@@ -272,12 +272,25 @@ def test_a_delivery_edits_the_snapshot_it_resumes(store: StoreContract) -> None:
 
 
 def test_what_a_signal_would_find(store: StoreContract) -> None:
-    assert store.resume_target("nobody").instance_id is None
+    nobody = store.resume_target("nobody")
+    assert (nobody.holder, nobody.last) == (None, None)
     checkpointed(store, "i1", "c1")
     before = store.resume_target("c1")
-    assert (before.resumable, before.instance_id) == (False, "i1")
+    assert before.holder is not None and before.last is None
+    assert (before.holder.instance_id, before.holder.status) == ("i1", Status.RUNNING)
     store.pause_instance("i1", commit_value_json=None, resume_at=None)
-    assert store.resume_target("c1").resumable
+    after = store.resume_target("c1").holder
+    assert after is not None and after.status == Status.PAUSED
+
+
+def test_what_a_signal_would_find_after_its_holder_is_gone(store: StoreContract) -> None:
+    paused(store, "i1", "c1", expires_at=utc_after(3600))
+    assert store.expire_instance("i1", EXPIRED, utc_after(7200))
+    gone = store.resume_target("c1")
+    assert gone.holder is None and gone.last is not None
+    assert (gone.last.instance_id, gone.last.status) == ("i1", Status.FAILED)
+    assert gone.last.error_json is not None and json.loads(gone.last.error_json) == \
+        json.loads(EXPIRED)
 
 
 def test_a_signal_that_could_not_be_read_is_kept_rejected(store: StoreContract) -> None:

@@ -65,7 +65,7 @@ def test_an_older_store_reads_as_it_is_and_is_left_byte_for_byte(
         assert store.find_checkpoint(record.id) is None
         assert store.list_paused() == [] and store.count_paused() == 0
         assert store.list_signals(("pending", "rejected"), 10) == []
-        assert not store.resume_target("anything").resumable
+        assert store.resume_target("anything").holder is None
         with pytest.raises(StoreError, match="readonly"):
             store.add_event(record.id, "x")
     finally:
