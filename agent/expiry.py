@@ -44,8 +44,11 @@ def find_expired(store: StoreContract) -> list[Expiry]:
 
 
 def fail_expired(store: StoreContract, expiry: Expiry) -> bool:
-    """The instance fails (reason expired); False when it no longer qualifies."""
-    return store.expire_instance(expiry.instance_id, json.dumps(EXPIRED_ERROR), utc_now())
+    """The instance fails (reason expired), with its instance_expired event; False when
+    it no longer qualifies."""
+    now, error_json = utc_now(), json.dumps(EXPIRED_ERROR)
+    expired = (expiry.instance_id, now, "instance_expired", error_json, None, None)
+    return store.expire_instance(expiry.instance_id, error_json, now, events=[expired])
 
 
 def expire_without_agent(store: StoreContract, expiry: Expiry) -> bool:

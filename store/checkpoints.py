@@ -326,9 +326,11 @@ class CheckpointOps:
             "AND i.status IN ('paused', 'failed') ORDER BY c.expires_at", (now,))
         return [(str(r[0]), r[1]) for r in rows]
 
-    def expire_instance(self, instance_id: str, error_json: str, now: str) -> bool:
-        """Paused or failed past its TTL -> failed (reason expired); the snapshot is discarded.
-        False when it no longer qualifies (resumed meanwhile)."""
+    def expire_instance(self, instance_id: str, error_json: str, now: str,
+                        events: Sequence[EventRow] = ()) -> bool:
+        """Paused or failed past its TTL -> failed with `error_json`; the snapshot is
+        discarded and `events` written with it. False (nothing written) when it no longer
+        qualifies (resumed meanwhile)."""
         with self._write() as db:
             cursor = db.execute(
                 "UPDATE instances SET status = 'failed', error_json = ?, ended_at = ?,"
@@ -339,9 +341,7 @@ class CheckpointOps:
             if cursor.rowcount != 1:
                 return False
             db.execute("DELETE FROM checkpoints WHERE instance_id = ?", (instance_id,))
-            db.execute(
-                "INSERT INTO events (instance_id, at, kind, data_json) VALUES (?, ?, ?, ?)",
-                (instance_id, now, "instance_expired", error_json))
+            insert_events(db, events)
         return True
 
     def count_paused(self) -> int:

@@ -158,12 +158,14 @@ def test_expire_only_past_the_ttl(store: StoreContract) -> None:
     assert status(store, "i1") is Status.PAUSED
     later = utc_after(7200)
     assert [i for i, _ in store.expired(later)] == ["i1"]
-    assert store.expire_instance("i1", EXPIRED, later) is True
+    expired = ("i1", later, "instance_expired", EXPIRED, None, None)
+    assert store.expire_instance("i1", EXPIRED, later, events=[expired]) is True
     record = store.get_instance("i1")
     assert record.status is Status.FAILED and record.error_json == EXPIRED
     assert store.find_checkpoint("i1") is None  # the snapshot is discarded
     assert "instance_expired" in [e.kind for e in store.events("i1")]
-    assert store.expire_instance("i1", EXPIRED, later) is False  # once
+    assert store.expire_instance("i1", EXPIRED, later, events=[expired]) is False  # once
+    assert [e.kind for e in store.events("i1")].count("instance_expired") == 1
 
 
 def test_fail_keeps_the_checkpoint_for_a_retry(store: StoreContract) -> None:
