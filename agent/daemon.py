@@ -59,10 +59,10 @@ class Agent:
         self.worker = StoreWorker(paths.db, self.health)
         self.lock = HomeLock(paths.lock)
         self.manager = InstanceManager(self.worker)
-        self.desk = SignalDesk(self.manager, self.worker,
+        self.lifecycle = Lifecycle(self.manager, self.worker)
+        self.desk = SignalDesk(self.lifecycle, self.worker,
                                paths.signals_dir(str(self.settings["signals_dir"])),
                                self.settings)
-        self.lifecycle = Lifecycle(self.manager, self.worker)
         self.scheduler = Scheduler(self.lifecycle, self.desk, self.worker, self.settings,
                                    self.health)
         self.connections: set[asyncio.Task[Any]] = set()

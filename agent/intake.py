@@ -8,19 +8,16 @@ instance; whoever waits on a signal_id is told what became of it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from procctl.agent import signals, values
-from procctl.agent.decisions import delivery_write
+from procctl.agent import signals
 from procctl.agent.durations import parse_duration
 from procctl.agent.faults import fault
-from procctl.agent.instances import InstanceManager, apply_set_json
-from procctl.agent.lifecycle import applied_event_json
+from procctl.agent.lifecycle_runs import Lifecycle
 from procctl.agent.store_worker import StoreWorker
 from procctl.agent.watcher import SignalWatcher
 from procctl.store.clock import utc_now
@@ -29,16 +26,11 @@ from procctl.store.records import Delivery, SignalRecord
 log = logging.getLogger("procctl.signals")
 
 
-def edit_variables(set_values: dict[str, Any]) -> Callable[[str], str]:
-    """A snapshot edit for `--set`: replace stored variables before the resume."""
-    set_json = json.dumps(set_values)
-    return lambda text: apply_set_json(text, set_json)
-
-
 class SignalDesk:
-    def __init__(self, manager: InstanceManager, worker: StoreWorker, directory: Path,
+    def __init__(self, lifecycle: Lifecycle, worker: StoreWorker, directory: Path,
                  settings: dict[str, Any]) -> None:
-        self.manager = manager
+        self.lifecycle = lifecycle
+        manager = lifecycle.manager
         self.worker = worker
         self.directory = directory
         self.max_bytes = int(settings["max_signal_bytes"])
@@ -216,26 +208,12 @@ class SignalDesk:
 
     async def _deliver(self, *, correlation_id: str, payload: Any, signal_id: str | None,
                        source: str, set_values: dict[str, Any] | None) -> Delivery:
-        store = self.worker.store
-        try:
-            payload_json = values.dumps(payload)
-        except TypeError:
-            payload_json = values.dumps(values.to_plain(payload))
-        # signal_applied is written by the delivery's transaction, when it applies.
-        delivery = await self.worker.call(
-            store.deliver_signal, correlation_id=correlation_id, source=source,
-            signal_id=signal_id, payload_json=payload_json,
-            set_json=json.dumps(set_values) if set_values else None,
-            hold_seconds=self.hold_seconds,
-            decide=delivery_write,
-            edit_snapshot=edit_variables(set_values) if set_values else None,
-            applied_event=applied_event_json(source, signal_id, payload,
-                                             list(set_values or ())))
+        delivery = await self.lifecycle.deliver(
+            correlation_id=correlation_id, payload=payload, signal_id=signal_id,
+            source=source, set_values=set_values, hold_seconds=self.hold_seconds)
         log.info("signal %s", delivery.outcome, extra={
             "correlation_id": correlation_id, "source": source, "reason": delivery.reason,
             "instance": delivery.instance_id})
-        if delivery.outcome == "applied" and delivery.instance_id:
-            await self.manager.resume_delivery(delivery)
         self._tell_waiters(delivery.signal)
         return delivery
 

@@ -1,6 +1,7 @@
-"""The life cycle's transitions that run an instance on: scheduled resume, expiry and
-recovery. Each reads, decides (agent/decisions.py), asks the store for one conditional
-transaction and, when it took, starts the runner; a lost race (Conflict) is a no-op.
+"""The life cycle's transitions that run an instance on: a signal's delivery, scheduled
+resume, expiry, recovery and retry. Each reads, decides (agent/decisions.py), asks the
+store for one conditional transaction and, when it took, starts the runner;
+a lost race (Conflict) is a no-op.
 """
 
 from __future__ import annotations
@@ -8,15 +9,24 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from procctl.agent import values
-from procctl.agent.decisions import RetryFromCheckpoint, RetryFromStart, decide_retry
+from procctl.agent.decisions import (
+    RetryFromCheckpoint,
+    RetryFromStart,
+    decide_retry,
+    delivery_write,
+)
 from procctl.agent.errors import Refused
 from procctl.agent.expiry import Expiry, fail_expired
-from procctl.agent.instances import InstanceManager, expired_retry_refusal
+from procctl.agent.instances import InstanceManager, apply_set_json, expired_retry_refusal
+from procctl.agent.lifecycle import applied_event_json
 from procctl.agent.store_worker import StoreWorker
 from procctl.store.clock import utc_now
 from procctl.store.errors import Conflict
+from procctl.store.records import Delivery
 
 log = logging.getLogger("procctl.agent")
 
@@ -26,10 +36,38 @@ INTERRUPTED_ERROR = {
 }
 
 
+def edit_variables(set_values: dict[str, Any]) -> Callable[[str], str]:
+    """A snapshot edit for `--set`: replace stored variables before the resume."""
+    set_json = json.dumps(set_values)
+    return lambda text: apply_set_json(text, set_json)
+
+
 class Lifecycle:
     def __init__(self, manager: InstanceManager, worker: StoreWorker) -> None:
         self.manager = manager
         self.worker = worker
+
+    async def deliver(self, *, correlation_id: str, payload: Any, signal_id: str | None,
+                      source: str, set_values: dict[str, Any] | None,
+                      hold_seconds: float) -> Delivery:
+        """Record one signal as decided (decisions.decide_delivery: applied, held, a
+        repeat or refused) and, when it applied, run its instance on."""
+        try:
+            payload_json = values.dumps(payload)
+        except TypeError:
+            payload_json = values.dumps(values.to_plain(payload))
+        # signal_applied is written by the delivery's transaction, when it applies.
+        delivery = await self.worker.call(
+            self.worker.store.deliver_signal, correlation_id=correlation_id,
+            source=source, signal_id=signal_id, payload_json=payload_json,
+            set_json=json.dumps(set_values) if set_values else None,
+            hold_seconds=hold_seconds, decide=delivery_write,
+            edit_snapshot=edit_variables(set_values) if set_values else None,
+            applied_event=applied_event_json(source, signal_id, payload,
+                                             list(set_values or ())))
+        if delivery.outcome == "applied" and delivery.instance_id:
+            await self.manager.resume_delivery(delivery)
+        return delivery
 
     async def resume_scheduled(self, instance_id: str) -> bool:
         """paused -> running at its `resume_at`; False when a signal resumed it first."""
