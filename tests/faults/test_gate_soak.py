@@ -6,7 +6,7 @@ store, so many arrive while the commit block still runs (held) or while no agent
 The other half run checkpoints that go on. The agent is killed with SIGKILL at random
 moments, then restarted.
 
-The suite's size: 20 kills over 40 instances. The full size (the issue's soak):
+The suite's size: 14 kills over 28 instances. The full size (the issue's soak):
 PROCCTL_GATE_SOAK_KILLS=120 PROCCTL_GATE_SOAK_INSTANCES=400 (and PROCCTL_GATE_SOAK_SEED).
 """
 
@@ -33,8 +33,8 @@ from helpers import Procctl, wait_for
 
 WriteDefinition = Callable[..., Path]
 
-KILLS = int(os.environ.get("PROCCTL_GATE_SOAK_KILLS", "20"))
-INSTANCES = int(os.environ.get("PROCCTL_GATE_SOAK_INSTANCES", "40"))
+KILLS = int(os.environ.get("PROCCTL_GATE_SOAK_KILLS", "14"))
+INSTANCES = int(os.environ.get("PROCCTL_GATE_SOAK_INSTANCES", "28"))
 SEED = int(os.environ.get("PROCCTL_GATE_SOAK_SEED", str(time.time_ns() % 100_000)))
 
 # The suite's size takes under a minute; the full size, several.
