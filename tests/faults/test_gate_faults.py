@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -148,8 +148,12 @@ class Gate:
 
 @pytest.fixture
 def gate(procctl: Procctl, agents: Agents, tmp_path: Path,
-         write_definition: WriteDefinition) -> Gate:
-    return Gate(procctl, agents, tmp_path, write_definition)
+         write_definition: WriteDefinition) -> Iterator[Gate]:
+    made = Gate(procctl, agents, tmp_path, write_definition)
+    yield made
+    # A commit block's waiting `sh` outlives an agent killed with SIGKILL (nothing is left
+    # to end its process group): release it, so no loop is left running after the test.
+    made.release.touch()
 
 
 def stopped(agents: Agents, proc: subprocess.Popen[bytes], mode: str) -> None:
