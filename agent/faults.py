@@ -54,14 +54,18 @@ _stopping = _parse(os.environ.get(STOP_ENV, ""))
 _failing = _parse(os.environ.get(FAIL_ENV, ""), default=-1)  # -1: every time
 
 
+def _counted_down(table: dict[str, int], point: str) -> bool:
+    """One more pass at an armed `point`: is this the pass it was armed for?"""
+    remaining = table.get(point)
+    if remaining is None:
+        return False
+    table[point] = remaining - 1
+    return remaining - 1 == 0
+
+
 def fault(point: str) -> None:
     """Die here if the environment asks for it (see the module docstring)."""
-    remaining = _armed.get(point)
-    if remaining is None:
-        return
-    remaining -= 1
-    _armed[point] = remaining
-    if remaining == 0:
+    if _counted_down(_armed, point):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -79,11 +83,6 @@ async def halt(point: str) -> None:
     """A fault point inside an instance: die here (PROCCTL_FAULT), or stop the agent
     cleanly and wait here until the shutdown cancels this instance (PROCCTL_FAULT_STOP)."""
     fault(point)
-    remaining = _stopping.get(point)
-    if remaining is None:
-        return
-    remaining -= 1
-    _stopping[point] = remaining
-    if remaining == 0:
+    if _counted_down(_stopping, point):
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.Event().wait()  # until the shutdown cancels the instance
