@@ -23,6 +23,7 @@ from procctl.store.integrity import (
     store_error,
     translate_errors,
 )
+from procctl.store.paused import PausedQueries
 from procctl.store.reading import ReadOnlyFile, show_as_current
 from procctl.store.records import TERMINAL_STATUSES as TERMINAL_STATUSES  # re-exported
 from procctl.store.records import (
@@ -49,7 +50,7 @@ ID_CANDIDATES = 5
 
 
 @translate_errors
-class Store(CheckpointOps, SignalOps):
+class Store(CheckpointOps, PausedQueries, SignalOps):
     """One connection to `<home>/procctl.db`. Not shared between threads.
 
     `must_exist=True` opens an existing file without creating it (an older schema is
