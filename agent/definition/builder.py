@@ -24,8 +24,8 @@ from procctl.agent.definition.fields import (
     what_it_could_set,
 )
 from procctl.agent.definition.model import (
+    AnyStep,
     Definition,
-    Step,
 )
 from procctl.agent.durations import parse_duration
 from procctl.agent.errors import ExpressionError, Problem
@@ -122,11 +122,11 @@ class BuilderBase:
                 return number + 1
         return None
 
-    def build_block(self, raw: Any, path: str) -> tuple[Step, ...]:
+    def build_block(self, raw: Any, path: str) -> tuple[AnyStep, ...]:
         if not isinstance(raw, list):
             self.problem(f"{path} must be an array of tables ([[{path.split('[')[0]}]])")
             return ()
-        steps: list[Step] = []
+        steps: list[AnyStep] = []
         for index, item in enumerate(raw):
             step = self.build_step(item, f"{path}[{index}]")
             if step is None:
@@ -147,7 +147,7 @@ class BuilderBase:
             if all({"id", "kind", "task"} & set(item) for item in value):
                 self.build_block(value, f"{path}.{key}")
 
-    def build_step(self, raw: Any, path: str) -> Step | None:
+    def build_step(self, raw: Any, path: str) -> AnyStep | None:
         if not isinstance(raw, dict):
             self.problem(f"{path} must be a table")
             return None
@@ -193,7 +193,7 @@ class BuilderBase:
             self.scan_blocks(raw, path)
             return None
         base = {"id": step_id or "", "kind": kind, "path": path, "line": line}
-        builder: Callable[[dict[str, Any], dict[str, Any], Where], Step | None] = getattr(
+        builder: Callable[[dict[str, Any], dict[str, Any], Where], AnyStep | None] = getattr(
             self, f"_build_{kind}")
         return builder(raw, base, where)
 

@@ -12,6 +12,7 @@ overwrites before reading; it never drops one that could be read.
 from __future__ import annotations
 
 from procctl.agent.definition.model import (
+    AnyStep,
     CallStep,
     CheckpointStep,
     Definition,
@@ -19,13 +20,12 @@ from procctl.agent.definition.model import (
     InclusiveStep,
     Liveness,
     ScopeStep,
-    Step,
     WhileStep,
     steps_within,
 )
 from procctl.agent.expressions import BUILTIN_NAMES
 
-_Enclosing = tuple[tuple[Step, tuple[Step, ...], int], ...]
+_Enclosing = tuple[tuple[AnyStep, tuple[AnyStep, ...], int], ...]
 
 
 def compute_liveness(definition: Definition,
@@ -36,7 +36,7 @@ def compute_liveness(definition: Definition,
     checkpoint that stands before the loop is not something it could store."""
     found: dict[str, Liveness] = {}
 
-    def visit(block: tuple[Step, ...], enclosing: _Enclosing) -> None:
+    def visit(block: tuple[AnyStep, ...], enclosing: _Enclosing) -> None:
         for index, step in enumerate(block):
             if isinstance(step, CheckpointStep | CallStep):  # a call pauses with its child
                 live = _live_after(step, block, index, enclosing)
@@ -52,10 +52,10 @@ def compute_liveness(definition: Definition,
     return found
 
 
-def _live_after(checkpoint: CheckpointStep | CallStep, block: tuple[Step, ...], index: int,
+def _live_after(checkpoint: CheckpointStep | CallStep, block: tuple[AnyStep, ...], index: int,
                 enclosing: _Enclosing) -> Liveness:
     recover = checkpoint.recover if isinstance(checkpoint, CheckpointStep) else ()
-    later: list[Step] = [*recover, *block[index + 1:]]
+    later: list[AnyStep] = [*recover, *block[index + 1:]]
     for owner, parent, owner_index in reversed(enclosing):
         if isinstance(owner, ForeachStep):
             later.extend(owner.body)  # its items are in the frame, not read again

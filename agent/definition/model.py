@@ -29,7 +29,7 @@ class Step:
     path: str
     line: int | None
 
-    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+    def blocks(self) -> tuple[tuple[str, tuple[AnyStep, ...]], ...]:
         """The nested blocks of this step, by field name (empty for simple steps)."""
         return ()
 
@@ -45,9 +45,9 @@ class Step:
         return ()
 
 
-def steps_within(block: Iterable[Step]) -> list[Step]:
+def steps_within(block: Iterable[AnyStep]) -> list[AnyStep]:
     """The steps of a block and every step nested in them, depth first, in file order."""
-    found: list[Step] = []
+    found: list[AnyStep] = []
     for step in block:
         found.append(step)
         for _, inner in step.blocks():
@@ -125,10 +125,10 @@ class SetStep(Step):
 @dataclass(frozen=True)
 class IfStep(Step):
     condition: Expression
-    then: tuple[Step, ...]
-    else_: tuple[Step, ...] = field(default=())
+    then: tuple[AnyStep, ...]
+    else_: tuple[AnyStep, ...] = field(default=())
 
-    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+    def blocks(self) -> tuple[tuple[str, tuple[AnyStep, ...]], ...]:
         return (("then", self.then), ("else", self.else_))
 
     def expressions(self) -> tuple[Expression, ...]:
@@ -143,9 +143,9 @@ class ForeachStep(Step):
     items: Expression
     item_var: str
     index_var: str | None
-    body: tuple[Step, ...]
+    body: tuple[AnyStep, ...]
 
-    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+    def blocks(self) -> tuple[tuple[str, tuple[AnyStep, ...]], ...]:
         return (("body", self.body),)
 
     def expressions(self) -> tuple[Expression, ...]:
@@ -166,14 +166,14 @@ class Branch:
     name: str
     block: str
     when: Expression | None
-    steps: tuple[Step, ...]
+    steps: tuple[AnyStep, ...]
 
 
 @dataclass(frozen=True)
 class _BranchingStep(Step):
     branches: tuple[Branch, ...]
 
-    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+    def blocks(self) -> tuple[tuple[str, tuple[AnyStep, ...]], ...]:
         return tuple((branch.block, branch.steps) for branch in self.branches)
 
     def expressions(self) -> tuple[Expression, ...]:
@@ -214,9 +214,9 @@ class WhileStep(Step):
     condition: Expression
     max_iterations: int
     index_var: str | None
-    body: tuple[Step, ...]
+    body: tuple[AnyStep, ...]
 
-    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+    def blocks(self) -> tuple[tuple[str, tuple[AnyStep, ...]], ...]:
         return (("body", self.body),)
 
     def expressions(self) -> tuple[Expression, ...]:
@@ -234,12 +234,12 @@ class ScopeStep(Step):
     """Run `do`; on a failure run `catch` with the error in `error_as`; always run
     `finally` (after `do` or `catch`)."""
 
-    body: tuple[Step, ...]
-    catch: tuple[Step, ...] | None
-    finally_: tuple[Step, ...]
+    body: tuple[AnyStep, ...]
+    catch: tuple[AnyStep, ...] | None
+    finally_: tuple[AnyStep, ...]
     error_as: str
 
-    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+    def blocks(self) -> tuple[tuple[str, tuple[AnyStep, ...]], ...]:
         return (("do", self.body), ("catch", self.catch or ()), ("finally", self.finally_))
 
 
@@ -298,7 +298,7 @@ class Definition:
     version: str | None
     description: str
     params: tuple[ParamSpec, ...]
-    steps: tuple[Step, ...]
+    steps: tuple[AnyStep, ...]
     source: str
     sha256: str
     file: str | None
@@ -312,7 +312,7 @@ class Definition:
     #: findings that do not stop a run (a variable unset on some path, dead steps)
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
-    def all_steps(self) -> list[Step]:
+    def all_steps(self) -> list[AnyStep]:
         """Every step, depth first, in file order."""
         return steps_within(self.steps)
 
@@ -324,14 +324,14 @@ class CheckpointStep(Step):
     correlation_id: Expression | None
     ttl: float | None
     continue_: bool
-    commit: tuple[Step, ...]
-    recover: tuple[Step, ...]
+    commit: tuple[AnyStep, ...]
+    recover: tuple[AnyStep, ...]
     resume_after: float | None
     resume_at: Expression | None
     on_expire: str  # "fail" | "resume"
     expire_payload: Any = None
 
-    def blocks(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+    def blocks(self) -> tuple[tuple[str, tuple[AnyStep, ...]], ...]:
         return (("commit", self.commit), ("recover", self.recover))
 
     def expressions(self) -> tuple[Expression, ...]:
@@ -382,3 +382,27 @@ class Liveness:
     variables: frozenset[str]
     results: frozenset[str]
     all_results: bool
+
+
+#: Every concrete step kind: the closed set that each view of a definition (builders,
+#: checks, liveness, graph, tree, engine) dispatches on. A `match` over it ending in
+#: `case _: assert_never(step)` makes strict mypy name any kind a view forgot, so a new
+#: kind added here fails type-checking until every view handles it.
+AnyStep = (
+    TaskStep
+    | SetStep
+    | IfStep
+    | ForeachStep
+    | SwitchStep
+    | InclusiveStep
+    | ParallelStep
+    | WhileStep
+    | ScopeStep
+    | CallStep
+    | IntermediateReturnStep
+    | ReturnStep
+    | ThrowStep
+    | CheckpointStep
+    | ScheduledResumeStep
+    | SignalStep
+)

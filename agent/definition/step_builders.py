@@ -18,6 +18,7 @@ from procctl.agent.definition.fields import (
     table_name,
 )
 from procctl.agent.definition.model import (
+    AnyStep,
     Branch,
     CallStep,
     CheckpointStep,
@@ -32,7 +33,6 @@ from procctl.agent.definition.model import (
     ScopeStep,
     SetStep,
     SignalStep,
-    Step,
     SwitchStep,
     TaskStep,
     ThrowStep,
@@ -48,7 +48,8 @@ class StepBuilders(BuilderBase):
     """`_build_<kind>` for every step kind, and the tables they share (retry,
     branches, on_expire)."""
 
-    def _build_task(self, raw: dict[str, Any], base: dict[str, Any], where: Where) -> Step | None:
+    def _build_task(self, raw: dict[str, Any], base: dict[str, Any],
+                    where: Where) -> AnyStep | None:
         task = raw["task"]
         args = raw.get("with", {})
         if not isinstance(args, dict):
@@ -146,7 +147,8 @@ class StepBuilders(BuilderBase):
                            backoff=str(backoff), factor=float(factor), max_delay=max_delay,
                            jitter=float(jitter), on=tuple(on))
 
-    def _build_set(self, raw: dict[str, Any], base: dict[str, Any], where: Where) -> Step | None:
+    def _build_set(self, raw: dict[str, Any], base: dict[str, Any],
+                   where: Where) -> AnyStep | None:
         values = raw["values"]
         if not isinstance(values, dict) or not values:
             self.problem("'values' must be a table of name = value", step=where,
@@ -160,7 +162,8 @@ class StepBuilders(BuilderBase):
         expressions = self.templates(values, where, "values")
         return SetStep(**base, values=tuple(values.items()), value_expressions=expressions)
 
-    def _build_if(self, raw: dict[str, Any], base: dict[str, Any], where: Where) -> Step | None:
+    def _build_if(self, raw: dict[str, Any], base: dict[str, Any],
+                  where: Where) -> AnyStep | None:
         condition = self.condition(raw["condition"], where, "condition")
         then = self.build_block(raw["then"], f"{where.path}.then")
         else_ = self.build_block(raw.get("else", []), f"{where.path}.else")
@@ -170,7 +173,7 @@ class StepBuilders(BuilderBase):
 
     def _build_foreach(
         self, raw: dict[str, Any], base: dict[str, Any], where: Where
-    ) -> Step | None:
+    ) -> AnyStep | None:
         items_raw = raw["items"]
         if isinstance(items_raw, list):
             self.problem("items must be an expression that gives a list", step=where,
@@ -242,7 +245,7 @@ class StepBuilders(BuilderBase):
         return found if ok else None
 
     def _build_switch(self, raw: dict[str, Any], base: dict[str, Any],
-                      where: Where) -> Step | None:
+                      where: Where) -> AnyStep | None:
         cases = self.branches(raw["cases"], where, "cases", with_when=True)
         default = self.build_block(raw.get("default", []), f"{where.path}.default")
         if cases is None:
@@ -250,12 +253,12 @@ class StepBuilders(BuilderBase):
         return SwitchStep(**base, branches=(*cases, Branch("default", "default", None, default)))
 
     def _build_inclusive(self, raw: dict[str, Any], base: dict[str, Any],
-                         where: Where) -> Step | None:
+                         where: Where) -> AnyStep | None:
         branches = self.branches(raw["branches"], where, "branches", with_when=True)
         return None if branches is None else InclusiveStep(**base, branches=tuple(branches))
 
     def _build_parallel(self, raw: dict[str, Any], base: dict[str, Any],
-                        where: Where) -> Step | None:
+                        where: Where) -> AnyStep | None:
         branches = self.branches(raw["branches"], where, "branches", with_when=False)
         limit = raw.get("max_concurrency")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
@@ -268,7 +271,7 @@ class StepBuilders(BuilderBase):
         return ParallelStep(**base, branches=tuple(branches), max_concurrency=limit)
 
     def _build_while(self, raw: dict[str, Any], base: dict[str, Any],
-                     where: Where) -> Step | None:
+                     where: Where) -> AnyStep | None:
         condition = self.condition(raw["condition"], where, "condition")
         limit = raw["max_iterations"]
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
@@ -288,7 +291,7 @@ class StepBuilders(BuilderBase):
                          index_var=index_var, body=body)
 
     def _build_scope(self, raw: dict[str, Any], base: dict[str, Any],
-                     where: Where) -> Step | None:
+                     where: Where) -> AnyStep | None:
         error_as = raw.get("error_as", "error")
         if (not isinstance(error_as, str) or not IDENTIFIER.match(error_as)
                 or error_as in BUILTIN_VARIABLES):
@@ -302,7 +305,7 @@ class StepBuilders(BuilderBase):
         return ScopeStep(**base, body=body, catch=catch, finally_=final, error_as=error_as)
 
     def _build_call(self, raw: dict[str, Any], base: dict[str, Any],
-                    where: Where) -> Step | None:
+                    where: Where) -> AnyStep | None:
         ref = raw["file"]
         params = raw.get("params", {})
         if not isinstance(params, dict):
@@ -343,17 +346,19 @@ class StepBuilders(BuilderBase):
                         param_expressions=expressions)
 
     def _build_intermediate_return(self, raw: dict[str, Any], base: dict[str, Any],
-                                   where: Where) -> Step:
+                                   where: Where) -> IntermediateReturnStep:
         value = raw["value"]
         return IntermediateReturnStep(**base, value=value,
                                       value_expressions=self.templates(value, where, "value"))
 
-    def _build_return(self, raw: dict[str, Any], base: dict[str, Any], where: Where) -> Step:
+    def _build_return(self, raw: dict[str, Any], base: dict[str, Any],
+                      where: Where) -> ReturnStep:
         value = raw.get("value")
         expressions = self.templates(value, where, "value")
         return ReturnStep(**base, value=value, value_expressions=expressions)
 
-    def _build_throw(self, raw: dict[str, Any], base: dict[str, Any], where: Where) -> Step | None:
+    def _build_throw(self, raw: dict[str, Any], base: dict[str, Any],
+                     where: Where) -> AnyStep | None:
         message = raw["message"]
         if not isinstance(message, str):
             self.problem("message must be a string", step=where)
@@ -365,7 +370,7 @@ class StepBuilders(BuilderBase):
 
     def _build_checkpoint(
         self, raw: dict[str, Any], base: dict[str, Any], where: Where
-    ) -> Step | None:
+    ) -> AnyStep | None:
         correlation = None
         if "correlation_id" in raw:
             found = self.templates(str(raw["correlation_id"]), where, "correlation_id")
@@ -407,7 +412,7 @@ class StepBuilders(BuilderBase):
 
     def _build_scheduled_resume(
         self, raw: dict[str, Any], base: dict[str, Any], where: Where
-    ) -> Step | None:
+    ) -> AnyStep | None:
         if ("after" in raw) == ("at" in raw):
             self.problem("scheduled_resume needs exactly one of 'after' or 'at'", step=where,
                          hint='e.g. after = "5s"')
@@ -426,7 +431,7 @@ class StepBuilders(BuilderBase):
                                    max_iterations=limit)
 
     def _build_signal(self, raw: dict[str, Any], base: dict[str, Any],
-                      where: Where) -> Step | None:
+                      where: Where) -> AnyStep | None:
         found = self.templates(str(raw["correlation_id"]), where, "correlation_id")
         payload = raw.get("payload", {})
         expressions = self.templates(payload, where, "payload")
