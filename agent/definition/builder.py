@@ -8,6 +8,7 @@ sub-table's header such as `[[steps.cases]]`).
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +22,13 @@ from procctl.agent.definition.fields import (
     STEP_ID,
     Where,
     did_you_mean,
+    is_step_kind,
     what_it_could_set,
 )
 from procctl.agent.definition.model import (
     AnyStep,
     Definition,
+    StepKindName,
 )
 from procctl.agent.durations import parse_duration
 from procctl.agent.errors import ExpressionError, Problem
@@ -38,9 +41,10 @@ from procctl.agent.expressions import (
 
 
 @dataclass
-class BuilderBase:
-    """Collects problems, with the line each is at, while steps are built; finds the
-    builder of each step kind (`_build_<kind>`, in step_builders.py)."""
+class BuilderBase(ABC):
+    """Collects problems, with the line each is at, while steps are built; checks a
+    step's kind and fields, then hands it to the builder of its kind (`build_kind`,
+    in step_builders.py)."""
 
     source: str
     file: str | None
@@ -168,7 +172,7 @@ class BuilderBase:
             self.problem("step has no kind", step=where,
                          hint=f"add kind = one of {', '.join(KIND_FIELDS)}")
             return None
-        if kind not in KIND_FIELDS:
+        if not is_step_kind(kind):
             self.problem(f"unknown step kind {kind!r}", step=where, key="kind",
                          hint=did_you_mean(str(kind), KIND_FIELDS)
                          or f"use one of {', '.join(KIND_FIELDS)}")
@@ -193,9 +197,13 @@ class BuilderBase:
             self.scan_blocks(raw, path)
             return None
         base = {"id": step_id or "", "kind": kind, "path": path, "line": line}
-        builder: Callable[[dict[str, Any], dict[str, Any], Where], AnyStep | None] = getattr(
-            self, f"_build_{kind}")
-        return builder(raw, base, where)
+        return self.build_kind(kind, raw, base, where)
+
+    @abstractmethod
+    def build_kind(self, kind: StepKindName, raw: dict[str, Any], base: dict[str, Any],
+                   where: Where) -> AnyStep | None:
+        """A step of `kind` from its raw table, whose fields are known to be allowed and
+        present; `base` holds the fields every step has. None when it has problems."""
 
     def templates(self, value: Any, where: Where, field_name: str) -> tuple[Expression, ...]:
         found: list[Expression] = []

@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from contextlib import suppress
 from difflib import get_close_matches
-from typing import Protocol
+from typing import Protocol, assert_never
 
+from procctl.agent.definition.liveness import stores_snapshot
 from procctl.agent.definition.model import (
+    AnyStep,
     CallStep,
     CheckpointStep,
     Definition,
     ForeachStep,
     IfStep,
     InclusiveStep,
+    IntermediateReturnStep,
     ParallelStep,
     ReturnStep,
     ScheduledResumeStep,
     ScopeStep,
     SetStep,
+    SignalStep,
     Step,
     SwitchStep,
+    TaskStep,
     ThrowStep,
     WhileStep,
     steps_within,
@@ -69,10 +74,10 @@ def check_definition(definition: Definition,
     #: step ids in the other branches of the branch being checked -> the branching step
     elsewhere: dict[str, Step] = {}
 
-    def check_step_reads(step: Step, must: set[str], may: set[str]) -> None:
+    def check_step_reads(step: AnyStep, must: set[str], may: set[str]) -> None:
         if isinstance(step, WhileStep):  # its condition sees its own index variable
             must, may = must | step.loop_vars(), may | step.loop_vars()
-        if isinstance(step, CheckpointStep | CallStep) and reached is not None:
+        if stores_snapshot(step) and reached is not None:
             reached[step.id] = (frozenset(may), frozenset(seen_ids))
         for name in sorted(_unset_reads(step, may) - BUILTIN_NAMES - unknown_names):
             if name in branch_local:
@@ -117,7 +122,7 @@ def check_definition(definition: Definition,
                     report(step, f"reads results[{ref!r}], but no step has that id",
                            f"did you mean {close[0]!r}?" if close else None)
 
-    def walk(block: tuple[Step, ...], must: set[str], may: set[str],
+    def walk(block: tuple[AnyStep, ...], must: set[str], may: set[str],
              ) -> tuple[set[str], set[str], bool]:
         """Check a block entered with `must` (set on every path) and `may` (on some);
         return them after it, and whether the block always ends early (return, throw)."""
@@ -156,64 +161,84 @@ def check_definition(definition: Definition,
         seen_ids.update(before.union(*ids))
         return outcomes
 
-    def flow_through(step: Step, must: set[str], may: set[str],
+    def flow_through(step: AnyStep, must: set[str], may: set[str],
                      ) -> tuple[set[str], set[str], bool]:
         """What is set after `step`, and whether it always ends its block."""
-        if isinstance(step, ReturnStep | ThrowStep):
-            return must, may, True
-        if isinstance(step, IfStep | SwitchStep):
-            outcomes = walk_branches(step, must, may)
-            going_on = [(m, y) for m, y, ends in outcomes if not ends]
-            new_may = may.union(*(y for _, y, _ in outcomes))
-            if not going_on:
-                return must, new_may, True
-            return must | set.intersection(*(m for m, _ in going_on)), new_may, False
-        if isinstance(step, InclusiveStep):
-            outcomes = [walk(inner, must, may) for _, inner in step.blocks()]
-            return must, may.union(*(y for _, y, _ in outcomes)), False
-        if isinstance(step, ParallelStep):
-            for _, branch_may, _ in walk_branches(step, must, may):
-                # A branch's variables stay in the branch.
-                branch_local.update(dict.fromkeys(branch_may - may, step.id))
-            return must, may, False
-        if isinstance(step, ForeachStep | WhileStep):
-            loop_vars = step.loop_vars()
-            # A later iteration sees what earlier ones set (the loop's back edge).
-            set_in_body = {name for inner in steps_within(step.body) for name in inner.sets()}
-            _, body_may, _ = walk(step.body, must | loop_vars, may | loop_vars | set_in_body)
-            return must, may | (body_may - loop_vars), False
-        if isinstance(step, ScopeStep):
-            do_must, do_may, _ = walk(step.body, must, may)
-            ends_must, ends_may = [do_must], do_may
-            if step.catch is not None:
-                error = {step.error_as}
-                catch_must, catch_may, _ = walk(step.catch, must | error, do_may | error)
-                ends_must.append(catch_must - error)
-                ends_may = ends_may | (catch_may - error)
-            final_must, final_may, _ = walk(step.finally_, must, ends_may)
-            after_must = set.intersection(*ends_must) | (final_must - must)
-            return after_must | must, ends_may | final_may, False
-        if isinstance(step, CheckpointStep):
-            inner_may = set(may)
-            for _, inner in step.blocks():
-                inner_may |= walk(inner, must, may)[1]
-            reached = {CHECKPOINT_REACHED}
-            return must | reached, inner_may | reached, False
-        return must | step.sets(), may | step.sets(), False
+        match step:
+            case ReturnStep() | ThrowStep():
+                return must, may, True
+            case IfStep() | SwitchStep():
+                outcomes = walk_branches(step, must, may)
+                going_on = [(m, y) for m, y, ends in outcomes if not ends]
+                new_may = may.union(*(y for _, y, _ in outcomes))
+                if not going_on:
+                    return must, new_may, True
+                return must | set.intersection(*(m for m, _ in going_on)), new_may, False
+            case InclusiveStep():
+                outcomes = [walk(inner, must, may) for _, inner in step.blocks()]
+                return must, may.union(*(y for _, y, _ in outcomes)), False
+            case ParallelStep():
+                for _, branch_may, _ in walk_branches(step, must, may):
+                    # A branch's variables stay in the branch.
+                    branch_local.update(dict.fromkeys(branch_may - may, step.id))
+                return must, may, False
+            case ForeachStep() | WhileStep():
+                loop_vars = step.loop_vars()
+                # A later iteration sees what earlier ones set (the loop's back edge).
+                set_in_body = {name for inner in steps_within(step.body)
+                               for name in inner.sets()}
+                _, body_may, _ = walk(step.body, must | loop_vars,
+                                      may | loop_vars | set_in_body)
+                return must, may | (body_may - loop_vars), False
+            case ScopeStep():
+                do_must, do_may, _ = walk(step.body, must, may)
+                ends_must, ends_may = [do_must], do_may
+                if step.catch is not None:
+                    error = {step.error_as}
+                    catch_must, catch_may, _ = walk(step.catch, must | error, do_may | error)
+                    ends_must.append(catch_must - error)
+                    ends_may = ends_may | (catch_may - error)
+                final_must, final_may, _ = walk(step.finally_, must, ends_may)
+                after_must = set.intersection(*ends_must) | (final_must - must)
+                return after_must | must, ends_may | final_may, False
+            case CheckpointStep():
+                inner_may = set(may)
+                for _, inner in step.blocks():
+                    inner_may |= walk(inner, must, may)[1]
+                reached = {CHECKPOINT_REACHED}
+                return must | reached, inner_may | reached, False
+            case (TaskStep() | SetStep() | CallStep() | IntermediateReturnStep()
+                  | ScheduledResumeStep() | SignalStep()):
+                return must | step.sets(), may | step.sets(), False
+            case _:
+                assert_never(step)
 
     walk(definition.steps, set(params), set(params))
     _check_placement(definition.steps, report)
     return problems
 
 
-def _check_placement(steps: tuple[Step, ...], report: Report) -> None:
+def _pauses(step: AnyStep) -> bool:
+    """Whether the instance pauses at this step (with its snapshot, or back to one)."""
+    match step:
+        case CheckpointStep() | ScheduledResumeStep():
+            return True
+        case (TaskStep() | SetStep() | IfStep() | ForeachStep() | SwitchStep()
+              | InclusiveStep() | ParallelStep() | WhileStep() | ScopeStep() | CallStep()
+              | IntermediateReturnStep() | ReturnStep() | ThrowStep() | SignalStep()):
+            return False
+        case _:
+            assert_never(step)
+
+
+def _check_placement(steps: tuple[AnyStep, ...], report: Report) -> None:
     """Where checkpoints and scheduled resumes may stand: not in a checkpoint's commit
     or recover block, and not in a parallel branch (a branch cannot pause)."""
 
-    def walk(block: tuple[Step, ...], in_checkpoint_block: str | None,
+    def walk(block: tuple[AnyStep, ...], in_checkpoint_block: str | None,
              in_parallel: Step | None) -> None:
         for step in block:
-            pauses = isinstance(step, CheckpointStep | ScheduledResumeStep)
+            pauses = _pauses(step)
             if in_checkpoint_block and pauses:
                 report(step, f"a {step.kind} step cannot stand in a checkpoint's "
                        f"{in_checkpoint_block} block", "move it after the checkpoint")

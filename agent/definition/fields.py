@@ -6,43 +6,60 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from difflib import get_close_matches
-from typing import Any
+from typing import Any, TypeGuard, assert_never
+
+from procctl.agent.definition.model import STEP_KINDS, StepKindName
 
 COMMON_FIELDS = {"id", "kind", "name", "description"}
-KIND_FIELDS: dict[str, set[str]] = {
-    "task": {"task", "with", "timeout", "retry", "retries", "retry_delay"},
-    "set": {"values"},
-    "if": {"condition", "then", "else"},
-    "switch": {"cases", "default"},
-    "inclusive": {"branches"},
-    "parallel": {"branches", "max_concurrency"},
-    "foreach": {"items", "as", "index_as", "body"},
-    "while": {"condition", "max_iterations", "index_as", "body"},
-    "scope": {"do", "catch", "finally", "error_as"},
-    "call": {"file", "params"},
-    "intermediate_return": {"value"},
-    "return": {"value"},
-    "throw": {"message"},
-    "checkpoint": {"correlation_id", "ttl", "continue", "commit", "recover", "resume_after",
-                   "resume_at", "on_expire"},
-    "scheduled_resume": {"after", "at", "max_iterations"},
-    "signal": {"correlation_id", "payload", "signal_id"},
-}
-REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "task": ("task",),
-    "set": ("values",),
-    "if": ("condition", "then"),
-    "foreach": ("items", "body"),
-    "switch": ("cases",),
-    "inclusive": ("branches",),
-    "parallel": ("branches",),
-    "while": ("condition", "max_iterations", "body"),
-    "scope": ("do",),
-    "call": ("file",),
-    "intermediate_return": ("value",),
-    "throw": ("message",),
-    "signal": ("correlation_id",),
-}
+
+
+def _fields_of(kind: StepKindName) -> tuple[set[str], tuple[str, ...]]:
+    """The fields a step of this kind takes, and those it needs. Exhaustive: mypy
+    names a kind left out."""
+    match kind:
+        case "task":
+            return {"task", "with", "timeout", "retry", "retries", "retry_delay"}, ("task",)
+        case "set":
+            return {"values"}, ("values",)
+        case "if":
+            return {"condition", "then", "else"}, ("condition", "then")
+        case "switch":
+            return {"cases", "default"}, ("cases",)
+        case "inclusive":
+            return {"branches"}, ("branches",)
+        case "parallel":
+            return {"branches", "max_concurrency"}, ("branches",)
+        case "foreach":
+            return {"items", "as", "index_as", "body"}, ("items", "body")
+        case "while":
+            return ({"condition", "max_iterations", "index_as", "body"},
+                    ("condition", "max_iterations", "body"))
+        case "scope":
+            return {"do", "catch", "finally", "error_as"}, ("do",)
+        case "call":
+            return {"file", "params"}, ("file",)
+        case "intermediate_return":
+            return {"value"}, ("value",)
+        case "return":
+            return {"value"}, ()
+        case "throw":
+            return {"message"}, ("message",)
+        case "checkpoint":
+            return ({"correlation_id", "ttl", "continue", "commit", "recover", "resume_after",
+                     "resume_at", "on_expire"}, ())
+        case "scheduled_resume":
+            return {"after", "at", "max_iterations"}, ()
+        case "signal":
+            return {"correlation_id", "payload", "signal_id"}, ("correlation_id",)
+        case _:
+            assert_never(kind)
+
+
+#: kind -> the fields its steps take, in the order of STEP_KINDS (which hints list)
+KIND_FIELDS: dict[StepKindName, set[str]] = {kind: _fields_of(kind)[0] for kind in STEP_KINDS}
+#: kind -> the fields its steps cannot do without, in the order they are reported
+REQUIRED_FIELDS: dict[StepKindName, tuple[str, ...]] = {
+    kind: _fields_of(kind)[1] for kind in STEP_KINDS}
 REQUIRED_HINTS: dict[tuple[str, str], str] = {
     ("while", "max_iterations"): "it bounds the loop: max_iterations = 100",
     ("while", "condition"): 'e.g. condition = "remaining > 0"',
@@ -87,6 +104,11 @@ def what_it_could_set(raw: Any, names: set[str], ids: set[str]) -> None:
     for value in raw.values():
         if isinstance(value, list | dict):
             what_it_could_set(value, names, ids)
+
+
+def is_step_kind(kind: object) -> TypeGuard[StepKindName]:
+    """Whether a raw `kind` value (any TOML value) names a step kind."""
+    return kind in STEP_KINDS  # a tuple: an unhashable value (a list, a table) is just no kind
 
 
 def table_name(path: str) -> str:

@@ -11,21 +11,48 @@ overwrites before reading; it never drops one that could be read.
 
 from __future__ import annotations
 
+from typing import TypeGuard, assert_never
+
 from procctl.agent.definition.model import (
     AnyStep,
     CallStep,
     CheckpointStep,
     Definition,
     ForeachStep,
+    IfStep,
     InclusiveStep,
+    IntermediateReturnStep,
     Liveness,
+    ParallelStep,
+    ReturnStep,
+    ScheduledResumeStep,
     ScopeStep,
+    SetStep,
+    SignalStep,
+    SwitchStep,
+    TaskStep,
+    ThrowStep,
     WhileStep,
     steps_within,
 )
 from procctl.agent.expressions import BUILTIN_NAMES
 
 _Enclosing = tuple[tuple[AnyStep, tuple[AnyStep, ...], int], ...]
+
+
+def stores_snapshot(step: AnyStep) -> TypeGuard[CheckpointStep | CallStep]:
+    """Whether the instance can pause at this step with a snapshot to resume from: a
+    checkpoint, or a call (it pauses with its child). Such a step gets a Liveness."""
+    match step:
+        case CheckpointStep() | CallStep():
+            return True
+        case (TaskStep() | SetStep() | IfStep() | ForeachStep() | SwitchStep()
+              | InclusiveStep() | ParallelStep() | WhileStep() | ScopeStep()
+              | IntermediateReturnStep() | ReturnStep() | ThrowStep()
+              | ScheduledResumeStep() | SignalStep()):
+            return False
+        case _:
+            assert_never(step)
 
 
 def compute_liveness(definition: Definition,
@@ -38,7 +65,7 @@ def compute_liveness(definition: Definition,
 
     def visit(block: tuple[AnyStep, ...], enclosing: _Enclosing) -> None:
         for index, step in enumerate(block):
-            if isinstance(step, CheckpointStep | CallStep):  # a call pauses with its child
+            if stores_snapshot(step):
                 live = _live_after(step, block, index, enclosing)
                 if reached is not None and step.id in reached:
                     variables, results = reached[step.id]
@@ -57,13 +84,20 @@ def _live_after(checkpoint: CheckpointStep | CallStep, block: tuple[AnyStep, ...
     recover = checkpoint.recover if isinstance(checkpoint, CheckpointStep) else ()
     later: list[AnyStep] = [*recover, *block[index + 1:]]
     for owner, parent, owner_index in reversed(enclosing):
-        if isinstance(owner, ForeachStep):
-            later.extend(owner.body)  # its items are in the frame, not read again
-        elif isinstance(owner, WhileStep | ScopeStep | InclusiveStep):
-            # The owner's blocks can run again or next (a loop's later iterations and a
-            # while's condition; a scope's catch and finally; an inclusive step's later
-            # branches): count everything in it as later.
-            later.append(owner)
+        match owner:
+            case ForeachStep():
+                later.extend(owner.body)  # its items are in the frame, not read again
+            case WhileStep() | ScopeStep() | InclusiveStep():
+                # The owner's blocks can run again or next (a loop's later iterations and
+                # a while's condition; a scope's catch and finally; an inclusive step's
+                # later branches): count everything in it as later.
+                later.append(owner)
+            case (IfStep() | SwitchStep() | ParallelStep() | CheckpointStep() | TaskStep()
+                  | SetStep() | CallStep() | IntermediateReturnStep() | ReturnStep()
+                  | ThrowStep() | ScheduledResumeStep() | SignalStep()):
+                pass  # only the rest of the enclosing block runs after it
+            case _:
+                assert_never(owner)
         later.extend(parent[owner_index + 1:])
     variables: set[str] = set()
     results: set[str] = set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from procctl.agent.errors import Problem
 from procctl.agent.expressions import Expression
@@ -20,12 +20,22 @@ class ParamSpec:
     description: str = ""
 
 
+#: The `kind` of every step, as written in a definition file (in the order the
+#: hints list them). Each concrete step class narrows `kind` to its own name.
+StepKindName = Literal[
+    "task", "set", "if", "switch", "inclusive", "parallel", "foreach", "while", "scope",
+    "call", "intermediate_return", "return", "throw", "checkpoint", "scheduled_resume",
+    "signal",
+]
+STEP_KINDS: tuple[StepKindName, ...] = get_args(StepKindName)
+
+
 @dataclass(frozen=True)
 class Step:
     """Fields every step has. `path` is like `steps[2].then[0]`; `line` is 1-based."""
 
     id: str
-    kind: str
+    kind: StepKindName
     path: str
     line: int | None
 
@@ -94,6 +104,7 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class TaskStep(Step):
+    kind: Literal["task"]
     task: str
     args: tuple[tuple[str, Any], ...]  # raw field values (templates inside)
     arg_expressions: tuple[Expression, ...]
@@ -109,6 +120,7 @@ class TaskStep(Step):
 
 @dataclass(frozen=True)
 class SetStep(Step):
+    kind: Literal["set"]
     values: tuple[tuple[str, Any], ...]
     value_expressions: tuple[Expression, ...]
 
@@ -124,6 +136,7 @@ class SetStep(Step):
 
 @dataclass(frozen=True)
 class IfStep(Step):
+    kind: Literal["if"]
     condition: Expression
     then: tuple[AnyStep, ...]
     else_: tuple[AnyStep, ...] = field(default=())
@@ -140,6 +153,7 @@ class IfStep(Step):
 
 @dataclass(frozen=True)
 class ForeachStep(Step):
+    kind: Literal["foreach"]
     items: Expression
     item_var: str
     index_var: str | None
@@ -194,16 +208,21 @@ class SwitchStep(_BranchingStep):
     """The first case whose `when` holds runs; else `default` (the branch with no
     condition, always last)."""
 
+    kind: Literal["switch"]
+
 
 @dataclass(frozen=True)
 class InclusiveStep(_BranchingStep):
     """Every branch whose `when` holds (evaluated at the start) runs, in order."""
+
+    kind: Literal["inclusive"]
 
 
 @dataclass(frozen=True)
 class ParallelStep(_BranchingStep):
     """All branches run at once, at most `max_concurrency` together; the join waits."""
 
+    kind: Literal["parallel"]
     max_concurrency: int | None = None
 
 
@@ -211,6 +230,7 @@ class ParallelStep(_BranchingStep):
 class WhileStep(Step):
     """Run `body` while `condition` holds, at most `max_iterations` times."""
 
+    kind: Literal["while"]
     condition: Expression
     max_iterations: int
     index_var: str | None
@@ -234,6 +254,7 @@ class ScopeStep(Step):
     """Run `do`; on a failure run `catch` with the error in `error_as`; always run
     `finally` (after `do` or `catch`)."""
 
+    kind: Literal["scope"]
     body: tuple[AnyStep, ...]
     catch: tuple[AnyStep, ...] | None
     finally_: tuple[AnyStep, ...]
@@ -247,6 +268,7 @@ class ScopeStep(Step):
 class CallStep(Step):
     """Run another definition (`file`, pinned with this one) as a child instance."""
 
+    kind: Literal["call"]
     file: str
     child: Definition
     params: Any
@@ -275,14 +297,19 @@ class _ValueStep(Step):
 class IntermediateReturnStep(_ValueStep):
     """Hand a value to whoever waits on `run --wait`; the process goes on."""
 
+    kind: Literal["intermediate_return"]
+
 
 @dataclass(frozen=True)
 class ReturnStep(_ValueStep):
     """End the innermost body that takes a value, or the process, with `value`."""
 
+    kind: Literal["return"]
+
 
 @dataclass(frozen=True)
 class ThrowStep(Step):
+    kind: Literal["throw"]
     message: Expression
 
     def expressions(self) -> tuple[Expression, ...]:
@@ -321,6 +348,7 @@ class Definition:
 class CheckpointStep(Step):
     """Save a snapshot; pause unless `continue_`. `ttl` and `resume_after` are seconds."""
 
+    kind: Literal["checkpoint"]
     correlation_id: Expression | None
     ttl: float | None
     continue_: bool
@@ -345,6 +373,7 @@ class CheckpointStep(Step):
 class ScheduledResumeStep(Step):
     """Pause now; resume from the last checkpoint after `after` seconds or at `at`."""
 
+    kind: Literal["scheduled_resume"]
     after: float | None
     at: Expression | None
     max_iterations: int | None
@@ -360,6 +389,7 @@ class ScheduledResumeStep(Step):
 class SignalStep(Step):
     """Resume another paused instance by correlation ID, with a payload."""
 
+    kind: Literal["signal"]
     correlation_id: Expression
     payload: Any
     payload_expressions: tuple[Expression, ...]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from procctl.agent.definition.builder import BuilderBase
 from procctl.agent.definition.fields import (
@@ -33,6 +33,7 @@ from procctl.agent.definition.model import (
     ScopeStep,
     SetStep,
     SignalStep,
+    StepKindName,
     SwitchStep,
     TaskStep,
     ThrowStep,
@@ -48,8 +49,47 @@ class StepBuilders(BuilderBase):
     """`_build_<kind>` for every step kind, and the tables they share (retry,
     branches, on_expire)."""
 
+    def build_kind(self, kind: StepKindName, raw: dict[str, Any], base: dict[str, Any],
+                   where: Where) -> AnyStep | None:
+        # Exhaustive over the kinds: strict mypy names a kind left without a builder.
+        match kind:
+            case "task":
+                return self._build_task(raw, base, where)
+            case "set":
+                return self._build_set(raw, base, where)
+            case "if":
+                return self._build_if(raw, base, where)
+            case "switch":
+                return self._build_switch(raw, base, where)
+            case "inclusive":
+                return self._build_inclusive(raw, base, where)
+            case "parallel":
+                return self._build_parallel(raw, base, where)
+            case "foreach":
+                return self._build_foreach(raw, base, where)
+            case "while":
+                return self._build_while(raw, base, where)
+            case "scope":
+                return self._build_scope(raw, base, where)
+            case "call":
+                return self._build_call(raw, base, where)
+            case "intermediate_return":
+                return self._build_intermediate_return(raw, base, where)
+            case "return":
+                return self._build_return(raw, base, where)
+            case "throw":
+                return self._build_throw(raw, base, where)
+            case "checkpoint":
+                return self._build_checkpoint(raw, base, where)
+            case "scheduled_resume":
+                return self._build_scheduled_resume(raw, base, where)
+            case "signal":
+                return self._build_signal(raw, base, where)
+            case _:
+                assert_never(kind)
+
     def _build_task(self, raw: dict[str, Any], base: dict[str, Any],
-                    where: Where) -> AnyStep | None:
+                    where: Where) -> TaskStep | None:
         task = raw["task"]
         args = raw.get("with", {})
         if not isinstance(args, dict):
@@ -148,7 +188,7 @@ class StepBuilders(BuilderBase):
                            jitter=float(jitter), on=tuple(on))
 
     def _build_set(self, raw: dict[str, Any], base: dict[str, Any],
-                   where: Where) -> AnyStep | None:
+                   where: Where) -> SetStep | None:
         values = raw["values"]
         if not isinstance(values, dict) or not values:
             self.problem("'values' must be a table of name = value", step=where,
@@ -163,7 +203,7 @@ class StepBuilders(BuilderBase):
         return SetStep(**base, values=tuple(values.items()), value_expressions=expressions)
 
     def _build_if(self, raw: dict[str, Any], base: dict[str, Any],
-                  where: Where) -> AnyStep | None:
+                  where: Where) -> IfStep | None:
         condition = self.condition(raw["condition"], where, "condition")
         then = self.build_block(raw["then"], f"{where.path}.then")
         else_ = self.build_block(raw.get("else", []), f"{where.path}.else")
@@ -173,7 +213,7 @@ class StepBuilders(BuilderBase):
 
     def _build_foreach(
         self, raw: dict[str, Any], base: dict[str, Any], where: Where
-    ) -> AnyStep | None:
+    ) -> ForeachStep | None:
         items_raw = raw["items"]
         if isinstance(items_raw, list):
             self.problem("items must be an expression that gives a list", step=where,
@@ -245,7 +285,7 @@ class StepBuilders(BuilderBase):
         return found if ok else None
 
     def _build_switch(self, raw: dict[str, Any], base: dict[str, Any],
-                      where: Where) -> AnyStep | None:
+                      where: Where) -> SwitchStep | None:
         cases = self.branches(raw["cases"], where, "cases", with_when=True)
         default = self.build_block(raw.get("default", []), f"{where.path}.default")
         if cases is None:
@@ -253,12 +293,12 @@ class StepBuilders(BuilderBase):
         return SwitchStep(**base, branches=(*cases, Branch("default", "default", None, default)))
 
     def _build_inclusive(self, raw: dict[str, Any], base: dict[str, Any],
-                         where: Where) -> AnyStep | None:
+                         where: Where) -> InclusiveStep | None:
         branches = self.branches(raw["branches"], where, "branches", with_when=True)
         return None if branches is None else InclusiveStep(**base, branches=tuple(branches))
 
     def _build_parallel(self, raw: dict[str, Any], base: dict[str, Any],
-                        where: Where) -> AnyStep | None:
+                        where: Where) -> ParallelStep | None:
         branches = self.branches(raw["branches"], where, "branches", with_when=False)
         limit = raw.get("max_concurrency")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
@@ -271,7 +311,7 @@ class StepBuilders(BuilderBase):
         return ParallelStep(**base, branches=tuple(branches), max_concurrency=limit)
 
     def _build_while(self, raw: dict[str, Any], base: dict[str, Any],
-                     where: Where) -> AnyStep | None:
+                     where: Where) -> WhileStep | None:
         condition = self.condition(raw["condition"], where, "condition")
         limit = raw["max_iterations"]
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
@@ -291,7 +331,7 @@ class StepBuilders(BuilderBase):
                          index_var=index_var, body=body)
 
     def _build_scope(self, raw: dict[str, Any], base: dict[str, Any],
-                     where: Where) -> AnyStep | None:
+                     where: Where) -> ScopeStep | None:
         error_as = raw.get("error_as", "error")
         if (not isinstance(error_as, str) or not IDENTIFIER.match(error_as)
                 or error_as in BUILTIN_VARIABLES):
@@ -305,7 +345,7 @@ class StepBuilders(BuilderBase):
         return ScopeStep(**base, body=body, catch=catch, finally_=final, error_as=error_as)
 
     def _build_call(self, raw: dict[str, Any], base: dict[str, Any],
-                    where: Where) -> AnyStep | None:
+                    where: Where) -> CallStep | None:
         ref = raw["file"]
         params = raw.get("params", {})
         if not isinstance(params, dict):
@@ -358,7 +398,7 @@ class StepBuilders(BuilderBase):
         return ReturnStep(**base, value=value, value_expressions=expressions)
 
     def _build_throw(self, raw: dict[str, Any], base: dict[str, Any],
-                     where: Where) -> AnyStep | None:
+                     where: Where) -> ThrowStep | None:
         message = raw["message"]
         if not isinstance(message, str):
             self.problem("message must be a string", step=where)
@@ -370,7 +410,7 @@ class StepBuilders(BuilderBase):
 
     def _build_checkpoint(
         self, raw: dict[str, Any], base: dict[str, Any], where: Where
-    ) -> AnyStep | None:
+    ) -> CheckpointStep | None:
         correlation = None
         if "correlation_id" in raw:
             found = self.templates(str(raw["correlation_id"]), where, "correlation_id")
@@ -412,7 +452,7 @@ class StepBuilders(BuilderBase):
 
     def _build_scheduled_resume(
         self, raw: dict[str, Any], base: dict[str, Any], where: Where
-    ) -> AnyStep | None:
+    ) -> ScheduledResumeStep | None:
         if ("after" in raw) == ("at" in raw):
             self.problem("scheduled_resume needs exactly one of 'after' or 'at'", step=where,
                          hint='e.g. after = "5s"')
@@ -431,7 +471,7 @@ class StepBuilders(BuilderBase):
                                    max_iterations=limit)
 
     def _build_signal(self, raw: dict[str, Any], base: dict[str, Any],
-                      where: Where) -> AnyStep | None:
+                      where: Where) -> SignalStep | None:
         found = self.templates(str(raw["correlation_id"]), where, "correlation_id")
         payload = raw.get("payload", {})
         expressions = self.templates(payload, where, "payload")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from procctl.agent.definition.graph.labels import (
     branch_label,
@@ -21,6 +22,7 @@ from procctl.agent.definition.graph.labels import (
     set_names,
 )
 from procctl.agent.definition.model import (
+    AnyStep,
     CallStep,
     CheckpointStep,
     Definition,
@@ -34,7 +36,6 @@ from procctl.agent.definition.model import (
     ScopeStep,
     SetStep,
     SignalStep,
-    Step,
     SwitchStep,
     TaskStep,
     ThrowStep,
@@ -177,7 +178,7 @@ class _Flowchart:
             self.connect(context.throws, FAILED)
         return self.text()
 
-    def block(self, steps: tuple[Step, ...], entries: list[_Exit],
+    def block(self, steps: tuple[AnyStep, ...], entries: list[_Exit],
               context: _Context) -> list[_Exit]:
         """Draw a block; `entries` lead to its first step; returns what leaves its end."""
         for step in steps:
@@ -190,65 +191,71 @@ class _Flowchart:
         self.connect(entries, node)
         return [_Exit(node, checkpoints=_reached(entries))]
 
-    def step(self, step: Step, entries: list[_Exit], context: _Context) -> list[_Exit]:
-        if isinstance(step, TaskStep):
-            return self.simple("rect", [f"task {step.id} ({step.task})"], entries)
-        if isinstance(step, SetStep):
-            return self.simple("rect", [f"set {step.id}: {set_names(step)}"], entries)
-        if isinstance(step, IfStep):
-            return self.if_(step, entries, context)
-        if isinstance(step, SwitchStep):
-            return self.switch(step, entries, context)
-        if isinstance(step, InclusiveStep):
-            return self.inclusive(step, entries, context)
-        if isinstance(step, ParallelStep):
-            return self.parallel(step, entries, context)
-        if isinstance(step, ForeachStep):
-            item = step.item_var
-            return self.loop(step, entries, context, [
-                f"foreach {step.id}", f"{item} in {step.items.source}"
-                + (f" (index {step.index_var})" if step.index_var else "")],
-                f"each {item}", f"next {item}", step.body)
-        if isinstance(step, WhileStep):
-            condition = step.condition.source
-            return self.loop(step, entries, context, [
-                f"while {step.id}: {condition}", f"at most {step.max_iterations} times"
-                + (f" (index {step.index_var})" if step.index_var else "")],
-                condition, f"while {condition}", step.body)
-        if isinstance(step, ScopeStep):
-            return self.scope(step, entries, context)
-        if isinstance(step, CheckpointStep):
-            return self.checkpoint(step, entries, context)
-        if isinstance(step, CallStep):
-            return self.simple("subroutine", [f"call {step.id}", f"{step.file} "
-                                              f"(process {step.child.name})"], entries)
-        if isinstance(step, IntermediateReturnStep):
-            return self.simple("flag", [f"intermediate_return {step.id}",
-                                        "answers run --wait, goes on"], entries)
-        if isinstance(step, ReturnStep):
-            node = self.node("stadium", [f"return {step.id}"], "terminal")
-            self.connect(entries, node)
-            context.returns.append(_Exit(node, checkpoints=_reached(entries)))
-            return []
-        if isinstance(step, ThrowStep):
-            node = self.node("stadium", [f"throw {step.id}", step.message.source], "failure")
-            self.connect(entries, node)
-            context.throws.append(_Exit(node, "throw"))
-            return []
-        if isinstance(step, ScheduledResumeStep):
-            limit = (f", at most {step.max_iterations} times"
-                     if step.max_iterations is not None else "")
-            node = self.node("lean_left", [f"scheduled_resume {step.id}",
-                                           f"pause, resume {resume_when(step)}{limit}"],
-                             "pause")
-            self.connect(entries, node)
-            for checkpoint in sorted(_reached(entries), key=lambda n: int(n[1:])):
-                self.edge(node, checkpoint, "resume from checkpoint", dotted=True)
-            return []
-        if isinstance(step, SignalStep):
-            return self.simple("round", [f"signal {step.id}",
-                                         f"to {step.correlation_id.source}"], entries)
-        return self.simple("rect", [f"{step.kind} {step.id}"], entries)  # pragma: no cover
+    def step(self, step: AnyStep, entries: list[_Exit], context: _Context) -> list[_Exit]:
+        match step:
+            case TaskStep():
+                return self.simple("rect", [f"task {step.id} ({step.task})"], entries)
+            case SetStep():
+                return self.simple("rect", [f"set {step.id}: {set_names(step)}"], entries)
+            case IfStep():
+                return self.if_(step, entries, context)
+            case SwitchStep():
+                return self.switch(step, entries, context)
+            case InclusiveStep():
+                return self.inclusive(step, entries, context)
+            case ParallelStep():
+                return self.parallel(step, entries, context)
+            case ForeachStep():
+                item = step.item_var
+                return self.loop(entries, context, [
+                    f"foreach {step.id}", f"{item} in {step.items.source}"
+                    + (f" (index {step.index_var})" if step.index_var else "")],
+                    f"each {item}", f"next {item}", step.body)
+            case WhileStep():
+                condition = step.condition.source
+                return self.loop(entries, context, [
+                    f"while {step.id}: {condition}", f"at most {step.max_iterations} times"
+                    + (f" (index {step.index_var})" if step.index_var else "")],
+                    condition, f"while {condition}", step.body)
+            case ScopeStep():
+                return self.scope(step, entries, context)
+            case CheckpointStep():
+                return self.checkpoint(step, entries, context)
+            case CallStep():
+                return self.simple("subroutine", [f"call {step.id}", f"{step.file} "
+                                                  f"(process {step.child.name})"], entries)
+            case IntermediateReturnStep():
+                return self.simple("flag", [f"intermediate_return {step.id}",
+                                            "answers run --wait, goes on"], entries)
+            case ReturnStep():
+                node = self.node("stadium", [f"return {step.id}"], "terminal")
+                self.connect(entries, node)
+                context.returns.append(_Exit(node, checkpoints=_reached(entries)))
+                return []
+            case ThrowStep():
+                node = self.node("stadium", [f"throw {step.id}", step.message.source],
+                                 "failure")
+                self.connect(entries, node)
+                context.throws.append(_Exit(node, "throw"))
+                return []
+            case ScheduledResumeStep():
+                return self.scheduled_resume(step, entries)
+            case SignalStep():
+                return self.simple("round", [f"signal {step.id}",
+                                             f"to {step.correlation_id.source}"], entries)
+            case _:
+                assert_never(step)
+
+    def scheduled_resume(self, step: ScheduledResumeStep, entries: list[_Exit]) -> list[_Exit]:
+        """A pause node, with a dotted edge back to each checkpoint it can resume from."""
+        limit = (f", at most {step.max_iterations} times"
+                 if step.max_iterations is not None else "")
+        node = self.node("lean_left", [f"scheduled_resume {step.id}",
+                                       f"pause, resume {resume_when(step)}{limit}"], "pause")
+        self.connect(entries, node)
+        for checkpoint in sorted(_reached(entries), key=lambda n: int(n[1:])):
+            self.edge(node, checkpoint, "resume from checkpoint", dotted=True)
+        return []
 
     # --- decisions ------------------------------------------------------------------
 
@@ -304,8 +311,8 @@ class _Flowchart:
 
     # --- loops and blocks -------------------------------------------------------------
 
-    def loop(self, step: Step, entries: list[_Exit], context: _Context, lines: list[str],
-             enter: str, again: str, body: tuple[Step, ...]) -> list[_Exit]:
+    def loop(self, entries: list[_Exit], context: _Context, lines: list[str],
+             enter: str, again: str, body: tuple[AnyStep, ...]) -> list[_Exit]:
         head = self.node("hexagon", lines)
         self.connect(entries, head)
         reached = _reached(entries)

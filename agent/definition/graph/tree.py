@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, assert_never
 
 from procctl.agent.definition.graph.labels import (
     checkpoint_facts,
@@ -10,24 +11,31 @@ from procctl.agent.definition.graph.labels import (
     set_names,
 )
 from procctl.agent.definition.model import (
+    AnyStep,
     CallStep,
     CheckpointStep,
     Definition,
     ForeachStep,
     IfStep,
     InclusiveStep,
+    IntermediateReturnStep,
     ParallelStep,
+    ReturnStep,
     ScheduledResumeStep,
     ScopeStep,
     SetStep,
     SignalStep,
-    Step,
+    StepKindName,
     SwitchStep,
     TaskStep,
     ThrowStep,
     WhileStep,
 )
 from procctl.agent.durations import format_duration
+
+#: what a line of the outline is: a step of that kind, the process (the root), or a
+#: branch or block heading
+NodeKind = StepKindName | Literal["process", "block"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ class TreeNode:
     pairs, and the lines nested under it. `kind` is a step kind, "process" for the root
     or "block" for a branch or block heading (then, else, case ..., do, catch ...)."""
 
-    kind: str
+    kind: NodeKind
     label: str
     detail: str = ""
     facts: tuple[tuple[str, str], ...] = ()
@@ -56,78 +64,89 @@ class TreeNode:
         return found
 
 
-def _block(kind_label: str, steps: tuple[Step, ...], definition: Definition,
+def _block(kind_label: str, steps: tuple[AnyStep, ...], definition: Definition,
            detail: str = "") -> TreeNode:
     return TreeNode("block", kind_label, detail, (),
                     tuple(_tree_step(s, definition) for s in steps))
 
 
-def _tree_step(step: Step, definition: Definition) -> TreeNode:
+def _tree_step(step: AnyStep, definition: Definition) -> TreeNode:
     label = f"{step.kind} {step.id}"
-    if isinstance(step, TaskStep):
-        facts: list[tuple[str, str]] = []
-        if step.timeout is not None:
-            facts.append(("timeout", format_duration(step.timeout)))
-        if step.retry.attempts > 1:
-            facts.append(("attempts", str(step.retry.attempts)))
-        return TreeNode("task", label, f" ({step.task})", tuple(facts))
-    if isinstance(step, SetStep):
-        return TreeNode("set", label, f": {set_names(step)}")
-    if isinstance(step, IfStep):
-        blocks = [_block("then", step.then, definition)]
-        if step.else_:
-            blocks.append(_block("else", step.else_, definition))
-        return TreeNode("if", label, f": {step.condition.source}", (), tuple(blocks))
-    if isinstance(step, SwitchStep | InclusiveStep | ParallelStep):
-        detail = ""
-        if isinstance(step, ParallelStep):
-            detail = (f" (at most {step.max_concurrency} at once)"
-                      if step.max_concurrency else " (all at once)")
-        heading = "case" if isinstance(step, SwitchStep) else "branch"
-        children = []
-        for branch in step.branches:
-            if branch.when is None and isinstance(step, SwitchStep):
-                if branch.steps:
-                    children.append(_block("default", branch.steps, definition))
-                continue
-            when = f": {branch.when.source}" if branch.when is not None else ""
-            children.append(_block(f"{heading} {branch.name}", branch.steps, definition, when))
-        return TreeNode(step.kind, label, detail, (), tuple(children))
-    if isinstance(step, ForeachStep):
-        index = f" (index {step.index_var})" if step.index_var else ""
-        return TreeNode("foreach", label, f": {step.item_var} in {step.items.source}{index}",
-                        (), tuple(_tree_step(s, definition) for s in step.body))
-    if isinstance(step, WhileStep):
-        index = f" (index {step.index_var})" if step.index_var else ""
-        return TreeNode("while", label, f": {step.condition.source}{index}",
-                        (("at most", f"{step.max_iterations} times"),),
-                        tuple(_tree_step(s, definition) for s in step.body))
-    if isinstance(step, ScopeStep):
-        blocks = [_block("do", step.body, definition)]
-        if step.catch is not None:
-            blocks.append(_block("catch", step.catch, definition, f" ({step.error_as})"))
-        if step.finally_:
-            blocks.append(_block("finally", step.finally_, definition))
-        return TreeNode("scope", label, "", (), tuple(blocks))
-    if isinstance(step, CheckpointStep):
-        blocks = []
-        if step.commit:
-            blocks.append(_block("commit", step.commit, definition))
-        if step.recover:
-            blocks.append(_block("recover", step.recover, definition))
-        return TreeNode("checkpoint", label, " (continue)" if step.continue_ else "",
-                        checkpoint_facts(definition, step), tuple(blocks))
-    if isinstance(step, CallStep):
-        return TreeNode("call", label, f": {step.file} (process {step.child.name})")
-    if isinstance(step, ThrowStep):
-        return TreeNode("throw", label, f": {step.message.source}")
-    if isinstance(step, ScheduledResumeStep):
-        limit = ((("at most", f"{step.max_iterations} times"),)
-                 if step.max_iterations is not None else ())
-        return TreeNode("scheduled_resume", label, f": {resume_when(step)}", limit)
-    if isinstance(step, SignalStep):
-        return TreeNode("signal", label, f": to {step.correlation_id.source}")
-    return TreeNode(step.kind, label)  # return, intermediate_return
+    match step:
+        case TaskStep():
+            facts: list[tuple[str, str]] = []
+            if step.timeout is not None:
+                facts.append(("timeout", format_duration(step.timeout)))
+            if step.retry.attempts > 1:
+                facts.append(("attempts", str(step.retry.attempts)))
+            return TreeNode("task", label, f" ({step.task})", tuple(facts))
+        case SetStep():
+            return TreeNode("set", label, f": {set_names(step)}")
+        case IfStep():
+            blocks = [_block("then", step.then, definition)]
+            if step.else_:
+                blocks.append(_block("else", step.else_, definition))
+            return TreeNode("if", label, f": {step.condition.source}", (), tuple(blocks))
+        case SwitchStep() | InclusiveStep() | ParallelStep():
+            return _branching(step, label, definition)
+        case ForeachStep():
+            index = f" (index {step.index_var})" if step.index_var else ""
+            return TreeNode("foreach", label,
+                            f": {step.item_var} in {step.items.source}{index}",
+                            (), tuple(_tree_step(s, definition) for s in step.body))
+        case WhileStep():
+            index = f" (index {step.index_var})" if step.index_var else ""
+            return TreeNode("while", label, f": {step.condition.source}{index}",
+                            (("at most", f"{step.max_iterations} times"),),
+                            tuple(_tree_step(s, definition) for s in step.body))
+        case ScopeStep():
+            blocks = [_block("do", step.body, definition)]
+            if step.catch is not None:
+                blocks.append(_block("catch", step.catch, definition, f" ({step.error_as})"))
+            if step.finally_:
+                blocks.append(_block("finally", step.finally_, definition))
+            return TreeNode("scope", label, "", (), tuple(blocks))
+        case CheckpointStep():
+            blocks = []
+            if step.commit:
+                blocks.append(_block("commit", step.commit, definition))
+            if step.recover:
+                blocks.append(_block("recover", step.recover, definition))
+            return TreeNode("checkpoint", label, " (continue)" if step.continue_ else "",
+                            checkpoint_facts(definition, step), tuple(blocks))
+        case CallStep():
+            return TreeNode("call", label, f": {step.file} (process {step.child.name})")
+        case IntermediateReturnStep() | ReturnStep():
+            return TreeNode(step.kind, label)
+        case ThrowStep():
+            return TreeNode("throw", label, f": {step.message.source}")
+        case ScheduledResumeStep():
+            limit = ((("at most", f"{step.max_iterations} times"),)
+                     if step.max_iterations is not None else ())
+            return TreeNode("scheduled_resume", label, f": {resume_when(step)}", limit)
+        case SignalStep():
+            return TreeNode("signal", label, f": to {step.correlation_id.source}")
+        case _:
+            assert_never(step)
+
+
+def _branching(step: SwitchStep | InclusiveStep | ParallelStep, label: str,
+               definition: Definition) -> TreeNode:
+    """A switch's cases (and default), or an inclusive or parallel step's branches."""
+    detail = ""
+    if isinstance(step, ParallelStep):
+        detail = (f" (at most {step.max_concurrency} at once)"
+                  if step.max_concurrency else " (all at once)")
+    heading = "case" if isinstance(step, SwitchStep) else "branch"
+    children = []
+    for branch in step.branches:
+        if branch.when is None and isinstance(step, SwitchStep):
+            if branch.steps:
+                children.append(_block("default", branch.steps, definition))
+            continue
+        when = f": {branch.when.source}" if branch.when is not None else ""
+        children.append(_block(f"{heading} {branch.name}", branch.steps, definition, when))
+    return TreeNode(step.kind, label, detail, (), tuple(children))
 
 
 def tree(definition: Definition) -> TreeNode:
