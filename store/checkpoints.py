@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from procctl.store.checkpoint_writes import CheckpointWrite, write_checkpoints
+from procctl.store.checkpoint_writes import insert_events as insert_events  # re-exported
 from procctl.store.clock import utc_now
 from procctl.store.errors import Conflict, NotFound
 from procctl.store.records import (
@@ -26,12 +28,6 @@ from procctl.store.records import (
 
 #: signal_applied's data for a signal a pause took: (the signal's row) -> data JSON
 AppliedEvent = Callable[[SignalRecord], str]
-
-
-def insert_events(db: sqlite3.Connection, events: Sequence[EventRow]) -> None:
-    db.executemany(
-        "INSERT INTO events (instance_id, at, kind, data_json, step_id, step_path)"
-        " VALUES (?, ?, ?, ?, ?, ?)", events)
 
 
 def event_row(instance_id: str, kind: str, data: dict[str, Any], at: str | None = None,
@@ -105,56 +101,23 @@ class CheckpointOps:
         Refused (Conflict) when another instance holds a live checkpoint with the same
         correlation ID, or when the instance is not running.
         """
+        item = CheckpointWrite(instance_id, step_id, correlation_id, snapshot_json,
+                               expires_at, resume_at, on_expire_json, pausing)
         with self._write() as db:
-            return self._save_in(db, instance_id, step_id, correlation_id, snapshot_json,
-                                 expires_at, resume_at, on_expire_json, pausing)
+            outcome = write_checkpoints(db, [item], utc_now())[0]
+        if isinstance(outcome, Conflict):
+            raise outcome
+        return outcome
 
     def save_checkpoints(self, batch: list[dict[str, Any]]) -> list[CheckpointRecord | Exception]:
-        """Several instances' checkpoints in one transaction (one disk sync for all)."""
-        outcomes: list[CheckpointRecord | Exception] = []
+        """Several instances' checkpoints in one transaction (one disk sync for all),
+        each with the arguments of `save_checkpoint`; a Conflict in the place of one
+        that could not be written (it wrote nothing)."""
+        items = [CheckpointWrite(**item) for item in batch]
         with self._write() as db:
-            for item in batch:
-                db.execute("SAVEPOINT one")
-                try:
-                    outcomes.append(self._save_in(db, **item))
-                    db.execute("RELEASE one")
-                except Conflict as exc:
-                    db.execute("ROLLBACK TO one")
-                    db.execute("RELEASE one")
-                    outcomes.append(exc)
+            outcomes: list[CheckpointRecord | Exception] = []
+            outcomes.extend(write_checkpoints(db, items, utc_now()))
         return outcomes
-
-    def _save_in(self, db: sqlite3.Connection, instance_id: str, step_id: str,
-                 correlation_id: str, snapshot_json: str, expires_at: str | None,
-                 resume_at: str | None = None,
-                 on_expire_json: str | None = None, pausing: bool = False) -> CheckpointRecord:
-        now = utc_now()
-        other = db.execute(
-            "SELECT instance_id FROM checkpoints WHERE correlation_id = ? AND instance_id != ?",
-            (correlation_id, instance_id),
-        ).fetchone()
-        if other is not None:
-            raise Conflict(
-                f"correlation ID {correlation_id!r} is already held by instance {other[0]}",
-                hint=f"give this checkpoint a unique correlation_id, or finish or cancel "
-                     f"{other[0]}",
-            )
-        cursor = db.execute(
-            "UPDATE instances SET correlation_id = ?, updated_at = ? "
-            "WHERE id = ? AND status = 'running'", (correlation_id, now, instance_id))
-        if cursor.rowcount != 1:
-            raise Conflict(f"instance {instance_id} is not running")
-        size = len(snapshot_json.encode())
-        db.execute(
-            "INSERT OR REPLACE INTO checkpoints (instance_id, step_id, correlation_id,"
-            " snapshot_json, size, iteration, created_at, expires_at, resume_at,"
-            " on_expire_json, commit_value_json, pausing)"
-            " VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?, NULL, ?)",
-            (instance_id, step_id, correlation_id, snapshot_json, size, now, expires_at,
-             resume_at, on_expire_json, int(pausing)))
-        return CheckpointRecord(instance_id, step_id, correlation_id, snapshot_json, size, 0,
-                                now, expires_at, resume_at, on_expire_json, None,
-                                pausing=int(pausing))
 
     def get_checkpoint(self, instance_id: str) -> CheckpointRecord:
         row = self._db.execute(

@@ -391,9 +391,7 @@ class Store(CheckpointOps, PausedQueries, SignalOps):
     ) -> None:
         """Several events (instance_id, at, kind, data_json, step_id, step_path), one commit."""
         with self._write() as db:
-            db.executemany(
-                "INSERT INTO events (instance_id, at, kind, data_json, step_id, step_path)"
-                " VALUES (?, ?, ?, ?, ?, ?)", batch)
+            insert_events(db, batch)
 
     def events(self, instance_id: str, after_id: int = 0) -> list[EventRecord]:
         rows = self._db.execute(
