@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,14 +71,37 @@ class Engine:
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.settings = load_config(self.home / "config.toml")
         expression_limits.apply_settings(self.settings)
+        self.signals_dir = self.home / "signals"
+        self.signals_dir.mkdir(mode=0o700)
         self._loop = asyncio.Runner()
+        self._build()
+        self._call(self.worker.open())
+
+    def _build(self) -> None:
+        """The agent's parts, wired as Agent.__init__ (daemon.py) wires them."""
         self.worker = StoreWorker(self.home / "procctl.db")
         self.manager = InstanceManager(self.worker)
         self.lifecycle = Lifecycle(self.manager, self.worker)
-        self.signals_dir = self.home / "signals"
         self.desk = SignalDesk(self.lifecycle, self.worker, self.signals_dir, self.settings)
-        self.signals_dir.mkdir(mode=0o700)
-        self._call(self.worker.open())
+
+    def restart(self) -> None:
+        """Stop as the agent stops (an instance still running is cancelled and stays
+        `running` in the store; paused ones are only in the store), then start again on
+        the same store with new parts (no definition cached), as Agent._start_up does:
+        open the store, recover the instances left running, apply the signal files
+        that wait, wake the parents whose children ended."""
+        self._call(self._stop())
+        self._build()
+
+        async def start_up() -> None:
+            await self.worker.open()
+            store = self.worker.store
+            for instance_id in await self.worker.call(store.instances_with_status,
+                                                      "running"):
+                await self.lifecycle.recover(instance_id)
+            await self.desk.process_waiting()
+            await self.manager.wake_parents()
+        self._call(start_up())
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -89,16 +113,17 @@ class Engine:
                 raise AssertionError(f"the harness waited {timeout}s in vain") from None
         return self._loop.run(bounded())
 
+    async def _stop(self) -> None:
+        tasks = list(self.manager.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.worker.close()
+
     def close(self) -> None:
         """Cancel what still runs, close the store and the loop."""
-        async def stop() -> None:
-            tasks = list(self.manager.tasks.values())
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self.worker.close()
         try:
-            self._loop.run(stop())
+            self._loop.run(self._stop())
         finally:
             self._loop.close()
 
@@ -284,6 +309,21 @@ class Engine:
         text = content if isinstance(content, str) else json.dumps(content)
         path.write_text(text, encoding="utf-8")
         self._call(self.desk.process_file(path))
+
+    def queue_signal(self, correlation_id: str, payload: Any = None, *,
+                     set_values: dict[str, Any] | None = None,
+                     signal_id: str | None = None) -> Path:
+        """Write the signal file `procctl resume` writes (sender "procctl resume"),
+        and leave it for the desk: processed at the next `restart`, as the signal files
+        that wait for an agent are."""
+        document: dict[str, Any] = {"correlation_id": correlation_id, "payload": payload,
+                                    "signal_id": signal_id or uuid.uuid4().hex,
+                                    "sender": "procctl resume"}
+        if set_values:
+            document["set"] = set_values
+        path = self.signals_dir / f"resume-{document['signal_id']}.json"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        return path
 
     def resume_due(self, at: datetime) -> list[str]:
         """The scheduler's tick for scheduled resumes, with the clock at `at`: every
