@@ -1,5 +1,11 @@
 """Where an agent's files live. Everything sits in one home directory, which belongs
-to the user that runs the agent: `ensure` makes it and checks it and the files in it."""
+to the user that runs the agent: `ensure` makes it and checks it and the files in it.
+
+Every procctl command resolves its home here, `procctl --help` and `list` included:
+what only `ensure`, `check` or an error needs (the config reader, the store's file
+checks, platformdirs, the errors) is imported where it is used, so resolving a home
+costs no imports (see bench/cli_startup.py).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,10 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import platformdirs
-
-from procctl.agent.config import load_config
-from procctl.agent.errors import UnsafeHome, UsageError
-from procctl.agent.homefiles import HINT, refuse
-from procctl.agent.signals import PROCESSED, REJECTED
-from procctl.store.files import unsafe_reason
+if TYPE_CHECKING:
+    from procctl.agent.errors import UsageError
 
 HOME_ENV = "PROCCTL_HOME"
 
@@ -24,6 +26,8 @@ def default_home() -> Path:
     env = os.environ.get(HOME_ENV)
     if env:
         return Path(env).expanduser()
+    import platformdirs
+
     return Path(platformdirs.user_state_dir("procctl", appauthor=False))
 
 
@@ -68,6 +72,8 @@ class HomePaths:
     def ensure(self) -> None:
         """Create the home if it is missing, private to its owner, and check it and
         every file the agent keeps in it (see `check`)."""
+        from procctl.agent.errors import UsageError
+
         try:
             self.home.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -99,6 +105,10 @@ class HomePaths:
         ours to mode 0700; then refuse every file the agent uses that is a symbolic
         link, belongs to another user or may be written by others. Files that are not
         there yet are fine: the agent makes them, privately."""
+        from procctl.agent.errors import UnsafeHome, UsageError
+        from procctl.agent.homefiles import HINT
+        from procctl.agent.signals import PROCESSED, REJECTED
+
         if not self.exists():
             raise UsageError(f"the home {self.home} does not exist")
         info = os.stat(self.home)  # a home named through a link is the user's choice
@@ -121,12 +131,17 @@ class HomePaths:
         ])
 
     def _check_entries(self, entries: list[tuple[Path, str]]) -> None:
+        from procctl.agent.homefiles import refuse
+        from procctl.store.files import unsafe_reason
+
         for path, kind in entries:
             reason = unsafe_reason(path, kind)
             if reason is not None:
                 raise refuse(path, reason)
 
     def _not_a_directory(self) -> UsageError:
+        from procctl.agent.errors import UsageError
+
         blocking = next((p for p in (self.home, *self.home.parents)
                          if p.exists() and not p.is_dir()), self.home)
         what = ("is not a directory" if blocking == self.home
@@ -140,6 +155,9 @@ class HomePaths:
 def _signals_setting(config: Path) -> str:
     """The signals_dir setting; the default when config.toml cannot be read (the agent
     refuses such a file itself, with its own message)."""
+    from procctl.agent.config import load_config
+    from procctl.agent.errors import UsageError
+
     try:
         return str(load_config(config)["signals_dir"])
     except UsageError:

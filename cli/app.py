@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from procctl.agent import VERSION
-from procctl.agent.errors import AgentError, DefinitionError
 from procctl.agent.paths import HOME_ENV, HomePaths
-from procctl.cli import render
+from procctl.cli import coercion
 from procctl.cli.lazy import LazyCommand, lazy_group
 from procctl.cli.options import GlobalOptions
-from procctl.store import StoreError
-from procctl.store.errors import NotFound
+
+# Start-up imports only what `procctl --help` and `--version` need (typer, and the
+# command table below). rich, the store and the agent's errors come in when a command
+# runs or an error is reported: tests/e2e/test_cli_startup_imports.py keeps it so, and
+# bench/cli_startup.py measures it.
+
+coercion.install()  # typer's value coercion without pydantic, where it gives the same
 
 EXIT_INSTANCE_NOT_FOUND = 5
 EXIT_STORE = 6
@@ -100,31 +103,44 @@ def main() -> None:
     """Entry point: run the app, turn known errors into one line and an exit code."""
     try:
         app()
-    except DefinitionError as exc:
-        for problem in exc.problems:
-            render.problem(problem)
-        if _debug:
-            traceback.print_exc()
-        sys.exit(exc.exit_code)
-    except AgentError as exc:
-        render.error(exc.message, exc.hint)
-        if _debug:
-            traceback.print_exc()
-        sys.exit(exc.exit_code)
-    except StoreError as exc:
-        render.error(exc.message, exc.hint)
-        if _debug:
-            traceback.print_exc()
-        sys.exit(EXIT_INSTANCE_NOT_FOUND if isinstance(exc, NotFound) else EXIT_STORE)
     except KeyboardInterrupt:
+        from procctl.cli import render
+
         render.error("interrupted")
         sys.exit(130)
     except Exception as exc:
+        sys.exit(report(exc))
+
+
+def report(exc: Exception) -> int:
+    """Print `exc` for the user (its traceback too with --debug); its exit code.
+
+    The error classes are imported here, when there is an error: an error of theirs
+    was raised from a module that imported them already.
+    """
+    import traceback
+
+    from procctl.agent.errors import AgentError, DefinitionError
+    from procctl.cli import render
+    from procctl.store.errors import NotFound, StoreError
+
+    if isinstance(exc, DefinitionError):
+        for problem in exc.problems:
+            render.problem(problem)
+        code = exc.exit_code
+    elif isinstance(exc, AgentError):
+        render.error(exc.message, exc.hint)
+        code = exc.exit_code
+    elif isinstance(exc, StoreError):
+        render.error(exc.message, exc.hint)
+        code = EXIT_INSTANCE_NOT_FOUND if isinstance(exc, NotFound) else EXIT_STORE
+    else:
         render.error(f"procctl bug: {type(exc).__name__}: {exc}",
                      "please report it with the output of the same command with --debug")
-        if _debug:
-            traceback.print_exc()
-        sys.exit(EXIT_BUG)
+        code = EXIT_BUG
+    if _debug:
+        traceback.print_exception(exc)
+    return code
 
 
 if __name__ == "__main__":

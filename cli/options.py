@@ -1,18 +1,19 @@
 """Options every command shares (set by the app callback), and how the read commands
-open the store."""
+open the store. The app imports this module at start-up: the store and rich come in
+when a command reads (`read_store`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
 from procctl.agent.paths import HomePaths
-from procctl.cli import render
-from procctl.store import StoreContract, StoreError, open_store
-from procctl.store.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from procctl.store import StoreContract
 
 T = TypeVar("T")
 #: how many times a read starts again when an agent opened the store meanwhile
@@ -40,6 +41,10 @@ def read_store(home: HomePaths, read: Callable[[StoreContract], T]) -> T:
     file while it was read without its WAL files, `read` runs again. A store of an
     older schema is read as it is, with one note that the next agent start migrates it.
     """
+    from procctl.cli import render
+    from procctl.store import StoreError, open_store
+    from procctl.store.schema import SCHEMA_VERSION
+
     noted = False
     for attempt in range(1, READ_ATTEMPTS + 1):
         store = open_store(home.db, read_only=True)
@@ -60,5 +65,7 @@ def read_store(home: HomePaths, read: Callable[[StoreContract], T]) -> T:
 
 
 def older_schema_note(store: StoreContract) -> str:
+    from procctl.store.schema import SCHEMA_VERSION
+
     return (f"The store at {store.path} has schema {store.file_schema}, this procctl "
             f"uses {SCHEMA_VERSION}; the next `procctl agent start` migrates it.")
