@@ -36,6 +36,7 @@ from procctl.agent import expression_limits, values
 from procctl.agent.config import load_config
 from procctl.agent.definition import Definition, load_definition, parse_assignments
 from procctl.agent.definition import resolve_params as resolve
+from procctl.agent.errors import DefinitionError
 from procctl.agent.instances import InstanceManager
 from procctl.agent.intake import SignalDesk
 from procctl.agent.lifecycle_runs import Lifecycle
@@ -140,6 +141,18 @@ class Engine:
         """The real loader on a file: TOML text is written to `name` first."""
         path = source if isinstance(source, Path) else self.write(source, name)
         return load_definition(path)
+
+    def validate(self, source: str | Path, name: str = "process.toml") -> dict[str, Any]:
+        """The findings `procctl validate --json` reports, from the real loader: `valid`,
+        the counts of `errors` and `warnings`, and `problems` (each as its JSON)."""
+        try:
+            problems = self.load(source, name).warnings
+        except DefinitionError as exc:
+            problems = exc.problems
+        errors = sum(p.severity == "error" for p in problems)
+        return {"valid": not errors, "errors": errors,
+                "warnings": sum(p.severity == "warning" for p in problems),
+                "problems": [p.to_json() for p in problems]}
 
     # -- running ----------------------------------------------------------------------
 
