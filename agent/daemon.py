@@ -367,9 +367,17 @@ class Agent:
         await self._follow(record.id, send)
 
     async def op_purge_expired(self, request: dict[str, Any], send: Send) -> None:
+        """Apply every TTL policy due now, a batch per transaction: each batch's
+        outcome is sent as a `purge_progress` event as it is done (so the CLI shows
+        progress and never waits long for a line), then the totals."""
         await self._gate(self.recovered)
-        done = await self.scheduler.expire(dry_run=bool(request.get("dry_run")))
-        await send({"type": "result", "data": {"expired": [e.to_json() for e in done]}})
+        dry_run = bool(request.get("dry_run"))
+        done = 0
+        async for batch in self.scheduler.purge(dry_run=dry_run):
+            done += len(batch)
+            await send({"type": "event", "event": {"kind": "purge_progress", "data": {
+                "expired": [e.to_json() for e in batch], "done": done}}})
+        await send({"type": "result", "data": {"dry_run": dry_run, "done": done}})
 
 
 def run_agent(paths: HomePaths, *, foreground: bool = True,

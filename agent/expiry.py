@@ -10,6 +10,7 @@ call fails). Policy `resume` (paused instances only): it resumes with the given 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,11 @@ from procctl.agent.decisions import EXPIRED_ERROR, ResumeWith, decide_expiry
 from procctl.agent.lifecycle import wake_parent_in_store
 from procctl.store import StoreContract
 from procctl.store.clock import utc_now
+from procctl.store.paused import ExpiredRow
+
+#: instances expired per transaction by a purge (and per tick by the scheduler): each
+#: batch is one short transaction, so the agent's other work goes on between them
+PURGE_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -25,22 +31,44 @@ class Expiry:
     instance_id: str
     action: str  # "failed" | "resume"
     payload: Any = None
+    #: the instance's parent (a called child), whose call an expiry wakes
+    parent_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"instance_id": self.instance_id, "action": self.action,
                 "payload": values.to_plain(self.payload)}
 
 
-def find_expired(store: StoreContract) -> list[Expiry]:
-    """What is past its TTL now, and what its policy does."""
-    found: list[Expiry] = []
-    for instance_id, policy_json in store.expired(utc_now()):
-        decision = decide_expiry(store.get_instance(instance_id).status, policy_json)
-        if isinstance(decision, ResumeWith):
-            found.append(Expiry(instance_id, "resume", values.decode(decision.payload)))
-        else:
-            found.append(Expiry(instance_id, "failed"))
-    return found
+def decide(row: ExpiredRow) -> Expiry:
+    """What the TTL policy of one expired checkpoint does."""
+    decision = decide_expiry(row.status, row.on_expire_json)
+    if isinstance(decision, ResumeWith):
+        return Expiry(row.instance_id, "resume", values.decode(decision.payload),
+                      row.parent_id)
+    return Expiry(row.instance_id, "failed", None, row.parent_id)
+
+
+def find_expired(store: StoreContract, *, limit: int = -1) -> list[Expiry]:
+    """What is past its TTL now (at most `limit`; negative: all), and what its policy
+    does."""
+    return [decide(row) for row in store.expired_page(utc_now(), limit=limit)]
+
+
+def expired_batches(store: StoreContract, now: str | None = None,
+                    batch: int = PURGE_BATCH) -> Iterator[list[Expiry]]:
+    """What was past its TTL at `now` (default: when called), a batch at a time, each
+    read from the index where the last ended: a purge that expires each batch before
+    it asks for the next ends, whatever expires meanwhile (that waits for the clock)."""
+    now = now or utc_now()
+    after: tuple[str, str] | None = None
+    while True:
+        rows = store.expired_page(now, after=after, limit=batch)
+        if not rows:
+            return
+        after = rows[-1].key
+        yield [decide(row) for row in rows]
+        if len(rows) < batch:
+            return
 
 
 def fail_expired(store: StoreContract, expiry: Expiry) -> bool:
@@ -51,6 +79,16 @@ def fail_expired(store: StoreContract, expiry: Expiry) -> bool:
     return store.expire_instance(expiry.instance_id, error_json, now, events=[expired])
 
 
+def fail_expired_batch(store: StoreContract, expiries: Sequence[Expiry]) -> list[Expiry]:
+    """`fail_expired` for several instances in one transaction; those that were expired
+    (an instance resumed meanwhile is left alone)."""
+    now, error_json = utc_now(), json.dumps(EXPIRED_ERROR)
+    done = set(store.expire_instances(
+        [(e.instance_id, error_json, [(e.instance_id, now, "instance_expired", error_json,
+                                        None, None)]) for e in expiries], now))
+    return [e for e in expiries if e.instance_id in done]
+
+
 def expire_without_agent(store: StoreContract, expiry: Expiry) -> bool:
     """`fail_expired`, then the parent waiting at its call is woken in the store (the
     next agent runs it on, and its call fails), as the agent's clock does it."""
@@ -58,3 +96,13 @@ def expire_without_agent(store: StoreContract, expiry: Expiry) -> bool:
         return False
     wake_parent_in_store(store, store.get_instance(expiry.instance_id))
     return True
+
+
+def purge_without_agent(store: StoreContract, expiries: Sequence[Expiry]) -> list[Expiry]:
+    """A batch of `expire_without_agent`: the failures in one transaction, then each
+    expired child's parent woken. Resume policies are left (only an agent runs them)."""
+    done = fail_expired_batch(store, [e for e in expiries if e.action == "failed"])
+    for expiry in done:
+        if expiry.parent_id is not None:
+            wake_parent_in_store(store, store.get_instance(expiry.instance_id))
+    return done

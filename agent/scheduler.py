@@ -1,7 +1,11 @@
-"""The agent's clock: scheduled resumes, expiry, pending signals, periodic scans.
+"""The agent's clock: scheduled resumes, expiry, pending signals, periodic scans, and
+the planner's statistics.
 
 A tick that fails is logged and tried again at the next tick; failures in a row make
-the agent `degraded` in `procctl agent status` until a tick succeeds.
+the agent `degraded` in `procctl agent status` until a tick succeeds. A tick with nothing
+due costs three index probes (store/paused.py), whatever the number of paused
+instances; what fell due at once is taken a batch per tick (PURGE_BATCH expiries, one
+transaction; TICK_BATCH scheduled resumes), so no tick holds the store thread long.
 """
 
 from __future__ import annotations
@@ -9,9 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Sequence
 
 from procctl.agent.durations import parse_duration
-from procctl.agent.expiry import Expiry, find_expired
+from procctl.agent.expiry import (
+    PURGE_BATCH,
+    Expiry,
+    expired_batches,
+    fail_expired_batch,
+    find_expired,
+)
 from procctl.agent.health import DEGRADED_AFTER, Health
 from procctl.agent.intake import SignalDesk
 from procctl.agent.lifecycle_runs import Lifecycle
@@ -21,6 +32,8 @@ from procctl.store.clock import utc_now
 log = logging.getLogger("procctl.scheduler")
 
 TICK_SECONDS = 0.25
+#: how often the planner's statistics are refreshed (PRAGMA optimize: store/paused.py)
+OPTIMIZE_SECONDS = 3600.0
 
 
 class Scheduler:
@@ -32,8 +45,10 @@ class Scheduler:
         self.worker = worker
         self.scan_interval = parse_duration(settings["signal_scan_interval"])
         self._last_scan = 0.0
+        self._last_optimize = 0.0
 
     async def run(self) -> None:
+        await self.optimize()
         while True:
             try:
                 await self.tick()
@@ -66,10 +81,53 @@ class Scheduler:
         if time.monotonic() - self._last_scan >= self.scan_interval:
             self._last_scan = time.monotonic()
             self.desk.scan()
+        if time.monotonic() - self._last_optimize >= OPTIMIZE_SECONDS:
+            await self.optimize()
 
-    async def expire(self, *, dry_run: bool = False) -> list[Expiry]:
-        """Apply the TTL policies now; returns what was (or would be) done."""
-        found = await self.worker.call(find_expired, self.worker.store)
-        if dry_run:
-            return found
-        return [expiry for expiry in found if await self.lifecycle.expire(expiry)]
+    async def optimize(self) -> None:
+        """Refresh the planner's statistics (ANALYZE a store that has none: a few
+        milliseconds within analysis_limit). A failure is logged, not fatal: the
+        queries that matter do not depend on statistics."""
+        self._last_optimize = time.monotonic()
+        try:
+            started = time.perf_counter()
+            done = await self.worker.call(self.worker.store.optimize)
+            log.info("store statistics refreshed", extra={
+                "how": done, "seconds": round(time.perf_counter() - started, 3)})
+        except Exception as exc:  # the next hour tries again
+            log.warning("store statistics not refreshed: %s", exc)
+
+    async def expire(self) -> list[Expiry]:
+        """Apply the TTL policies of one batch of what is past its TTL now (the rest
+        waits for the next tick); returns what was done."""
+        found = await self.worker.call(find_expired, self.worker.store, limit=PURGE_BATCH)
+        return await self.apply(found)
+
+    async def apply(self, found: Sequence[Expiry]) -> list[Expiry]:
+        """Apply TTL policies: the failures of a batch in one transaction (each
+        instance's followers told, a called child's parent woken), the resumes one by
+        one. Returns those applied, in the order found."""
+        store = self.worker.store
+        failing = [expiry for expiry in found if expiry.action == "failed"]
+        failed = await self.worker.call(fail_expired_batch, store, failing) if failing else []
+        for expiry in failed:
+            self.lifecycle.manager.publish(expiry.instance_id, {"kind": "instance_settled"})
+            if expiry.parent_id is not None:  # an expired child fails its parent's call
+                await self.lifecycle.manager.wake_parent(
+                    await self.worker.call(store.get_instance, expiry.instance_id))
+        applied = {expiry.instance_id for expiry in failed}
+        for expiry in found:
+            if expiry.action == "resume" and await self.lifecycle.expire(expiry):
+                applied.add(expiry.instance_id)
+        return [expiry for expiry in found if expiry.instance_id in applied]
+
+    async def purge(self, *, dry_run: bool = False) -> AsyncIterator[list[Expiry]]:
+        """Everything past its TTL now, a batch (one short transaction) at a time:
+        yields what each batch did (or, `dry_run`, would do). Other store calls run
+        between the batches."""
+        batches = expired_batches(self.worker.store)
+        while True:
+            found = await self.worker.call(next, batches, None)
+            if found is None:
+                return
+            yield found if dry_run else await self.apply(found)

@@ -1,17 +1,56 @@
-"""`procctl list-paused`: what waits, for what, and until when. Reads the store."""
+"""`procctl list-paused`: what waits, for what, and until when. Reads the store.
+
+Newest first, in pages by key: each page is read from the index of paused instances
+after the last row of the one before (`--after CURSOR`, the `cursor` of that row), so
+a page costs the same at the millionth row as at the first. The table shows one page
+and counts no further than COUNT_CAP; `--json` streams every row (or `--limit` rows) as
+a JSON array written a page at a time, in bounded memory.
+"""
 
 from __future__ import annotations
 
+import json
+import shlex
+import sys
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
+from procctl.agent.errors import UsageError
+from procctl.agent.paths import HomePaths
 from procctl.agent.summary import resume_command
 from procctl.cli import render
-from procctl.cli.options import global_options, read_store
-from procctl.store import StoreContract
+from procctl.cli.options import global_options, older_schema_note
+from procctl.store import StoreContract, StoreError, open_store
 from procctl.store.records import PausedRow
+from procctl.store.schema import SCHEMA_VERSION
+
+#: rows a table shows unless --limit says otherwise
+TABLE_ROWS = 200
+#: rows read per page while --json streams
+PAGE = 1000
+#: the table's count stops here ("more than 10,000"): counting a million paused
+#: instances reads a million index entries
+COUNT_CAP = 10_000
+
+Key = tuple[str, str]
+
+
+def cursor(row: PausedRow) -> str:
+    """Where the next page starts: the row's pause time and instance ID."""
+    return f"{row.instance.paused_at}/{row.instance.id}"
+
+
+def parse_cursor(text: str) -> Key:
+    paused_at, sep, instance_id = text.rpartition("/")
+    if not sep or not paused_at or not instance_id:
+        raise UsageError(f"--after {text!r} is not a cursor of list-paused",
+                         hint="give the `cursor` of the last row of a page "
+                              "(procctl list-paused --json prints it), or the whole "
+                              "`--after` that the table's last line suggests")
+    return paused_at, instance_id
 
 
 def _row(row: PausedRow) -> dict[str, Any]:
@@ -27,49 +66,140 @@ def _row(row: PausedRow) -> dict[str, Any]:
         "iteration": checkpoint.iteration,
         "bytes": checkpoint.size,
         "resume_command": resume_command(checkpoint.correlation_id),
+        "cursor": cursor(row),
     }
+
+
+class PausedReader:
+    """Reads pages of paused instances from the home's store, read-only. When an agent
+    opened the file while it was read without its WAL files (store/reading.py), the
+    page is read again through the agent's; a page already given stays given."""
+
+    def __init__(self, home: HomePaths) -> None:
+        self.home = home
+        self.store: StoreContract | None = None
+
+    def _open(self) -> StoreContract:
+        if self.store is None:
+            self.store = open_store(self.home.db, read_only=True)
+            if self.store.file_schema < SCHEMA_VERSION:
+                render.note(older_schema_note(self.store))
+        return self.store
+
+    def _again(self) -> bool:
+        """Was the file opened by a writer since? Then close it, to read again."""
+        if self.store is None or not self.store.changed_since_open():
+            return False
+        self.close()
+        return True
+
+    def page(self, process: str | None, before: Key | None, limit: int) -> list[PausedRow]:
+        while True:
+            try:
+                rows = self._open().list_paused(process_name=process, limit=limit,
+                                                before=before)
+            except StoreError:
+                if self._again():
+                    continue
+                raise
+            if not self._again():
+                return rows
+
+    def count(self, process: str | None) -> int:
+        return self._open().count_paused_upto(COUNT_CAP + 1, process_name=process)
+
+    def rows(self, process: str | None, before: Key | None, limit: int) -> Iterator[PausedRow]:
+        """Up to `limit` rows (negative: all) after `before`, a page at a time."""
+        left = limit
+        while left != 0:
+            size = PAGE if left < 0 else min(PAGE, left)
+            rows = self.page(process, before, size)
+            yield from rows
+            if len(rows) < size:
+                return
+            before = (str(rows[-1].instance.paused_at), rows[-1].instance.id)
+            left = left - len(rows) if left > 0 else left
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
 
 def list_paused_command(
     ctx: typer.Context,
     process: Annotated[str | None, typer.Option("--process", help="Only this process.")] = None,
     limit: Annotated[int | None, typer.Option(
-        "--limit", help="At most this many (default: 200 in a table, all with --json).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+        "--limit", help=f"At most this many (default: {TABLE_ROWS} in a table, all with "
+                        "--json).")] = None,
+    after: Annotated[str | None, typer.Option(
+        "--after", metavar="CURSOR", help="Start after this row: the `cursor` of the last "
+        "row of the page before (the table's last line says it).")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print JSON for scripts: an array written as it is read.")] = False,
 ) -> None:
     """List paused instances, newest first: correlation ID, expiry, next scheduled resume."""
     options = global_options(ctx)
-    rows: list[dict[str, Any]] = []
-    total = 0
+    before = None if after is None else parse_cursor(after)
     if limit is None:
-        limit = -1 if as_json else 200  # SQLite: a negative LIMIT is no limit
-    if options.home.exists() and options.home.db.exists():
-        def read(store: StoreContract) -> tuple[list[dict[str, Any]], int]:
-            found = [_row(r) for r in store.list_paused(process_name=process, limit=limit)]
-            return found, store.count_paused() if process is None else len(found)
+        limit = -1 if as_json else TABLE_ROWS
+    has_store = options.home.exists() and options.home.db.exists()
+    reader = PausedReader(options.home)
+    try:
+        if as_json:
+            _stream_json(reader.rows(process, before, limit) if has_store else iter(()))
+            if not options.home.exists():
+                render.note(render.no_home(options.home.home))
+            return
+        rows: list[PausedRow] = []
+        if has_store and limit != 0:
+            rows = reader.page(process, before, max(limit, 0) + 1 if limit > 0 else -1)
+        more = limit > 0 and len(rows) > limit
+        rows = rows[:limit] if limit > 0 else rows
+        total = reader.count(process) if more and before is None else None
+    finally:
+        reader.close()
+    _table(rows, options.home, process, more=more, total=total, limit=limit)
 
-        rows, total = read_store(options.home, read)
-    if as_json:
-        render.print_json(rows)
-        if not options.home.exists():
-            render.note(render.no_home(options.home.home))
-        return
+
+def _stream_json(rows: Iterator[PausedRow]) -> None:
+    """A JSON array, one row per line, flushed a page at a time."""
+    out = sys.stdout
+    out.write("[")
+    count = 0
+    for count, row in enumerate(rows, 1):
+        out.write(("\n  " if count == 1 else ",\n  ") + json.dumps(_row(row),
+                                                                  ensure_ascii=False))
+        if count % PAGE == 0:
+            out.flush()
+    out.write("\n]\n" if count else "]\n")
+    out.flush()
+
+
+def _table(rows: list[PausedRow], home: HomePaths, process: str | None, *, more: bool,
+           total: int | None, limit: int) -> None:
     if not rows:
         render.console.print(render.nothing_in_home(
-            "paused instances", options.home.home, f"process {process}" if process else "",
-            exists=options.home.exists()))
+            "paused instances", home.home, f"process {process}" if process else "",
+            exists=home.exists()))
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("CORRELATION ID", "INSTANCE", "PROCESS", "CHECKPOINT", "PAUSED SINCE",
                    "EXPIRES", "NEXT RESUME", "ITER", "SIZE"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(render.safe_text(row["correlation_id"]), row["instance_id"],
-                      render.safe_text(row["process"]), render.safe_text(row["checkpoint"]),
-                      render.short_time(row["paused_at"]),
-                      render.until(row["expires_at"]), render.until(row["resume_at"]),
-                      str(row["iteration"]), f"{row['bytes']} B")
+        shown = _row(row)
+        table.add_row(render.safe_text(shown["correlation_id"]), shown["instance_id"],
+                      render.safe_text(shown["process"]), render.safe_text(shown["checkpoint"]),
+                      render.short_time(shown["paused_at"]),
+                      render.until(shown["expires_at"]), render.until(shown["resume_at"]),
+                      str(shown["iteration"]), f"{shown['bytes']} B")
     render.console.print(table)
-    if total > len(rows):
-        render.note(f"Showing the newest {len(rows)} of {total}; --limit N or --json for more.")
+    if more:
+        counted = (f"{len(rows)} more" if total is None
+                   else f"the newest {len(rows)} of {total:,}" if total <= COUNT_CAP
+                   else f"the newest {len(rows)} of more than {COUNT_CAP:,}")
+        filters = f" --process {shlex.quote(process)}" if process else ""
+        render.note(f"Showing {counted}; next page: procctl list-paused"
+                    f"{filters} --limit {limit} --after {shlex.quote(cursor(rows[-1]))}")
     render.note("Resume one with: procctl resume --correlation-id ID [--data key=value]")

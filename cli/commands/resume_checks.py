@@ -4,7 +4,9 @@ The signal_id (it becomes part of a file name), the size of the file against
 `max_signal_bytes`, and that an instance waits at the correlation ID: read from the
 store (read only, as `procctl list` does), so the check works with the agent running
 or stopped. A mistyped correlation ID is refused with a "did you mean" instead of being
-held for whichever instance pauses there later; `--pending` asks for the holding.
+held for whichever instance pauses there later; `--pending` asks for the holding. The
+"did you mean" reads a bounded number of IDs near the given one in the correlation ID
+index (its neighbours, and IDs sharing ever shorter prefixes), never every paused one.
 """
 
 from __future__ import annotations
@@ -55,9 +57,16 @@ def check_size(size: int, limit: int) -> None:
                  "the agent")
 
 
-def _read(store: StoreContract, correlation_id: str) -> tuple[ResumeTarget, list[str]]:
+def _read(store: StoreContract, correlation_id: str) -> tuple[ResumeTarget, list[str] | None]:
+    """What the signal would find, and when it would find nothing, the correlation IDs
+    it may have been meant for: those near it in the index (a bounded read, whatever
+    the number of paused instances), or None when no instance is paused at all."""
     target = decide_resume_target(store.resume_target(correlation_id), utc_now())
-    return target, ([] if target.resumable else store.paused_correlation_ids())
+    if target.resumable:
+        return target, []
+    if store.count_paused_upto(1) == 0:
+        return target, None
+    return target, store.paused_correlation_ids_near(correlation_id)
 
 
 def refusal(home: HomePaths, correlation_id: str) -> Refusal | None:
@@ -65,7 +74,7 @@ def refusal(home: HomePaths, correlation_id: str) -> Refusal | None:
     `correlation_id`; else why not, with the paused IDs it may have been meant for."""
     target_id: str | None = None
     reason: str | None = None
-    paused: list[str] = []
+    paused: list[str] | None = None
     if home.db.exists():
         target, paused = read_store(home, lambda store: _read(store, correlation_id))
         if target.resumable:
@@ -76,9 +85,9 @@ def refusal(home: HomePaths, correlation_id: str) -> Refusal | None:
     message = f"no instance is paused at correlation ID {correlation_id!r}"
     if reason is not None:
         return Refusal(f"{message}: {reason}", hint, target_id)
-    close = get_close_matches(correlation_id, paused, n=3, cutoff=0.6)
+    close = get_close_matches(correlation_id, paused or [], n=3, cutoff=0.6)
     if close:
         message += "; did you mean " + " or ".join(repr(c) for c in close) + "?"
-    elif not paused:
+    elif paused is None:
         message += " (no instance is paused at all)"
     return Refusal(message, hint, None, close)
