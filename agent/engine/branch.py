@@ -4,12 +4,14 @@ no condition is evaluated again."""
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 from procctl.agent.definition.model import Branch, IfStep, InclusiveStep, SwitchStep
 from procctl.agent.engine.evaluation import evaluate
+from procctl.agent.engine.frames import InclusiveState
+from procctl.agent.engine.resuming import state_of
 from procctl.agent.engine.state import InstanceState
+from procctl.agent.errors import StepFailed
 from procctl.agent.snapshot import Frame
 
 if TYPE_CHECKING:
@@ -55,24 +57,30 @@ async def _first_that_holds(branches: tuple[Branch, ...], context: dict[str, Any
 async def run_inclusive_step(runner: Runner, step: InclusiveStep, state: InstanceState,
                              resume: list[Frame] | None = None) -> Any:
     """Conditions are evaluated once, at the start. The result maps the name of each
-    branch that ran to the `result` it left; the frame keeps both across a pause."""
-    if resume and resume[0].loop is not None:
-        taken = copy.deepcopy(resume[0].loop)
+    branch that ran to the `result` it left; the frame (InclusiveState) keeps both
+    across a pause, a new state after each branch."""
+    if resume:
+        taken = state_of(resume, InclusiveState, step)
+        if resume[0].block not in taken.selected:
+            raise StepFailed(
+                f"the snapshot's frame {resume[0].block!r} at {step.path} is not one of "
+                "the selected branches; the definition does not match the snapshot",
+                step_id=step.id, step_path=step.path, kind="snapshot")
+        start = taken.selected.index(resume[0].block)
     else:
         context = state.context(step)
-        taken = {"selected": [branch.block for branch in step.branches
-                              if branch.when is not None
-                              and await evaluate(branch.when, context)],
-                 "results": {}}
+        taken = InclusiveState(tuple([branch.block for branch in step.branches
+                                      if branch.when is not None
+                                      and await evaluate(branch.when, context)]), {})
         await runner.emit("branch_taken", step, {"branches": [
-            step.branch(block).name for block in taken["selected"]]})
-        resume = None
-    start = taken["selected"].index(resume[0].block) if resume else 0
-    for block in taken["selected"][start:]:
+            step.branch(block).name for block in taken.selected]})
+        start = 0
+    for block in taken.selected[start:]:
         branch = step.branch(block)
         if resume is None:
             state.last_result = None
         await runner.run_block(branch.steps, block, state, resume, taken)
         resume = None
-        taken["results"][branch.name] = state.last_result
-    return dict(taken["results"])
+        taken = InclusiveState(taken.selected,
+                               {**taken.results, branch.name: state.last_result})
+    return dict(taken.results)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from procctl.agent.definition.model import (
+    AnyStep,
     CallStep,
     CheckpointStep,
     Definition,
@@ -44,6 +45,7 @@ from procctl.agent.engine import (
     signal,
     task,
 )
+from procctl.agent.engine.frames import StateSource
 from procctl.agent.engine.state import (
     EngineHooks,
     EventSink,
@@ -59,28 +61,48 @@ from procctl.store.records import Status
 
 log = logging.getLogger("procctl.engine")
 
-#: handler(runner, step, state, resume): resume is the rest of the position inside
-#: this step when the instance resumes into it, else None.
-StepHandler = Callable[["Runner", Any, InstanceState, "list[Frame] | None"], Awaitable[Any]]
 
-HANDLERS: dict[type[Step], StepHandler] = {
-    TaskStep: task.run_task_step,
-    SetStep: assign.run_set_step,
-    IfStep: branch.run_if_step,
-    SwitchStep: branch.run_switch_step,
-    InclusiveStep: branch.run_inclusive_step,
-    ParallelStep: parallel.run_parallel_step,
-    ForeachStep: loop.run_foreach_step,
-    WhileStep: loop.run_while_step,
-    ScopeStep: scope.run_scope_step,
-    CallStep: call.run_call_step,
-    IntermediateReturnStep: flow.run_intermediate_return_step,
-    ReturnStep: flow.run_return_step,
-    ThrowStep: flow.run_throw_step,
-    CheckpointStep: checkpoint.run_checkpoint_step,
-    ScheduledResumeStep: checkpoint.run_scheduled_resume_step,
-    SignalStep: signal.run_signal_step,
-}
+def step_work(runner: Runner, step: AnyStep, state: InstanceState,
+              resume: list[Frame] | None) -> Awaitable[Any]:
+    """The work of one step: its kind's handler, called with the step's own class
+    (`resume` is the rest of the position inside the step when the instance resumes
+    into it, else None). The match is exhaustive: a kind added to AnyStep fails
+    type-checking here until it has a handler."""
+    match step:
+        case TaskStep():
+            return task.run_task_step(runner, step, state, resume)
+        case SetStep():
+            return assign.run_set_step(runner, step, state, resume)
+        case IfStep():
+            return branch.run_if_step(runner, step, state, resume)
+        case SwitchStep():
+            return branch.run_switch_step(runner, step, state, resume)
+        case InclusiveStep():
+            return branch.run_inclusive_step(runner, step, state, resume)
+        case ParallelStep():
+            return parallel.run_parallel_step(runner, step, state, resume)
+        case ForeachStep():
+            return loop.run_foreach_step(runner, step, state, resume)
+        case WhileStep():
+            return loop.run_while_step(runner, step, state, resume)
+        case ScopeStep():
+            return scope.run_scope_step(runner, step, state, resume)
+        case CallStep():
+            return call.run_call_step(runner, step, state, resume)
+        case IntermediateReturnStep():
+            return flow.run_intermediate_return_step(runner, step, state, resume)
+        case ReturnStep():
+            return flow.run_return_step(runner, step, state, resume)
+        case ThrowStep():
+            return flow.run_throw_step(runner, step, state, resume)
+        case CheckpointStep():
+            return checkpoint.run_checkpoint_step(runner, step, state, resume)
+        case ScheduledResumeStep():
+            return checkpoint.run_scheduled_resume_step(runner, step, state, resume)
+        case SignalStep():
+            return signal.run_signal_step(runner, step, state, resume)
+        case _:
+            assert_never(step)
 
 
 @dataclass(frozen=True)
@@ -121,13 +143,14 @@ class Runner:
             })
         return Outcome(Status.COMPLETED, result=self.state.last_result)
 
-    async def run_block(self, steps: tuple[Step, ...], name: str, state: InstanceState,
+    async def run_block(self, steps: tuple[AnyStep, ...], name: str, state: InstanceState,
                         resume: list[Frame] | None = None,
-                        loop: dict[str, Any] | None = None) -> None:
-        """Run a block from its start, or from the frame `resume[0]` points at."""
+                        frame_state: StateSource | None = None) -> None:
+        """Run a block from its start, or from the frame `resume[0]` points at;
+        `frame_state` is what the enclosing step keeps in the block's frame."""
         start = resume[0].index if resume else 0
         inner = resume[1:] if resume else None
-        cursor = FrameCursor(name, start, loop)
+        cursor = FrameCursor(name, start, frame_state)
         state.frames.append(cursor)
         try:
             for index in range(start, len(steps)):
@@ -143,39 +166,42 @@ class Runner:
         finally:
             state.frames.pop()
 
-    async def block_value(self, steps: tuple[Step, ...], name: str, state: InstanceState,
-                          resume: list[Frame] | None = None,
-                          loop: dict[str, Any] | None = None) -> Any:
+    async def block_value(self, steps: tuple[AnyStep, ...], name: str,
+                          state: InstanceState, resume: list[Frame] | None = None,
+                          frame_state: StateSource | None = None) -> Any:
         """Run a block a `return` ends (a loop iteration, a scope's blocks, a parallel
         branch, a checkpoint's commit or recover): its value is what the `return`
         gives, else the `result` its last step left."""
         if resume is None:
             state.last_result = None
         try:
-            await self.run_block(steps, name, state, resume, loop)
+            await self.run_block(steps, name, state, resume, frame_state)
         except ReturnFromProcess as done:
             state.last_result = done.value
             return done.value
         return state.last_result
 
-    async def resume_after_checkpoint(self, step: Step, state: InstanceState) -> None:
-        if isinstance(step, CallStep) and self.resume is not None:
-            await self.guard(step, call.resume_call(self, step, state, self.resume), state)
-            return
-        if not isinstance(step, CheckpointStep) or self.resume is None:
-            raise StepFailed(
-                f"the snapshot's position points at {step.path} ({step.kind}), not at a "
-                "checkpoint; the definition does not match the snapshot",
-                step_id=step.id, step_path=step.path, kind="snapshot")
-        await self.guard(step, checkpoint.resume_checkpoint(self, step, state, self.resume),
-                         state)
+    async def resume_after_checkpoint(self, step: AnyStep, state: InstanceState) -> None:
+        """Go on at the step the snapshot was taken at: a checkpoint, or a call whose
+        child had paused; any other step means another definition's snapshot."""
+        info = self.resume
+        match step:
+            case CallStep() if info is not None:
+                work = call.resume_call(self, step, state, info)
+            case CheckpointStep() if info is not None:
+                work = checkpoint.resume_checkpoint(self, step, state, info)
+            case _:
+                raise StepFailed(
+                    f"the snapshot's position points at {step.path} ({step.kind}), not at "
+                    "a checkpoint; the definition does not match the snapshot",
+                    step_id=step.id, step_path=step.path, kind="snapshot")
+        await self.guard(step, work, state)
 
-    async def run_step(self, step: Step, state: InstanceState,
+    async def run_step(self, step: AnyStep, state: InstanceState,
                        resume: list[Frame] | None = None) -> None:
-        handler = HANDLERS[type(step)]
         if resume is None:
             await self.emit("step_started", step, {"kind": step.kind})
-        await self.guard(step, handler(self, step, state, resume), state)
+        await self.guard(step, step_work(self, step, state, resume), state)
 
     async def guard(self, step: Step, work: Awaitable[Any], state: InstanceState) -> None:
         """Await a step's work; record its result, or its failure, against the step."""

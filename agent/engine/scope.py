@@ -8,10 +8,11 @@ does not run when the instance pauses, only when the scope ends.
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 from procctl.agent.definition.model import ScopeStep
+from procctl.agent.engine.frames import CatchState, CaughtError, FinallyState
+from procctl.agent.engine.resuming import state_of
 from procctl.agent.engine.state import InstanceState
 from procctl.agent.errors import StepFailed
 from procctl.agent.snapshot import Frame
@@ -20,59 +21,62 @@ if TYPE_CHECKING:
     from procctl.agent.engine.runner import Runner
 
 
+def caught(failure: StepFailed) -> CaughtError:
+    """A failure as the scope keeps it."""
+    return CaughtError(failure.message, failure.step_id, failure.step_path, failure.kind)
+
+
 def error_value(failure: StepFailed) -> dict[str, Any]:
     """What `catch` sees in its error variable."""
-    return {"message": failure.message, "step": failure.step_id,
-            "step_path": failure.step_path, "kind": failure.kind}
+    return caught(failure).as_value()
 
 
-def _failure(error: dict[str, Any]) -> StepFailed:
-    return StepFailed(str(error["message"]), step_id=error.get("step"),
-                      step_path=error.get("step_path"), kind=str(error.get("kind")))
+def _failure(error: CaughtError) -> StepFailed:
+    return StepFailed(error.message, step_id=error.step, step_path=error.step_path,
+                      kind=error.kind)
 
 
 async def run_scope_step(runner: Runner, step: ScopeStep, state: InstanceState,
                          resume: list[Frame] | None = None) -> Any:
     """The result is `do`'s value, or `catch`'s when it ran."""
     phase = resume[0].block if resume else "do"
-    frame: dict[str, Any] = {}
-    if resume and resume[0].loop is not None:
-        frame = copy.deepcopy(resume[0].loop)
-    value: Any = frame.get("value")
-    error: dict[str, Any] | None = frame.get("error")
+    value: Any = None
+    error: CaughtError | None = None
     if phase == "do":
         try:
             value = await runner.block_value(step.body, "do", state, resume)
         except StepFailed as failure:
-            error = error_value(failure)
+            error = caught(failure)
             await runner.emit("scope_caught" if step.catch is not None else "scope_failed",
-                              step, {"error": error})
+                              step, {"error": error.as_value()})
         resume = None
         if error is not None and step.catch is not None:
             phase = "catch"
-            frame = {"error": error, "shadowed": {
-                name: state.variables[name] for name in (step.error_as,)
-                if name in state.variables}}
-            state.variables[step.error_as] = error
     if phase == "catch":
         assert step.catch is not None
+        if resume:
+            handling = state_of(resume, CatchState, step)
+        else:
+            assert error is not None
+            handling = CatchState(error, {name: state.variables[name]
+                                          for name in (step.error_as,)
+                                          if name in state.variables})
+            state.variables[step.error_as] = error.as_value()
         try:
-            value = await runner.block_value(step.catch, "catch", state, resume, frame)
+            value = await runner.block_value(step.catch, "catch", state, resume, handling)
             error = None
         except StepFailed as failure:
-            error = error_value(failure)
+            error = caught(failure)
         finally:
             state.variables.pop(step.error_as, None)
-            state.variables.update(frame.get("shadowed", {}))
+            state.variables.update(handling.shadowed)
         resume = None
     if step.finally_:
-        outcome = {"value": value, "error": error}
-        if phase == "finally":
-            outcome = frame
+        outcome = state_of(resume, FinallyState, step) if resume else FinallyState(value, error)
         saved = state.last_result
         await runner.block_value(step.finally_, "finally", state, resume, outcome)
         state.last_result = saved
-        value, error = outcome.get("value"), outcome.get("error")
+        value, error = outcome.value, outcome.error
     if error is not None:
         raise _failure(error)
     state.last_result = value

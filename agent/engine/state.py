@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from procctl.agent.definition.model import Definition, Step
+from procctl.agent.engine.frames import StateSource
 from procctl.agent.snapshot import Frame, Snapshot
 
 #: emit(kind, step, data): record an event in the instance's history and tell watchers.
@@ -50,14 +50,18 @@ class EngineHooks(Protocol):
 
 @dataclass
 class FrameCursor:
-    """The live form of a position Frame: `index` moves as the block runs."""
+    """The live form of a position Frame: `index` moves as the block runs; `state` is
+    the enclosing step's frame state (or the live form its loop keeps)."""
 
     block: str
     index: int
-    loop: dict[str, Any] | None = None
+    state: StateSource | None = None
 
     def freeze(self) -> Frame:
-        return Frame(self.block, self.index, copy.deepcopy(self.loop))
+        """The frame as it stands: frame states are immutable, so nothing is copied
+        (a loop hands over its values so far as a new tuple)."""
+        return Frame(self.block, self.index,
+                     None if self.state is None else self.state.frozen())
 
 
 @dataclass
@@ -144,8 +148,9 @@ class InstanceState:
         parts = []
         for cursor in self.frames:
             part = f"{cursor.block}:{cursor.index}"
-            if cursor.loop is not None and "index" in cursor.loop:
-                part += f"@{cursor.loop['index']}"
+            iteration = None if cursor.state is None else cursor.state.iteration()
+            if iteration is not None:
+                part += f"@{iteration}"
             parts.append(part)
         return "/".join((*parts, step.id))
 

@@ -3,7 +3,8 @@
 tests/data/snapshot-v1.json is a real snapshot, taken from an instance of EXAMPLE
 paused at its second checkpoint inside a foreach loop. It must keep loading: a change
 of the format bumps snapshot.VERSION and adds a step to snapshot.MIGRATIONS, and this
-file is the version-1 document that the chain must still read.
+file is the version-1 document that the chain must still read (version 2 tags each
+frame state with its kind: MIGRATIONS[1]).
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ import pytest
 from procctl.agent import snapshot as snapshots
 from procctl.agent.definition import parse_definition
 from procctl.agent.definition.model import Liveness
+from procctl.agent.engine.frames import (
+    FRAME_STATES,
+    CatchState,
+    CaughtError,
+    FinallyState,
+    ForeachState,
+    FrameState,
+    InclusiveState,
+    WhileState,
+)
 from procctl.agent.snapshot import Frame, Snapshot, SnapshotError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -138,11 +149,11 @@ def test_the_example_position_holds_the_loop_state() -> None:
     top, body = loaded.position
     assert top == Frame("steps", 3)
     assert (body.block, body.index) == ("body", 0)
-    assert body.loop is not None
-    assert body.loop["items"] == ["A-1", "A-2"]
-    assert body.loop["index"] == 1
-    assert len(body.loop["results"]) == 1 and body.loop["results"][0].startswith("A-1 ")
-    assert body.loop["shadowed"] == {"order": "none yet"}
+    assert isinstance(body.state, ForeachState)
+    assert body.state.items == ("A-1", "A-2")
+    assert body.state.index == 1
+    assert len(body.state.results) == 1 and body.state.results[0].startswith("A-1 ")
+    assert body.state.shadowed == {"order": "none yet"}
 
 
 def test_the_example_matches_its_definition_and_liveness() -> None:
@@ -161,11 +172,16 @@ def test_the_example_matches_its_definition_and_liveness() -> None:
     assert step.path == loaded.hydration_point
 
 
-def test_the_example_round_trips() -> None:
+def test_the_example_round_trips_as_version_2() -> None:
+    """Written again, the example is the version-1 document with its frame state
+    tagged (under "state", was "loop"), and nothing else changed."""
     loaded = snapshots.loads(V1_FILE.read_text(encoding="utf-8"))
     assert snapshots.loads(snapshots.dumps(loaded)) == loaded
     document = json.loads(snapshots.dumps(loaded))
-    assert document == json.loads(V1_FILE.read_text(encoding="utf-8"))
+    v1 = json.loads(V1_FILE.read_text(encoding="utf-8"))
+    loop = v1["position"][1].pop("loop")
+    v1["position"][1]["state"] = {"kind": "foreach", **loop}
+    assert document == {**v1, "version": 2}
 
 
 # -- round trips ------------------------------------------------------------------------
@@ -221,21 +237,50 @@ def test_tuples_come_back_as_lists() -> None:
     assert again.variables["t"] == [1, [2, 3]]
 
 
-def test_frames_with_loop_state_round_trip() -> None:
-    loop = {
-        "items": [{"id": 1, "due": date(2026, 5, 1)}, {"id": 2, "due": None}],
-        "index": 1,
-        "results": [Decimal("2.50"), {"at": datetime(2026, 5, 1, tzinfo=UTC)}],
-        "shadowed": {"item": b"outer value", "i": 3},
-    }
-    inner = {"items": [[1, "a"], [2, "b"]], "index": 0, "results": [], "shadowed": {}}
+ERROR = CaughtError("boom 0", "boom", "steps[0].do[0]", "thrown")
+
+#: one of every frame state, with typed values in it
+EVERY_STATE: list[FrameState] = [
+    ForeachState(items=({"id": 1, "due": date(2026, 5, 1)}, {"id": 2, "due": None}),
+                 index=1, results=(Decimal("2.50"), {"at": datetime(2026, 5, 1, tzinfo=UTC)}),
+                 shadowed={"item": b"outer value", "i": 3}),
+    WhileState(index=2, results=(math.inf, [1, [2, 3]], {1: "int key"}), shadowed={}),
+    InclusiveState(selected=("branches[0]", "branches[2]"), results={"a": date(2026, 1, 1)}),
+    CatchState(error=ERROR, shadowed={"error": {"$type": "not a tag"}}),
+    FinallyState(value=Decimal("1.0"), error=None),
+    FinallyState(value=None, error=ERROR),
+]
+
+
+def test_every_frame_state_is_registered_with_its_own_tag() -> None:
+    assert set(FRAME_STATES.values()) == set(FrameState.__subclasses__())
+    assert {cls.TAG: cls for cls in FRAME_STATES.values()} == FRAME_STATES
+    assert {type(state) for state in EVERY_STATE} == set(FRAME_STATES.values())
+
+
+@pytest.mark.parametrize("state", EVERY_STATE, ids=lambda s: type(s).__name__)
+def test_every_frame_state_round_trips(state: FrameState) -> None:
+    position = (Frame("steps", 4), Frame("body", 2, state), Frame("then", 0))
+    original = _snapshot(position=position, hydration_point="steps[4].body[2].then[0]")
+    again = snapshots.loads(snapshots.dumps(original))
+    back = again.position[1].state
+    assert type(back) is type(state)
+    assert back == state
+    assert again == original
+    document = json.loads(snapshots.dumps(original))
+    assert document["position"][1]["state"]["kind"] == state.TAG
+
+
+def test_frames_with_state_round_trip_equal() -> None:
+    loop = EVERY_STATE[0]
+    inner = ForeachState(items=([1, "a"], [2, "b"]), index=0, results=(), shadowed={})
     position = (Frame("steps", 4), Frame("body", 2, loop), Frame("then", 0),
                 Frame("body", 1, inner))
     original = _snapshot(position=position, hydration_point="steps[4].body[2].then[0].body[1]")
     again = snapshots.loads(snapshots.dumps(original))
     assert again == original
-    assert again.position[1].loop == loop
-    assert again.position[2].loop is None
+    assert again.position[1].state == loop
+    assert again.position[2].state is None
 
 
 def test_the_document_has_the_documented_keys() -> None:
@@ -245,7 +290,7 @@ def test_the_document_has_the_documented_keys() -> None:
         "hydration_point", "correlation_id", "position", "variables", "results",
         "iteration", "original_start_utc", "trigger_id", "created_at", "extra"]
     assert document["format"] == "procctl.snapshot"
-    assert document["version"] == snapshots.VERSION == 1
+    assert document["version"] == snapshots.VERSION == 2
     assert document["process"] == {"name": "p", "version": "2"}
     assert document["position"] == [{"block": "steps", "index": 0}]
 
@@ -261,8 +306,8 @@ def test_a_value_that_cannot_be_stored_is_refused_when_saving() -> None:
 def test_a_newer_version_is_refused() -> None:
     document = json.loads(V1_FILE.read_text(encoding="utf-8"))
     document["version"] = snapshots.VERSION + 1
-    with pytest.raises(SnapshotError, match=r"format version 2 is newer than this procctl "
-                                            r"reads \(1\)"):
+    with pytest.raises(SnapshotError, match=r"format version 3 is newer than this procctl "
+                                            r"reads \(2\)"):
         snapshots.loads(json.dumps(document))
 
 
@@ -298,6 +343,56 @@ def test_an_unknown_value_type_is_refused() -> None:
     document["variables"]["odd"] = {"$type": "complex", "value": "1+2j"}
     with pytest.raises(ValueError, match="unknown \\$type 'complex'"):
         snapshots.loads(json.dumps(document))
+
+
+def _with_state(state: Any) -> str:
+    """The v1 example as version 2, with `state` as its body frame's state."""
+    document = json.loads(snapshots.dumps(snapshots.loads(V1_FILE.read_text("utf-8"))))
+    document["position"][1]["state"] = state
+    return json.dumps(document)
+
+
+def _foreach_state() -> dict[str, Any]:
+    return {"kind": "foreach", "items": ["A-1"], "index": 0, "results": [], "shadowed": {}}
+
+
+def test_an_unknown_frame_state_kind_is_refused_naming_it() -> None:
+    with pytest.raises(SnapshotError, match=r"position\[1\] \(block 'body'\): unknown "
+                                            r"frame state kind 'forEach'"):
+        snapshots.loads(_with_state({**_foreach_state(), "kind": "forEach"}))
+
+
+def test_a_frame_state_without_a_kind_is_refused() -> None:
+    state = _foreach_state()
+    del state["kind"]
+    with pytest.raises(SnapshotError, match="unknown frame state kind None"):
+        snapshots.loads(_with_state(state))
+
+
+@pytest.mark.parametrize("name", ["items", "index", "results", "shadowed"])
+def test_a_frame_state_missing_a_field_is_refused_naming_it(name: str) -> None:
+    state = _foreach_state()
+    del state[name]
+    with pytest.raises(SnapshotError, match=f"the foreach state is missing a field: '{name}'"):
+        snapshots.loads(_with_state(state))
+
+
+def test_a_frame_state_with_an_unknown_field_is_refused_naming_it() -> None:
+    with pytest.raises(SnapshotError, match="the foreach state has an unknown field: 'idx'"):
+        snapshots.loads(_with_state({**_foreach_state(), "idx": 0}))
+
+
+@pytest.mark.parametrize("change", [{"index": "1"}, {"index": True}, {"items": "A-1"},
+                                    {"shadowed": []}])
+def test_a_frame_state_field_of_the_wrong_type_is_refused(change: dict[str, Any]) -> None:
+    with pytest.raises(SnapshotError, match="the foreach state is not valid"):
+        snapshots.loads(_with_state({**_foreach_state(), **change}))
+
+
+def test_a_catch_state_with_a_bad_error_is_refused() -> None:
+    state = {"kind": "catch", "error": {"step": "x"}, "shadowed": {}}
+    with pytest.raises(SnapshotError, match="the catch state is not valid: 'message'"):
+        snapshots.loads(_with_state(state))
 
 
 # -- migrations ----------------------------------------------------------------------------
@@ -612,3 +707,55 @@ with = { message = "{{ b }}" }
     assert set(liveness) == {"first", "second"}
     assert liveness["first"].variables == {"a", "b"}
     assert liveness["second"].variables == {"b"}
+
+
+# The position of docs/snapshot-format.md's version-1 example: a checkpoint in the catch
+# of a scope in a while body, in an inclusive step's second branch, in a switch case.
+V1_NESTED_POSITION: list[dict[str, Any]] = [
+    {"block": "steps", "index": 0},
+    {"block": "cases[0]", "index": 0},
+    {"block": "branches[1]", "index": 0,
+     "loop": {"selected": ["branches[0]", "branches[1]"], "results": {"a": "a"}}},
+    {"block": "body", "index": 0, "loop": {"index": 0, "results": [], "shadowed": {}}},
+    {"block": "catch", "index": 0,
+     "loop": {"error": {"message": "boom 0", "step": "boom", "kind": "thrown",
+                        "step_path": "steps[0].cases[0].do[0].branches[1].do[0].body[0].do[0]"},
+              "shadowed": {}}},
+]
+
+
+def _v1(position: list[dict[str, Any]]) -> str:
+    document = json.loads(V1_FILE.read_text(encoding="utf-8"))
+    document["position"] = position
+    return json.dumps(document)
+
+
+def test_migration_1_tags_every_kind_of_version_1_frame_state() -> None:
+    finally_frame = {"block": "finally", "index": 1,
+                     "loop": {"value": {"$type": "decimal", "value": "2.50"}, "error": None}}
+    loaded = snapshots.loads(_v1([*V1_NESTED_POSITION, finally_frame]))
+    error = CaughtError("boom 0", "boom",
+                        "steps[0].cases[0].do[0].branches[1].do[0].body[0].do[0]", "thrown")
+    assert loaded.position == (
+        Frame("steps", 0),
+        Frame("cases[0]", 0),
+        Frame("branches[1]", 0, InclusiveState(("branches[0]", "branches[1]"), {"a": "a"})),
+        Frame("body", 0, WhileState(0, (), {})),
+        Frame("catch", 0, CatchState(error, {})),
+        Frame("finally", 1, FinallyState(Decimal("2.50"), None)),
+    )
+
+
+def test_migration_1_refuses_a_version_1_state_where_no_step_keeps_one() -> None:
+    position = [{"block": "then", "index": 0, "loop": {"index": 0}}]
+    with pytest.raises(SnapshotError, match="a frame state in block 'then'"):
+        snapshots.loads(_v1(position))
+
+
+def test_a_version_1_document_written_again_is_version_2() -> None:
+    loaded = snapshots.loads(_v1(V1_NESTED_POSITION))
+    document = json.loads(snapshots.dumps(loaded))
+    assert document["version"] == 2
+    assert [frame.get("state", {}).get("kind") for frame in document["position"]] == [
+        None, None, "inclusive", "while", "catch"]
+    assert "loop" not in json.dumps(document["position"])
