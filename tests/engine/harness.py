@@ -191,11 +191,12 @@ class Engine:
 
     async def _follow(self, instance_id: str,
                       queue: asyncio.Queue[dict[str, Any]]) -> dict[str, Any]:
-        """The agent's `_follow` (daemon.py), minus the socket."""
+        """The agent's `_follow` (daemon.py), minus the socket. The queue holds every
+        event since the start, so an instance that ran on meanwhile is followed all the
+        same."""
         store = self.worker.store
         try:
-            record = await self.worker.call(store.get_instance, instance_id)
-            while record.status == Status.RUNNING and instance_id in self.manager.tasks:
+            while True:
                 event = await queue.get()
                 if event["kind"] == "intermediate_return":
                     summary = instance_summary(
@@ -204,7 +205,8 @@ class Engine:
                     return summary
                 if event["kind"] == "instance_settled":
                     record = await self.worker.call(store.get_instance, instance_id)
-            return await self._summary(instance_id)
+                    if record.status != Status.RUNNING or instance_id not in self.manager.tasks:
+                        return await self._summary(instance_id)
         finally:
             self.manager.unsubscribe(instance_id, queue)
 

@@ -1,9 +1,9 @@
-"""Every complete TOML example in docs/*.md runs through a real agent and ends as the
-text says.
+"""Every complete TOML example in docs/*.md runs on the real engine (in-process: the
+harness in tests/engine/harness.py) and ends as the text says.
 
 Each example is written to a folder of its own (with the files the docs name, such as
-a called definition or a plugin module, beside it) and run with
-`procctl run FILE --wait --json`, all at once on the session's shared agent. It must end:
+a called definition or a plugin module, beside it) and run as
+`procctl run FILE --wait --json` runs it, all at once on one engine. It must end:
 
 - `failed` when the comment above its fence says `<!-- example: expect failed -->`;
 - `running` (an intermediate result; then completed) when it has an
@@ -14,6 +14,9 @@ a called definition or a plugin module, beside it) and run with
   that comment is a TOML value (`# { review = "...", wrap = "gift wrap" }`).
 
 The comment syntax is described in tests/unit/test_docs.py, which also reads the blocks.
+Moved from tests/e2e/test_doc_examples.py (same examples and assertions; exit code 1
+there is status failed here); the samples still run through `procctl` and an agent in
+tests/e2e/test_samples.py.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Procctl, Result, wait_settled
+from engine.harness import Engine, Launch
 from unit.test_docs import DOC_BLOCKS, DocExample, write_example
 
 from procctl.agent.definition import parse_definition
@@ -110,13 +113,15 @@ def claimed_result(example: DocExample) -> tuple[bool, Any]:
         return False, None
 
 
+Outcomes = tuple[Engine, dict[str, tuple[Definition, dict[str, Any]]]]
+
+
 @pytest.fixture(scope="module")
-def outcomes(shared_procctl: Procctl, tmp_path_factory: pytest.TempPathFactory,
-             local_http: str) -> dict[str, tuple[Definition, Result]]:
-    """Run every runnable example at once; its definition and what `run` printed, by
-    name."""
+def outcomes(tmp_path_factory: pytest.TempPathFactory, local_http: str) -> Iterator[Outcomes]:
+    """Run every runnable example at once on one engine; the engine, and each example's
+    definition and `run --wait --json` summary, by name."""
     root = tmp_path_factory.mktemp("doc-examples")
-    commands: list[list[str | Path]] = []
+    launches: list[Launch] = []
     definitions: list[Definition] = []
     for number, example in enumerate(RUNNABLE):
         folder = root / f"{number:02d}-{Path(example.doc).stem}-{example.line}"
@@ -126,25 +131,23 @@ def outcomes(shared_procctl: Procctl, tmp_path_factory: pytest.TempPathFactory,
         for name, data in needs.get("files", {}).items():
             (folder / name).write_bytes(data)
         params = [*example.params, *needs.get("params", [])]
-        argv: list[str | Path] = ["run", path, "--wait", "--json"]
-        for param in params:
-            argv += ["-p", param.replace("$LOCAL_HTTP", local_http)]
-        commands.append(argv)
+        launches.append(Launch(path, cli=[param.replace("$LOCAL_HTTP", local_http)
+                                          for param in params]))
         definitions.append(definition)
-    shared_procctl.ok("agent", "start")  # one agent, before the runs race to start one
-    results = shared_procctl.many(*commands, timeout=120)
-    return {example.name: (definition, result) for example, definition, result
-            in zip(RUNNABLE, definitions, results, strict=True)}
+    engine = Engine(root / "engine")
+    try:
+        summaries = engine.run_many(*launches, timeout=120)
+        yield engine, {example.name: (definition, summary) for example, definition, summary
+                       in zip(RUNNABLE, definitions, summaries, strict=True)}
+    finally:
+        engine.close()
 
 
 @pytest.mark.parametrize("example", RUNNABLE, ids=[e.name for e in RUNNABLE])
-def test_doc_example_runs_as_documented(example: DocExample, shared_procctl: Procctl,
-                                        outcomes: dict[str, tuple[Definition, Result]],
-                                        ) -> None:
-    definition, result = outcomes[example.name]
+def test_doc_example_runs_as_documented(example: DocExample, outcomes: Outcomes) -> None:
+    engine, by_name = outcomes
+    definition, summary = by_name[example.name]
     status = expected_status(example, definition)
-    assert result.code == (1 if status == "failed" else 0), str(result)
-    summary = result.json()
     assert summary["status"] == status, f"{example.name}: {summary}"
     if status == "failed":
         assert summary["error"]["message"], summary
@@ -152,7 +155,7 @@ def test_doc_example_runs_as_documented(example: DocExample, shared_procctl: Pro
         assert summary["correlation_id"], summary
     if status == "running":
         assert "intermediate" in summary, summary
-        summary = wait_settled(shared_procctl, summary["instance_id"], "completed")
+        summary = engine.wait(summary["instance_id"], "completed")
     if status == "completed":
         assert summary["error"] is None, summary
         has_claim, claim = claimed_result(example)
