@@ -2,7 +2,7 @@
 
 A fenced block whose info string is exactly `toml` must be a complete definition; blocks
 marked `toml fragment` are parts of one and are skipped. An HTML comment on the line
-right above a fence says more about the example (tests/e2e/test_doc_examples.py runs
+right above a fence says more about the example (tests/engine/test_doc_examples.py runs
 them):
 
     <!-- example: file=price-line.toml -->    the block is a file other examples use
