@@ -25,6 +25,15 @@ from jinja2.parser import Parser
 
 from procctl.agent.errors import ExpressionError
 from procctl.agent.expression_limits import SliceExpired, budget
+from procctl.agent.plain_templates import (
+    MISS,
+    NamePath,
+    Parts,
+    look_up,
+    plain_parts,
+    plain_path,
+    render_plain,
+)
 from procctl.agent.sandbox import Sandbox
 
 #: Names every expression can read without a step setting them.
@@ -62,15 +71,41 @@ class Expression:
     results_read: frozenset[str] = field(default_factory=frozenset)
     results_dynamic: bool = False
     _compiled: Any = field(default=None, compare=False, repr=False)
+    #: a "template" that is one plain name (`{{ order }}`, `{{ process.name }}`)
+    _path: NamePath | None = field(default=None, compare=False, repr=False)
+    #: a "text" of literal text and plain names (agent/plain_templates.py)
+    _parts: Parts | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def plain(self) -> bool:
+        """Evaluated without Jinja when its names are found (agent/plain_templates.py)."""
+        return self._path is not None or self._parts is not None
+
+    def evaluate_plain(self, context: Mapping[str, Any]) -> Any:
+        """The value without Jinja, or MISS (then `evaluate` gives the value or the error
+        a Jinja evaluation gives)."""
+        try:
+            if self._path is not None:
+                return look_up(self._path, context)
+            if self._parts is not None:
+                with budget() as active:
+                    return render_plain(self._parts, context, active)
+        except (SecurityError, SliceExpired):  # past the deadline: Jinja says so
+            pass
+        return MISS
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """The value, within the evaluation's budget (the field's, when one is open)."""
         if self.kind == "literal":
             return self.source
+        if self._path is not None or self._parts is not None:
+            value = self.evaluate_plain(context)
+            if value is not MISS:
+                return value
         try:
             with budget():
                 if self.kind == "text":
-                    value: Any = str(self._compiled.render(dict(context)))
+                    value = str(self._compiled.render(dict(context)))
                 else:
                     value = self._compiled(dict(context))
             if isinstance(value, Undefined):
@@ -154,8 +189,9 @@ def compile_template(text: str) -> Expression:
         single = _single_expression(tree)
         if single is not None:
             return Expression(text, "template", variables, results, dynamic,
-                              _compile_expression(single))
-        return Expression(text, "text", variables, results, dynamic, _ENV.from_string(tree))
+                              _compile_expression(single), _path=plain_path(single))
+        return Expression(text, "text", variables, results, dynamic, _ENV.from_string(tree),
+                          _parts=plain_parts(tree))
     except TemplateSyntaxError as exc:
         raise _syntax_error(text, exc) from exc
 
@@ -172,7 +208,8 @@ def compile_condition(source: str) -> Expression:
         compiled = _compile_expression(expression)
     except TemplateSyntaxError as exc:
         raise _syntax_error(source, exc) from exc
-    return Expression(source, "condition", variables, results, dynamic, compiled)
+    return Expression(source, "condition", variables, results, dynamic, compiled,
+                      _path=plain_path(expression))
 
 
 def iter_templates(value: Any) -> Iterator[str]:
