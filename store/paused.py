@@ -199,9 +199,9 @@ class PausedQueries:
         """The correlation IDs of paused instances among the first `limit` checkpoints
         of a range of the correlation ID index (never more than `limit` read)."""
         rows = self._db.execute(
-            "SELECT c.correlation_id FROM (SELECT correlation_id, instance_id FROM"
-            f" checkpoints WHERE {where} ORDER BY correlation_id {order} LIMIT ?) c"
-            " JOIN instances i ON i.id = c.instance_id WHERE i.status = 'paused'",
+            "SELECT near.correlation_id FROM (SELECT correlation_id, instance_id FROM"
+            f" checkpoints WHERE {where} ORDER BY correlation_id {order} LIMIT ?) near"
+            " JOIN instances i ON i.id = near.instance_id WHERE i.status = 'paused'",
             (*args, limit)).fetchall()
         return [str(row[0]) for row in rows]
 
