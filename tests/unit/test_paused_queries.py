@@ -21,49 +21,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from paused_rows import fill
 
 from procctl.store import Store
 from procctl.store.clock import utc_now
 
-DEFINITION = "d" * 64
 NOW = datetime.now(UTC)
 
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds")
-
-
-def fill(store: Store, count: int, *, start: int = 0, expired_every: int = 10,
-         process: str = "p") -> None:
-    """`count` paused instances in the store's own tables (one transaction): every
-    `expired_every`-th past its TTL, the rest paused over the last days with a month
-    left; plus a few completed, failed and running ones."""
-    db = sqlite3.connect(store.path, isolation_level=None)
-    try:
-        db.execute("BEGIN")
-        db.execute("INSERT OR IGNORE INTO definitions (sha256, name, source, created_at)"
-                   " VALUES (?, 'p', 'source', ?)", (DEFINITION, utc_now()))
-        for n in range(start, start + count):
-            paused_at = NOW - timedelta(seconds=n * 37 % 86_400, days=n % 20)
-            expired = n % expired_every == 0
-            expires_at = paused_at + (timedelta(days=-1) if expired else timedelta(days=30))
-            status = "paused" if n % 97 else ("completed", "failed", "running")[n % 3]
-            instance_id, correlation_id = f"i{n:07d}", f"order-{n:07d}"
-            db.execute(
-                "INSERT INTO instances (id, definition_sha256, process_name, status,"
-                " params_json, trigger_json, started_at, updated_at, paused_at,"
-                " correlation_id) VALUES (?, ?, ?, ?, '{}', '{}', ?, ?, ?, ?)",
-                (instance_id, DEFINITION, process, status, _iso(paused_at), _iso(paused_at),
-                 _iso(paused_at) if status == "paused" else None, correlation_id))
-            if status in ("paused", "failed", "running"):
-                db.execute(
-                    "INSERT INTO checkpoints (instance_id, step_id, correlation_id,"
-                    " snapshot_json, size, created_at, expires_at) VALUES (?, 'wait', ?,"
-                    " '{}', 2, ?, ?)",
-                    (instance_id, correlation_id, _iso(paused_at), _iso(expires_at)))
-        db.execute("COMMIT")
-    finally:
-        db.close()
 
 
 @pytest.fixture
