@@ -1,24 +1,64 @@
-"""Rich output: tables, progress lines, errors. No decisions are made here."""
+"""Rich output: tables, progress lines, errors. No decisions are made here.
+
+rich is imported when something is printed through it: `console` and `err_console` are
+made on first use. Output that is not a terminal (a pipe, a file, a script) gets the
+plain text rich would print, written directly where that text is simple enough to be
+sure of it (`plain_table`, `plain_line`): importing rich and laying out a table with it
+takes longer than the rest of `procctl list` (bench/cli_startup.py).
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from procctl.agent.durations import format_duration
-from procctl.agent.errors import Problem
 from procctl.store.records import Status
 
-# Piped output is not cut to 80 columns: tables stay one line per row for grep and less.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err_console = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from procctl.agent.errors import Problem
+
+    console: Console
+    err_console: Console
+
+#: Piped output is not cut to 80 columns: tables stay one line per row for grep and less.
+PIPED_WIDTH = 160
+
+
+def _console(name: str) -> Console:
+    """The console called `name` ("console": stdout, "err_console": stderr), made on
+    first use."""
+    made: Console | None = globals().get(name)
+    if made is None:
+        from rich.console import Console
+
+        made = (Console(highlight=False, width=None if sys.stdout.isatty() else PIPED_WIDTH)
+                if name == "console" else Console(stderr=True, highlight=False))
+        globals()[name] = made
+    return made
+
+
+def __getattr__(name: str) -> Any:
+    """`render.console` (stdout) and `render.err_console` (stderr), made on first use."""
+    if name not in ("console", "err_console"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _console(name)
+
+
+def escape(markup: str) -> str:
+    """rich's markup escape (rich.markup.escape)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(markup)
 
 #: Characters data must not send to a terminal: C0 and C1 controls (ESC starts colour,
 #: cursor and clear sequences; CR and BS rewrite a line; 0x9b is an 8-bit CSI), DEL, the
@@ -58,6 +98,7 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str, hint: str | None = None) -> None:
+    err_console = _console("err_console")
     err_console.print(f"[bold red]Error:[/] {safe_text(message)}", soft_wrap=True)
     if hint:
         err_console.print(f"[bold]Hint:[/] {safe_text(hint)}", soft_wrap=True)
@@ -66,6 +107,7 @@ def error(message: str, hint: str | None = None) -> None:
 def problem(found: Problem) -> None:
     """A validation finding: `Error:` or `Warning:`, where, what, and its hint."""
     label = "[bold yellow]Warning:[/]" if found.severity == "warning" else "[bold red]Error:[/]"
+    err_console = _console("err_console")
     err_console.print(f"{label} {safe_text(found.location())}: {safe_text(found.message)}",
                       soft_wrap=True)
     if found.hint:
@@ -73,7 +115,7 @@ def problem(found: Problem) -> None:
 
 
 def note(message: str) -> None:
-    err_console.print(f"[dim]{safe_text(message)}[/]", soft_wrap=True)
+    _console("err_console").print(f"[dim]{safe_text(message)}[/]", soft_wrap=True)
 
 
 def status_text(status: str) -> str:
@@ -103,14 +145,93 @@ def value_text(value: Any) -> str:
                       keep_newlines=True)
 
 
+INSTANCE_COLUMNS = ("INSTANCE", "PROCESS", "STATUS", "STARTED", "DURATION")
+
+
 def instances_table(rows: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("INSTANCE", "PROCESS", "STATUS", "STARTED", "DURATION"):
+    for column in INSTANCE_COLUMNS:
         table.add_column(column)
     for row in rows:
         table.add_row(row["instance_id"], safe_text(row["process"]), status_text(row["status"]),
                       short_time(row["started_at"]), elapsed(row["started_at"], row["ended_at"]))
     return table
+
+
+def print_instances(rows: list[dict[str, Any]]) -> None:
+    """The instances as a table on stdout: `instances_table`, written plainly when the
+    output is no terminal and the text is plain (see `plain_table`)."""
+    cells = [[str(row["instance_id"]), neutralise(str(row["process"])), str(row["status"]),
+              short_time(row["started_at"]), elapsed(row["started_at"], row["ended_at"])]
+             for row in rows]
+    text = plain_table(INSTANCE_COLUMNS, cells) if plain_stdout() else None
+    if text is None:
+        _console("console").print(instances_table(rows))
+    else:
+        sys.stdout.write(text)
+
+
+def print_line(text: str) -> None:
+    """One line of plain text (not markup: data in it already neutralised) on stdout,
+    as `console.print` prints it."""
+    line = plain_line(text) if plain_stdout() else None
+    if line is None:
+        _console("console").print(escape(text))
+    else:
+        sys.stdout.write(line)
+
+
+def plain_stdout() -> bool:
+    """Whether rich would see stdout as no terminal (so print no colour, cursor or
+    other codes) and lay it out PIPED_WIDTH wide: rich's own test (Console.is_terminal:
+    TTY_COMPATIBLE, FORCE_COLOR, else isatty), with a terminal's width never plain."""
+    if sys.stdout.isatty():
+        return False
+    tty_compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if tty_compatible in ("0", "1"):
+        return tty_compatible == "0"
+    return not os.environ.get("FORCE_COLOR")
+
+
+#: printable ASCII: one character, one column, as rich measures it
+_PLAIN_TEXT = re.compile(r"[ -~]*")
+#: an `:name:` rich may replace with an emoji (rich's own pattern allows any \S but
+#: ':' in a name); a two-digit name, as in a time, names none
+_EMOJI_CODE = re.compile(r":(?!\d\d:)[^:\s]+:")
+
+
+def _plain(text: str) -> bool:
+    """Whether rich prints `text`, given as markup, exactly as it is: printable ASCII
+    with no markup tag or escape ('[' or '\\') and no emoji code."""
+    return (_PLAIN_TEXT.fullmatch(text) is not None and "[" not in text and "\\" not in text
+            and _EMOJI_CODE.search(text) is None)
+
+
+def plain_table(header: Sequence[str], rows: Sequence[Sequence[str]],
+                width: int = PIPED_WIDTH) -> str | None:
+    """The text rich prints, on no terminal `width` wide, for
+    `Table(box=None, pad_edge=False)` of these cells: each column as wide as its widest
+    cell, two spaces between columns, every line padded to the table's width. None when
+    only rich can say: a cell that is not plain (`_plain`), or a table wider than
+    `width` (rich would wrap its cells)."""
+    columns = list(zip(header, *rows, strict=True))
+    widths = [max(map(len, column)) for column in columns]
+    if sum(widths) + 2 * (len(widths) - 1) > width:
+        return None
+    if not all(_plain(cell) for column in columns for cell in column):
+        return None
+    return "".join("  ".join(cell.ljust(size) for cell, size in zip(line, widths, strict=True))
+                   + "\n" for line in (header, *rows))
+
+
+def plain_line(text: str, width: int = PIPED_WIDTH) -> str | None:
+    """The line rich prints for `text` (escaped as markup) on no terminal `width`
+    wide, or None when only rich can say (not plain, or long enough to wrap)."""
+    if len(text) > width or not _plain(text):
+        return None
+    return text + "\n"
 
 
 def until(iso: str | None) -> str:
@@ -124,6 +245,8 @@ def until(iso: str | None) -> str:
 
 
 def key_value_table(pairs: list[tuple[str, str]]) -> Table:
+    from rich.table import Table
+
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
@@ -185,8 +308,16 @@ def no_home(home: Path) -> str:
 
 
 def nothing_in_home(what: str, home: Path, filters: str = "", *, exists: bool = True) -> str:
-    """An empty listing's line, naming the home it looked in (and the filters)."""
+    """An empty listing's line, naming the home it looked in (and the filters), as
+    markup."""
+    return escape(nothing_in_home_text(what, home, filters, exists=exists))
+
+
+def nothing_in_home_text(what: str, home: Path, filters: str = "", *,
+                         exists: bool = True) -> str:
+    """`nothing_in_home` as plain text (control characters neutralised), for
+    `print_line`."""
     if not exists:
-        return safe_text(no_home(home))
+        return neutralise(no_home(home))
     where = f" ({filters})" if filters else ""
-    return safe_text(f"No {what} in home {home}{where}.")
+    return neutralise(f"No {what} in home {home}{where}.")

@@ -42,7 +42,7 @@ def list_command(
     if not rows:
         filters = ", ".join(f"{name} {value}" for name, value
                             in (("status", status), ("process", process)) if value)
-        render.console.print(render.nothing_in_home("instances", home.home, filters,
-                                                    exists=home.exists()))
+        render.print_line(render.nothing_in_home_text("instances", home.home, filters,
+                                                      exists=home.exists()))
         return
-    render.console.print(render.instances_table(rows))
+    render.print_instances(rows)
