@@ -1,7 +1,8 @@
 """The agent's clock end to end: scheduled resumes (polling loops, resume_after, one
 that fell due while the agent was down), time to live (expiry by the agent, on_expire,
 `purge-expired` with no agent, signals for expired instances), and the samples that
-pause: approval, poll and reply.
+pause: approval, poll and reply. A scheduled_resume's max_iterations, and absolute
+times, are checked on the real engine: tests/engine/test_schedule_at.py.
 """
 
 from __future__ import annotations
@@ -68,48 +69,6 @@ def test_poll_sample_polls_until_the_file_appears(
     assert checks >= 3
     resumes = [e for e in shown["history"] if e["kind"] == "scheduled_resume"]
     assert len(resumes) == checks - 1  # each check after the first was a scheduled resume
-
-
-GIVE_UP = """
-[process]
-name = "give-up"
-
-[process.params.key]
-type = "str"
-
-[[steps]]
-id = "watch"
-kind = "checkpoint"
-correlation_id = "give-up-{{ key }}"
-continue = true
-
-[[steps]]
-id = "again"
-kind = "scheduled_resume"
-after = "250ms"
-max_iterations = 2
-
-[[steps]]
-id = "done"
-kind = "return"
-value = "never"
-"""
-
-
-def test_scheduled_resume_past_max_iterations_fails(
-        shared_procctl: Procctl, write_definition: WriteDefinition) -> None:
-    path = write_definition(GIVE_UP)
-    summary = run_paused(shared_procctl, path, "-p", f"key={unique_key()}")
-    assert summary["checkpoint"]["resume_at"] is not None
-    shown = wait_settled(shared_procctl, summary["instance_id"], "failed")
-    error = shown["error"]
-    assert error["step_id"] == "again"
-    assert error["kind"] == "max_iterations"
-    assert error["message"] == ("gave up after 2 scheduled resume(s) from checkpoint "
-                                "'watch' (max_iterations = 2)")
-    assert shown["result"] is None
-    resumes = [e for e in shown["history"] if e["kind"] == "scheduled_resume"]
-    assert len(resumes) == 2
 
 
 SCHEDULED = """

@@ -225,3 +225,53 @@ def test_scheduled_resume_at_resumes_from_the_last_checkpoint_at_each_moment(
     resumed = [e["data"]["resumed_by"] for e in done["history"]
                if e["kind"] == "instance_resumed"]
     assert resumed == ["schedule", "schedule"]
+
+
+GIVE_UP = """
+[process]
+name = "give-up"
+
+[process.params.key]
+type = "str"
+
+[[steps]]
+id = "watch"
+kind = "checkpoint"
+correlation_id = "give-up-{{ key }}"
+continue = true
+
+[[steps]]
+id = "again"
+kind = "scheduled_resume"
+after = "250ms"
+max_iterations = 2
+
+[[steps]]
+id = "done"
+kind = "return"
+value = "never"
+"""
+
+
+def test_scheduled_resume_past_max_iterations_fails(engine: Engine) -> None:
+    # Moved from tests/e2e/test_schedule_expiry.py (same definition and assertions): the
+    # clock's ticks are made here, a minute apart.
+    summary = engine.run(GIVE_UP, cli=["key=k"])
+    assert summary["status"] == "paused", summary
+    assert summary["checkpoint"]["resume_at"] is not None
+    instance_id = summary["instance_id"]
+    tick = datetime.now(UTC)
+    for _ in range(3):
+        tick += timedelta(minutes=1)
+        if engine.resume_due(tick):
+            engine.wait(instance_id, ("paused", "failed"))
+    shown = engine.show(instance_id)
+    assert shown["status"] == "failed", shown
+    error = shown["error"]
+    assert error["step_id"] == "again"
+    assert error["kind"] == "max_iterations"
+    assert error["message"] == ("gave up after 2 scheduled resume(s) from checkpoint "
+                                "'watch' (max_iterations = 2)")
+    assert shown["result"] is None
+    resumes = [e for e in shown["history"] if e["kind"] == "scheduled_resume"]
+    assert len(resumes) == 2
