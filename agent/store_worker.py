@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +47,8 @@ class StoreWorker:
         self._store: StoreContract | None = None
         self._events: deque[tuple[str, str, str, str, str | None, str | None]] = deque()
         self._events_lock = threading.Lock()
-        self._flush_queued = False
+        #: when the oldest event in `_events` was queued (monotonic), None when empty
+        self._events_since: float | None = None
         self._closing = False
         self._wake = threading.Event()  # ends a wait for disk space at close
         self._event_timer: threading.Timer | None = None
@@ -83,11 +85,13 @@ class StoreWorker:
 
         A transaction that hits a full disk is rolled back whole (the step is not
         marked done, the signal not consumed); the work goes on once space is free.
+        The history events queued before the call are handed to the store first.
         """
         delay = 0.1
         waited = False
         while True:
             try:
+                self._hand_over_events()
                 if failing(f"store.{name}"):
                     raise sqlite3.DatabaseError(
                         f"database disk image is malformed (fault point store.{name})")
@@ -118,36 +122,41 @@ class StoreWorker:
                        step_id: str | None, step_path: str | None) -> None:
         """Queue a history event: it rides along with the next write transaction.
 
-        Any store call made after this one runs after the event is queued in the store
-        (the store thread is first in, first out), so a status change made after it
-        commits it in the same transaction: the history is complete whenever an
-        instance's status changes. Only a crash can lose the last few events.
+        Every store call starts by handing the events queued so far to the store, on
+        the store thread (first in, first out), so a status change made after this call
+        commits the event in the same transaction: the history is complete whenever an
+        instance's status changes. No thread hand-off per event: a timer writes them
+        alone when no call comes within EVENT_DELAY. Only a crash can lose the last few.
         """
         with self._events_lock:
             self._events.append((instance_id, at, kind, data_json, step_id, step_path))
-            if self._flush_queued:
+            if self._events_since is not None:
                 return
-            self._flush_queued = True
-        self._executor.submit(self._flush_events)
+            self._events_since = time.monotonic()
+        self._arm_event_timer(EVENT_DELAY)
 
-    def _flush_events(self) -> None:
-        """Hand the queued events to the store: the next write transaction, whatever it
-        is, writes them (no commit of their own); when none comes within EVENT_DELAY,
-        a timer writes them alone."""
+    def _hand_over_events(self) -> None:
+        """On the store thread: the queued events go to the store's own queue, which the
+        next write transaction writes."""
+        if not self._events or self._store is None:
+            return
         with self._events_lock:
-            self._flush_queued = False
             batch = list(self._events)
             self._events.clear()
-        if batch:
-            self.store.queue_events(batch)
-            self._arm_event_timer(EVENT_DELAY)
+            self._events_since = None
+        self._store.queue_events(batch)
+
+    def _flush_events(self) -> None:
+        """Hand the queued events to the store now (at close)."""
+        self._hand_over_events()
 
     def _arm_event_timer(self, delay: float) -> None:
-        if self._event_timer is not None or self._closing:
-            return
-        timer = threading.Timer(max(delay, 0.0), self._events_due)
-        timer.daemon = True
-        self._event_timer = timer
+        with self._events_lock:
+            if self._event_timer is not None or self._closing:
+                return
+            timer = threading.Timer(max(delay, 0.0), self._events_due)
+            timer.daemon = True
+            self._event_timer = timer
         timer.start()
 
     def _events_due(self) -> None:
@@ -155,10 +164,15 @@ class StoreWorker:
             self._executor.submit(self._write_due_events)
 
     def _write_due_events(self) -> None:
-        self._event_timer = None
+        with self._events_lock:
+            self._event_timer = None
+            waiting = self._events_since
         if self._store is None:
             return
         due_in = self._store.queued_events_due_in(EVENT_DELAY)
+        if waiting is not None:  # not handed over yet: they wait from when they came
+            mine = waiting + EVENT_DELAY - time.monotonic()
+            due_in = mine if due_in is None else min(due_in, mine)
         if due_in is None:
             return
         if due_in > 0:  # a transaction took the earlier ones: wait for these
