@@ -172,9 +172,10 @@ class Engine:
     def run_many(self, *launches: Launch, timeout: float = TIMEOUT) -> list[dict[str, Any]]:
         """Several instances at once, each followed as `run`; summaries in order."""
         async def all_of() -> list[dict[str, Any]]:
-            started = [await self._start(launch) for launch in launches]
-            return list(await asyncio.gather(*(self._follow(instance_id, queue)
-                                               for instance_id, queue in started)))
+            # each one followed from its start on, as `run --wait` follows it
+            followers = [asyncio.create_task(self._follow(*await self._start(launch)))
+                         for launch in launches]
+            return list(await asyncio.gather(*followers))
         return self._call(all_of(), timeout)
 
     async def _start(self, launch: Launch) -> tuple[str, asyncio.Queue[dict[str, Any]]]:
