@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from procctl.agent.summary import instance_summary
 from procctl.cli import render
 from procctl.cli.options import global_options, read_store
-from procctl.store.records import Status
+from procctl.store.records import InstanceRecord, Status
 
 STATUSES = tuple(Status)
+
+
+def table_row(record: InstanceRecord) -> dict[str, Any]:
+    """The fields of an instance's summary (agent/summary.py) that the table shows: the
+    table does without decoding every instance's params and result (and without the
+    value codec's import), which only --json prints."""
+    return {"instance_id": record.id, "process": record.process_name,
+            "status": str(record.status), "started_at": record.started_at,
+            "ended_at": record.ended_at}
 
 
 def list_command(
@@ -33,7 +41,12 @@ def list_command(
     else:
         records = read_store(home, lambda store: store.list_instances(
             status=None if status is None else Status(status), process_name=process, limit=limit))
-        rows = [instance_summary(record) for record in records]
+        if as_json:
+            from procctl.agent.summary import instance_summary
+
+            rows = [instance_summary(record) for record in records]
+        else:
+            rows = [table_row(record) for record in records]
     if as_json:
         render.print_json(rows)
         if not home.exists():

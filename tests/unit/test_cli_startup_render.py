@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import random
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -109,3 +111,29 @@ def test_plain_only_where_rich_sees_no_terminal(monkeypatch: pytest.MonkeyPatch,
     out = io.StringIO()
     monkeypatch.setattr("sys.stdout", out)
     assert render.plain_stdout() == (not Console(file=out).is_terminal)
+
+
+def test_the_table_shows_the_summarys_fields(tmp_path: Path) -> None:
+    """`procctl list` builds its table rows without the full summary (no params or
+    result decoded): the fields it shows are the summary's."""
+    from procctl.agent.summary import instance_summary
+    from procctl.cli.commands.listing import table_row
+    from procctl.store import open_store
+
+    store = open_store(tmp_path / "procctl.db")
+    try:
+        store.put_definition("b" * 64, "table-row", None, None, "[process]\n")
+        for number in range(3):
+            store.create_instance(f"row-{number}", "b" * 64, "table-row", None,
+                                  json.dumps({"n": [number]}), "{}")
+        store.finish_instance("row-1", "completed", result_json=json.dumps({"ok": True}))
+        store.finish_instance("row-2", "failed", error_json=json.dumps({"message": "no"}))
+        records = store.list_instances(limit=10)
+    finally:
+        store.close()
+    assert len(records) == 3
+    for record in records:
+        row = table_row(record)
+        assert set(row) == {"instance_id", "process", "status", "started_at", "ended_at"}
+        summary = instance_summary(record)
+        assert row == {key: summary[key] for key in row}, record
