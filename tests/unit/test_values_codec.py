@@ -70,6 +70,9 @@ CASES: dict[str, Any] = {
     "typed values": {"at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "d": Decimal("1.50"),
                      "raw": b"\x00\xff", "buf": bytearray(b"ab"), "day": date(2026, 3, 4)},
     "text that looks like a tag": ['x"$type":y', {'k"$type': 1}, "\\u0024type", "null"],
+    "bytes that look like a pickled NaN": [None, b"G\x7f\xf0\x00", 1.5],
+    "the largest finite floats beside a null": [None, 1.7976931348623157e308,
+                                                -1.7976931348623157e308, 5e-324, -0.0],
 }
 
 
@@ -90,6 +93,16 @@ def test_it_reads_back_as_the_exact_path_does(name: str) -> None:
 def test_nan_next_to_none_stays_nan() -> None:
     back = values.loads(values.dumps({"a": None, "b": math.nan, "c": [math.inf]}))
     assert back["a"] is None and math.isnan(back["b"]) and back["c"] == [math.inf]
+
+
+def test_a_nan_that_pickle_cannot_see_is_still_found() -> None:
+    """The NaN check pickles the value; a local class cannot be pickled, and the json
+    module's encoder decides instead."""
+    class Local(enum.Enum):
+        ONE = 1
+
+    back = values.loads(values.dumps([Local.ONE, None, math.nan]))
+    assert back[:2] == [1, None] and math.isnan(back[2])
 
 
 def test_big_ints_read_back_exactly() -> None:
