@@ -49,6 +49,15 @@ def started_event(instance_id: str, definition: Definition) -> EventRow:
             json.dumps({"process": definition.name}), None, None)
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def flat_plain(data: dict[str, Any]) -> bool:
+    """Is this event data already what `values.to_plain` makes of it (text keys,
+    scalar values: most events' data, such as step_started's and step_finished's)?"""
+    return all(type(key) is str and type(item) in _SCALARS for key, item in data.items())
+
+
 def apply_set_json(snapshot_json: str, set_json: str) -> str:
     """A snapshot with a signal's `set` edits applied to its stored variables."""
     snapshot = snapshots.loads(snapshot_json)
@@ -295,12 +304,14 @@ class InstanceManager:
 
     async def resume(self, instance_id: str, checkpoint: CheckpointRecord, *, resumed_by: str,
                      payload: Any = None, run_recover: bool = False,
-                     pause_again: bool = False) -> None:
+                     pause_again: bool = False, record: InstanceRecord | None = None) -> None:
         """Run an instance (already `running` in the store) on from its checkpoint; with
-        `pause_again`, through its recover block and back to a pause at it."""
+        `pause_again`, through its recover block and back to a pause at it. `record`: the
+        instance as read right after that transition (else it is read now)."""
         await halt("before_resume_launch")
         store = self.worker.store
-        record = await self.worker.call(store.get_instance, instance_id)
+        if record is None or record.id != instance_id:
+            record = await self.worker.call(store.get_instance, instance_id)
         try:
             snapshot = snapshots.loads(checkpoint.snapshot_json)
             definition = await self.definition(record.definition_sha256)
@@ -323,10 +334,11 @@ class InstanceManager:
         self._launch(instance_id, definition, self._state(record, definition, dict(params)),
                      None)
 
-    async def resume_delivery(self, delivery: Delivery) -> None:
+    async def resume_delivery(self, delivery: Delivery, *,
+                              record: InstanceRecord | None = None) -> None:
         assert delivery.instance_id is not None and delivery.checkpoint is not None
         await self.resume(
-            delivery.instance_id, delivery.checkpoint,
+            delivery.instance_id, delivery.checkpoint, record=record,
             resumed_by=resumed_by_for(delivery.signal),
             payload=values.loads(delivery.signal.payload_json),
             run_recover=delivery.from_status in ("failed", "running"),
@@ -385,16 +397,17 @@ class InstanceManager:
         store = self.worker.store
 
         async def emit(kind: str, step: Step | None, data: dict[str, Any]) -> None:
-            plain = values.to_plain(data)
+            plain = data if flat_plain(data) else values.to_plain(data)
             at = utc_now()
-            self.worker.add_event_soon(instance_id, at, kind, json.dumps(plain),
-                                       step.id if step else None, step.path if step else None)
+            step_id, step_path = (step.id, step.path) if step is not None else (None, None)
+            self.worker.add_event_soon(instance_id, at, kind, json.dumps(plain), step_id,
+                                       step_path)
             if kind == "log":
                 log.info(str(data.get("message")), extra={"instance": instance_id,
-                                                          "step": step.id if step else None})
-            self.publish(instance_id, {"kind": kind, "step_id": step.id if step else None,
-                                       "step_path": step.path if step else None,
-                                       "data": plain, "at": at})
+                                                          "step": step_id})
+            if instance_id in self.watchers or kind == "instance_settled":
+                self.publish(instance_id, {"kind": kind, "step_id": step_id,
+                                           "step_path": step_path, "data": plain, "at": at})
 
         hooks = InstanceHooks(self, instance_id)
         if started is not None:  # recorded with the instance: only told to its watchers

@@ -24,9 +24,11 @@ from procctl.agent.expiry import Expiry, fail_expired
 from procctl.agent.instances import InstanceManager, apply_set_json, expired_retry_refusal
 from procctl.agent.lifecycle import applied_event_json
 from procctl.agent.store_worker import StoreWorker
+from procctl.store import InstanceRecord, StoreContract
 from procctl.store.clock import utc_now
 from procctl.store.errors import Conflict
 from procctl.store.records import Delivery
+from procctl.store.signals import DecideDelivery, SnapshotEdit
 
 log = logging.getLogger("procctl.agent")
 
@@ -40,6 +42,22 @@ def edit_variables(set_values: dict[str, Any]) -> Callable[[str], str]:
     """A snapshot edit for `--set`: replace stored variables before the resume."""
     set_json = json.dumps(set_values)
     return lambda text: apply_set_json(text, set_json)
+
+
+def _deliver_and_read(
+        store: StoreContract, *, correlation_id: str, source: str, decide: DecideDelivery,
+        signal_id: str | None, payload_json: str | None, set_json: str | None,
+        hold_seconds: float, edit_snapshot: SnapshotEdit | None,
+        applied_event: str | None) -> tuple[Delivery, InstanceRecord | None]:
+    """On the store thread, in one hand-off: the delivery, and the instance it applied
+    to as it is right after (what its resume reads)."""
+    done = store.deliver_signal(
+        correlation_id=correlation_id, source=source, decide=decide, signal_id=signal_id,
+        payload_json=payload_json, set_json=set_json, hold_seconds=hold_seconds,
+        edit_snapshot=edit_snapshot, applied_event=applied_event)
+    if done.outcome != "applied" or not done.instance_id:
+        return done, None
+    return done, store.get_instance(done.instance_id)
 
 
 class Lifecycle:
@@ -57,8 +75,8 @@ class Lifecycle:
         except TypeError:
             payload_json = values.dumps(values.to_plain(payload))
         # signal_applied is written by the delivery's transaction, when it applies.
-        delivery = await self.worker.call(
-            self.worker.store.deliver_signal, correlation_id=correlation_id,
+        delivery, record = await self.worker.call(
+            _deliver_and_read, self.worker.store, correlation_id=correlation_id,
             source=source, signal_id=signal_id, payload_json=payload_json,
             set_json=json.dumps(set_values) if set_values else None,
             hold_seconds=hold_seconds, decide=delivery_write,
@@ -66,7 +84,7 @@ class Lifecycle:
             applied_event=applied_event_json(source, signal_id, payload,
                                              list(set_values or ())))
         if delivery.outcome == "applied" and delivery.instance_id:
-            await self.manager.resume_delivery(delivery)
+            await self.manager.resume_delivery(delivery, record=record)
         return delivery
 
     async def resume_scheduled(self, instance_id: str) -> bool:
