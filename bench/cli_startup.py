@@ -17,7 +17,11 @@ alike; one round before the timed ones warms the file cache and writes the bytec
 reads the store directly): an empty store, and one of `--instances` instances (1,000 by
 default) made with the store API, half of them completed. Each case runs through the
 installed console script (`procctl`) and through `python -m procctl.cli` (procctl has no
-top-level `__main__`: `python -m procctl` does not exist).
+top-level `__main__`: `python -m procctl` does not exist). Output goes to a pipe, as in a
+script; `list (terminal)` writes to a pseudo-terminal instead, where rich lays out and
+colours the table (to a pipe, procctl writes rich's plain text itself: cli/render.py).
+Besides wall time, each run's CPU time (user + system, from the kernel's accounting of
+the child) is shown: it varies less with the machine's load.
 
 The machine is shared and noisy: absolute times vary 2x between runs; the ratios to the
 baseline, measured in the same run, are what count. The load average is printed before
@@ -28,12 +32,17 @@ tests/e2e/test_cli_startup_imports.py, which keeps the heavy modules out).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
+import pty
+import resource
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -54,6 +63,8 @@ class Case:
     home: Path
     #: what its stdout must hold (the run counts only if it did what it says)
     expect: str
+    #: stdout is a terminal (a pseudo-terminal 160 columns wide), not a pipe
+    terminal: bool = False
 
 
 def make_home(home: Path, instances: int) -> None:
@@ -91,47 +102,85 @@ def cases(empty: Path, full: Path, instances: int) -> list[Case]:
             Case(f"{label} list ({instances:,} instances)", [*entry, "list"], full,
                  "bench-list"),
         ]
+    found.append(Case(f"procctl list ({instances:,} instances, terminal)", [PROCCTL, "list"],
+                      full, "bench-list", terminal=True))
     return found
 
 
-def run_once(case: Case, env: dict[str, str]) -> float:
-    """Seconds from starting `case` to its exit; fails loudly on a wrong result."""
+def on_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run `argv` with stdout on a pseudo-terminal 160 columns wide; its exit code and
+    what it wrote there."""
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=child_fd,
+                            stderr=subprocess.DEVNULL, env=env)
+    os.close(child_fd)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main_fd)
+    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+
+
+def run_once(case: Case, env: dict[str, str]) -> tuple[float, float]:
+    """Seconds from starting `case` to its exit, and the CPU seconds (user + system) it
+    used; fails loudly on a wrong result."""
+    env = {**env, "PROCCTL_HOME": str(case.home)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    proc = subprocess.run(case.argv, capture_output=True, text=True, timeout=60,
-                          env={**env, "PROCCTL_HOME": str(case.home)},
-                          stdin=subprocess.DEVNULL)
+    if case.terminal:
+        code, out, err = *on_terminal(case.argv, {**env, "TERM": "xterm-256color"}), ""
+    else:
+        proc = subprocess.run(case.argv, capture_output=True, text=True, timeout=60, env=env,
+                              stdin=subprocess.DEVNULL)
+        code, out, err = proc.returncode, proc.stdout, proc.stderr
     elapsed = time.perf_counter() - started
-    if proc.returncode != 0 or case.expect not in proc.stdout:
-        raise SystemExit(f"{case.name} failed (exit {proc.returncode}):\n{proc.stdout}\n"
-                         f"{proc.stderr}")
-    return elapsed
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if code != 0 or case.expect not in out:
+        raise SystemExit(f"{case.name} failed (exit {code}):\n{out}\n{err}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
-def measure(all_cases: list[Case], runs: int) -> dict[str, list[float]]:
-    """`runs` timed rounds (after one warm-up round), each case once per round."""
+def measure(all_cases: list[Case], runs: int) -> dict[str, list[tuple[float, float]]]:
+    """`runs` timed rounds (after one warm-up round), each case once per round: the
+    (wall, CPU) seconds of every run."""
     env = {key: value for key, value in os.environ.items()
            if key not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPROFILEIMPORTTIME")}
-    times: dict[str, list[float]] = {case.name: [] for case in all_cases}
+    times: dict[str, list[tuple[float, float]]] = {case.name: [] for case in all_cases}
     for round_number in range(runs + 1):
         for case in all_cases:
-            elapsed = run_once(case, env)
+            measured = run_once(case, env)
             if round_number:
-                times[case.name].append(elapsed)
+                times[case.name].append(measured)
     return times
 
 
-def figures(times: dict[str, list[float]]) -> list[dict[str, Any]]:
-    """Median and min of each case, and each one's ratio to the baseline's."""
-    base_median = statistics.median(times[BASELINE])
-    base_min = min(times[BASELINE])
+def figures(times: dict[str, list[tuple[float, float]]]) -> list[dict[str, Any]]:
+    """Median and min of each case's wall time, its median CPU time, and each one's
+    ratio to the baseline's."""
+    def summary(samples: list[tuple[float, float]]) -> tuple[float, float, float]:
+        walls = [wall for wall, _ in samples]
+        return (statistics.median(walls), min(walls),
+                statistics.median(cpu for _, cpu in samples))
+
+    base_median, base_min, base_cpu = summary(times[BASELINE])
     rows = []
     for name, samples in times.items():
-        median, least = statistics.median(samples), min(samples)
+        median, least, cpu = summary(samples)
         ratio = median / base_median
         rows.append({
             "case": name, "runs": len(samples),
             "median_ms": round(median * 1000, 1), "min_ms": round(least * 1000, 1),
+            "cpu_median_ms": round(cpu * 1000, 1),
             "ratio_median": round(ratio, 2), "ratio_min": round(least / base_min, 2),
+            "ratio_cpu": round(cpu / base_cpu, 2),
             "target": None if name == BASELINE else TARGET,
             "met": None if name == BASELINE else ratio <= TARGET,
         })
@@ -144,16 +193,19 @@ def print_table(rows: list[dict[str, Any]], facts: dict[str, Any]) -> None:
     print(f"load average before: {facts['load_before']}, after: {facts['load_after']}")
     print()
     width = max(len(row["case"]) for row in rows)
-    print(f"{'case':<{width}}  {'median':>8}  {'min':>8}  {'x base':>7}  {'x min':>6}  "
-          f"{'target':>6}  met")
+    print(f"{'case':<{width}}  {'median':>8}  {'min':>8}  {'cpu':>8}  {'x base':>7}  "
+          f"{'x min':>6}  {'x cpu':>6}  {'target':>6}  met")
     for row in rows:
         target = "-" if row["target"] is None else f"<= {row['target']}"
         met = "-" if row["met"] is None else ("yes" if row["met"] else "NO")
         print(f"{row['case']:<{width}}  {row['median_ms']:>6.1f}ms  {row['min_ms']:>6.1f}ms  "
-              f"{row['ratio_median']:>6.2f}x  {row['ratio_min']:>5.2f}x  {target:>6}  {met}")
+              f"{row['cpu_median_ms']:>6.1f}ms  {row['ratio_median']:>6.2f}x  "
+              f"{row['ratio_min']:>5.2f}x  {row['ratio_cpu']:>5.2f}x  {target:>6}  {met}")
     print()
-    print("x base: median over the baseline's median (the figure the target is about); "
-          "x min: fastest run over the baseline's fastest.")
+    print("median, min: wall time from start to exit; cpu: median user + system time. "
+          "x base: median over the baseline's median (the figure the target is about); "
+          "x min: fastest run over the baseline's fastest; x cpu: CPU medians (steadier "
+          "on a loaded machine).")
 
 
 def main() -> None:
