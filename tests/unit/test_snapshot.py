@@ -40,57 +40,7 @@ V1_FILE = DATA / "snapshot-v1.json"
 # The definition the example snapshot was taken from, byte for byte (its SHA-256 is the
 # snapshot's definition_sha256). It ran with blob.bin holding b"hello\x00\xff", was
 # resumed once at `approve` with {"approved": true}, and paused there again for "A-2".
-EXAMPLE = """\
-[process]
-name = "typed-batch"
-version = "3"
-
-[process.params.orders]
-type = "list"
-default = ["A-1", "A-2"]
-
-[[steps]]
-id = "load"
-task = "file.read"
-with = { path = "blob.bin", format = "bytes" }
-
-[[steps]]
-id = "raw"
-kind = "set"
-values = { limit_text = "inf", order = "none yet" }
-
-[[steps]]
-id = "prepare"
-kind = "set"
-values = { started = "{{ now() }}", day = "{{ today() }}", limit = "{{ limit_text | float }}", \
-by_code = "{{ {1: 'one', 2: 'two'} }}", blob = "{{ results['load'] }}", \
-unused = "not read after the checkpoint" }
-
-[[steps]]
-id = "each"
-kind = "foreach"
-items = "orders"
-as = "order"
-index_as = "i"
-
-    [[steps.body]]
-    id = "approve"
-    kind = "checkpoint"
-    correlation_id = "typed-{{ order }}"
-    ttl = 60
-
-    [[steps.body]]
-    id = "note"
-    task = "log"
-    with = { message = "{{ order }} {{ results['approve'].payload }} {{ started }} \
-{{ day }} {{ limit }} {{ by_code }} {{ blob | length }}" }
-
-[[steps]]
-id = "done"
-kind = "return"
-value = { each = "{{ results['each'] }}", prepared = "{{ results['prepare'].day }}", \
-last = "{{ order }}" }
-"""
+EXAMPLE = (DATA / "snapshot-v1.toml").read_text(encoding="utf-8")
 
 
 def _snapshot(**changes: Any) -> Snapshot:
