@@ -36,6 +36,7 @@ from procctl.agent.snapshot import Frame, Snapshot, SnapshotError
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 V1_FILE = DATA / "snapshot-v1.json"
+V2_FILE = DATA / "snapshot-v2.json"  # the same instance's snapshot, as version 2 wrote it
 
 # The definition the example snapshot was taken from, byte for byte (its SHA-256 is the
 # snapshot's definition_sha256). It ran with blob.bin holding b"hello\x00\xff", was
@@ -132,6 +133,28 @@ def test_the_example_round_trips_as_version_2() -> None:
     loop = v1["position"][1].pop("loop")
     v1["position"][1]["state"] = {"kind": "foreach", **loop}
     assert document == {**v1, "version": 2}
+
+
+def test_the_version_2_example_reads_and_writes_back_the_same() -> None:
+    text = V2_FILE.read_text(encoding="utf-8")
+    loaded = snapshots.loads(text)
+    assert loaded.definition_sha256 == hashlib.sha256(EXAMPLE.encode()).hexdigest()
+    top, body = loaded.position
+    assert top == Frame("steps", 3)
+    assert isinstance(body.state, ForeachState)
+    assert (body.state.items, body.state.index) == (("A-1", "A-2"), 1)
+    assert body.state.shadowed == {"order": "none yet"}
+    assert loaded.variables["blob"] == b"hello\x00\xff"
+    assert json.loads(snapshots.dumps(loaded)) == json.loads(text)
+
+
+def test_both_examples_hold_the_same_state() -> None:
+    v1 = snapshots.loads(V1_FILE.read_text(encoding="utf-8"))
+    v2 = snapshots.loads(V2_FILE.read_text(encoding="utf-8"))
+    assert set(v1.variables) == set(v2.variables)
+    one, two = v1.position[1].state, v2.position[1].state
+    assert isinstance(one, ForeachState) and isinstance(two, ForeachState)
+    assert (one.items, one.index, one.shadowed) == (two.items, two.index, two.shadowed)
 
 
 # -- round trips ------------------------------------------------------------------------
