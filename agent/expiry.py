@@ -21,8 +21,9 @@ from procctl.store import StoreContract
 from procctl.store.clock import utc_now
 from procctl.store.paused import ExpiredRow
 
-#: instances expired per transaction by a purge (and per tick by the scheduler): each
-#: batch is one short transaction, so the agent's other work goes on between them
+#: instances expired per transaction by a purge without an agent, and the most the
+#: agent takes in one (it sizes its batches by time: scheduler.BatchSize); each batch
+#: is one short transaction, so other work goes on between them
 PURGE_BATCH = 500
 
 

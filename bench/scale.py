@@ -285,6 +285,7 @@ def build(layout: Layout, instances: int, expired: int) -> None:
 def top_up(layout: Layout) -> None:
     """A kept build used before: add copies until N are paused, the expired share
     among them (a purge and the probes used some up)."""
+    park_expired(layout.home, park=False)  # left parked by an interrupted run
     db = sqlite3.connect(layout.home / "procctl.db")
     now = _iso(datetime.now(UTC))
     try:
@@ -367,7 +368,7 @@ class RunningAgent:
             lines = [json.loads(line) for line in
                      self.paths.log.read_text().splitlines() if line.startswith("{")]
             mine = [e for e in lines if e.get("pid") == self.pid]
-            since = lines.index(mine[-1]) if mine else 0
+            since = lines.index(mine[0]) if mine else 0  # this agent's lines on
             recent = [e["msg"] for e in lines[since:]]
             if not any("in the background" in m for m in recent):
                 return None
@@ -393,12 +394,13 @@ def median_of(times: list[float]) -> float:
     return statistics.median(times)
 
 
-def live_correlation_ids(home: Path, count: int) -> list[str]:
-    """Correlation IDs of paused copies far from their TTL, from a random place."""
+def live_correlation_ids(home: Path, count: int, keys: int) -> list[str]:
+    """Correlation IDs of paused copies far from their TTL, from a random place among
+    the first `keys` keys."""
     db = sqlite3.connect(f"file:{home / 'procctl.db'}?mode=ro", uri=True)
     soon = _iso(datetime.now(UTC) + timedelta(days=2))
     try:
-        start = f"scale-{int.from_bytes(os.urandom(3)) % 500_000:07d}"
+        start = f"scale-{int.from_bytes(os.urandom(3)) % max(keys - 2 * count, 1):07d}"
         rows = db.execute(
             "SELECT c.correlation_id FROM checkpoints c JOIN instances i ON i.id ="
             " c.instance_id WHERE c.correlation_id >= ? AND i.status = 'paused'"
@@ -460,17 +462,33 @@ def list_in_process(home: Path) -> tuple[float, float]:
 
 def list_all_json(home: Path) -> tuple[float, int, float]:
     """`procctl list-paused --json` of every row: seconds, rows, the command's peak RSS
-    (MB, from wait4)."""
+    (MB: its VmHWM, sampled until it ends; wait4's ru_maxrss would count the pages of
+    this process that the child shared before its exec)."""
     started = time.perf_counter()
     proc = subprocess.Popen([PROCCTL, "list-paused", "--json"], stdout=subprocess.PIPE,
                             env={**os.environ, "PROCCTL_HOME": str(home)},
                             stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
+    peak = 0.0
+
+    def sample() -> None:
+        nonlocal peak
+        while proc.poll() is None:
+            try:
+                text = Path(f"/proc/{proc.pid}/status").read_text()
+            except OSError:
+                return
+            for line in text.splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]) / 1024)
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     rows = sum(1 for line in proc.stdout if line.startswith(b"  {"))
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0
-    return time.perf_counter() - started, rows, usage.ru_maxrss / 1024
+    assert proc.wait() == 0
+    sampler.join()
+    return time.perf_counter() - started, rows, peak
 
 
 def park_expired(home: Path, *, park: bool) -> int:
@@ -478,14 +496,15 @@ def park_expired(home: Path, *, park: bool) -> int:
     alone while idle is measured), or back (so that a purge finds it). Through the
     store's file, as any other writer; returns how many."""
     db = sqlite3.connect(home / "procctl.db", timeout=60, isolation_level=None)
-    month_ago = _iso(datetime.now(UTC) - TTL)
+    now = datetime.now(UTC)
     year = timedelta(days=365)
     try:
         db.execute("BEGIN IMMEDIATE")
         rows = db.execute(
             "SELECT c.instance_id, c.expires_at FROM instances i JOIN checkpoints c ON"
-            " c.instance_id = i.id WHERE i.status = 'paused' AND i.paused_at < ?",
-            (month_ago,)).fetchall()
+            " c.instance_id = i.id WHERE i.status = 'paused' AND i.paused_at < ?"
+            f" AND c.expires_at {'<' if park else '>'} ?",
+            (_iso(now - TTL), _iso(now))).fetchall()
         moved = [(_iso(datetime.fromisoformat(at) + (year if park else -year)), iid)
                  for iid, at in rows]
         db.executemany("UPDATE checkpoints SET expires_at = ? WHERE instance_id = ?", moved)
@@ -542,9 +561,10 @@ def purge(agent: RunningAgent, probe_ids: list[str]) -> dict[str, Any]:
     probe.stop.set()
     thread.join()
     assert code == 0, "\n".join(lines[-5:])
-    total = next((line.split()[1] for line in reversed(lines)
-                  if line.startswith("Expired") and "in all" in line), "0")
-    return {"seconds": seconds, "expired_by_purge": int(total.replace(",", "")),
+    total = next((int(line.split()[1].replace(",", "")) for line in reversed(lines)
+                  if line.startswith("Expired") and "in all" in line),
+                 sum(1 for line in lines if line.startswith("Expired ")))
+    return {"seconds": seconds, "expired_by_purge": total,
             "progress_lines": progress, "max_line_gap": max(gaps, default=0.0),
             "probe_resumes": len(probe.resumes),
             "probe_resume_max": max(probe.resumes, default=0.0),
@@ -585,10 +605,23 @@ def measure(layout: Layout, *, idle_seconds: float) -> dict[str, Any]:
         for n in range(3)])
     empty.stop()
 
-    ids = live_correlation_ids(layout.home, PROBES + 6)
+    ids = live_correlation_ids(layout.home, PROBES + 6, f["paused"] - f["expired"])
+    assert len(ids) == PROBES + 6, "too few live instances to resume"
     log(f"parked {park_expired(layout.home, park=True):,} expired (the clock leaves them)")
     log(f"{f['paused']:,} paused: start-up")
     agent = RunningAgent(layout.home)
+    try:
+        measure_running(layout, agent, ids, f)
+    finally:
+        if agent.pid:
+            agent.stop()
+    f["load_after"] = os.getloadavg()
+    return f
+
+
+def measure_running(layout: Layout, agent: RunningAgent, ids: list[str],
+                    f: dict[str, Any]) -> None:
+    idle_seconds = f["idle_seconds"]
     f["start"] = agent.start()
     log("waiting for the store's check in the background to end")
     f["background_check"] = agent.wait_checked()
@@ -610,9 +643,6 @@ def measure(layout: Layout, *, idle_seconds: float) -> dict[str, Any]:
     log(f"unparked {park_expired(layout.home, park=False):,} expired: purge-expired")
     f["purge"] = purge(agent, ids)
     f["after_purge"] = paused_count(layout.home)
-    agent.stop()
-    f["load_after"] = os.getloadavg()
-    return f
 
 
 def print_figures(f: dict[str, Any]) -> None:
