@@ -126,9 +126,9 @@ def print_busy(figures: dict[str, Any]) -> None:
     info = figures["run"]
     if info["busy"]:
         print(f"  note: the load average ({info['load_before']:.1f} before, "
-              f"{info['load_after']:.1f} after) exceeded the cores: other work shared the "
-              "disk and the CPU,\n  and limits and figures measured moments apart drift; "
-              "run again on a quieter machine")
+              f"{info['load_after']:.1f} after) exceeded the cores: other work\n"
+              "  shared the disk and the CPU, and limits and figures measured a moment "
+              "apart drift;\n  run again on a quieter machine")
 
 
 def print_report(figures: dict[str, Any]) -> None:
