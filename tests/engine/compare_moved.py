@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 #: the commit before the first move (the harness and testpaths only)
 BEFORE = "c5dc8c0"
 MOVED = ["test_language", "test_steps", "test_checkpoint_blocks", "test_validate_findings",
-         "test_bad_definitions", "test_doc_examples", "test_checkpoints"]
+         "test_bad_definitions", "test_doc_examples", "test_checkpoints", "test_regressions"]
 #: what replaced them: the end-to-end files that stayed, and the engine files
-AFTER = ([f"tests/e2e/{name}.py" for name in MOVED if name != "test_doc_examples"]
+AFTER = ([f"tests/e2e/{name}.py" for name in MOVED if (REPO / f"tests/e2e/{name}.py").exists()]
          + [f"tests/engine/{name}.py" for name in MOVED])
 SUPPORT = ["tests/conftest.py", "tests/helpers.py", "tests/unit/test_docs.py",
            "tests/unit/__init__.py"]
