@@ -27,11 +27,10 @@ from procctl.agent.errors import ExpressionError
 from procctl.agent.expression_limits import SliceExpired, budget
 from procctl.agent.plain_templates import (
     MISS,
-    NamePath,
     Parts,
-    look_up,
+    PlainExpression,
+    plain_expression,
     plain_parts,
-    plain_path,
     render_plain,
 )
 from procctl.agent.sandbox import Sandbox
@@ -71,22 +70,23 @@ class Expression:
     results_read: frozenset[str] = field(default_factory=frozenset)
     results_dynamic: bool = False
     _compiled: Any = field(default=None, compare=False, repr=False)
-    #: a "template" that is one plain name (`{{ order }}`, `{{ process.name }}`)
-    _path: NamePath | None = field(default=None, compare=False, repr=False)
+    #: a "template" or "condition" of one plain name or comparison (`{{ order }}`,
+    #: `process.name`, `blob == ''`): agent/plain_templates.py
+    _plain: PlainExpression | None = field(default=None, compare=False, repr=False)
     #: a "text" of literal text and plain names (agent/plain_templates.py)
     _parts: Parts | None = field(default=None, compare=False, repr=False)
 
     @property
     def plain(self) -> bool:
         """Evaluated without Jinja when its names are found (agent/plain_templates.py)."""
-        return self._path is not None or self._parts is not None
+        return self._plain is not None or self._parts is not None
 
     def evaluate_plain(self, context: Mapping[str, Any]) -> Any:
         """The value without Jinja, or MISS (then `evaluate` gives the value or the error
         a Jinja evaluation gives)."""
         try:
-            if self._path is not None:
-                return look_up(self._path, context)
+            if self._plain is not None:
+                return self._plain(context)
             if self._parts is not None:
                 with budget() as active:
                     return render_plain(self._parts, context, active)
@@ -98,7 +98,7 @@ class Expression:
         """The value, within the evaluation's budget (the field's, when one is open)."""
         if self.kind == "literal":
             return self.source
-        if self._path is not None or self._parts is not None:
+        if self._plain is not None or self._parts is not None:
             value = self.evaluate_plain(context)
             if value is not MISS:
                 return value
@@ -189,7 +189,7 @@ def compile_template(text: str) -> Expression:
         single = _single_expression(tree)
         if single is not None:
             return Expression(text, "template", variables, results, dynamic,
-                              _compile_expression(single), _path=plain_path(single))
+                              _compile_expression(single), _plain=plain_expression(single))
         return Expression(text, "text", variables, results, dynamic, _ENV.from_string(tree),
                           _parts=plain_parts(tree))
     except TemplateSyntaxError as exc:
@@ -209,7 +209,7 @@ def compile_condition(source: str) -> Expression:
     except TemplateSyntaxError as exc:
         raise _syntax_error(source, exc) from exc
     return Expression(source, "condition", variables, results, dynamic, compiled,
-                      _path=plain_path(expression))
+                      _plain=plain_expression(expression))
 
 
 def iter_templates(value: Any) -> Iterator[str]:

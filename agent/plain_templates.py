@@ -1,4 +1,5 @@
-"""Templates that are only text and plain names, evaluated without Jinja.
+"""Templates that are only text and plain names, and conditions that compare one,
+evaluated without Jinja.
 
 `"approval-{{ order }}"`, `"{{ order }}"` or `"bench-{{ process.instance_id }}-{{ i }}"`
 (a correlation ID, most often) are found when the template is compiled: its parsed body
@@ -18,12 +19,17 @@ renders with Jinja, which gives the value or the error it always gave:
   as the compiled expression does; text gives `str()` of each value joined with the
   literal text, as the render does, with its size counted as the render counts it
   (the sandbox's `count_output`); past the evaluation's bound it is a MISS, so that
-  Jinja raises the size error.
+  Jinja raises the size error;
+- a condition (or `{{ }}` field) may also be `not X` or one comparison (`==`, `!=`,
+  `<`, `>`, `<=`, `>=`, `in`, `not in`) of a name and a constant or another name,
+  which Jinja compiles to that very Python operation (the sandbox does not intercept
+  comparisons); one that raises is a MISS, and Jinja raises it again, as its error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from jinja2 import nodes
@@ -75,9 +81,61 @@ def plain_parts(tree: nodes.Template) -> Parts | None:
     return tuple(parts)
 
 
-def plain_path(expression: nodes.Expr) -> NamePath | None:
-    """The path of an expression that is only a name and `.key` reads, else None."""
-    return _path(expression)
+#: an expression evaluated without Jinja: (context) -> its value, or MISS
+PlainExpression = Callable[[Mapping[str, Any]], Any]
+
+_COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "gt": operator.gt,
+    "lteq": operator.le, "gteq": operator.ge,
+    "in": lambda left, right: left in right, "notin": lambda left, right: left not in right,
+}
+_CONSTANTS = (str, int, float, bool, type(None))
+
+
+def plain_expression(expression: nodes.Expr) -> PlainExpression | None:
+    """An expression that is a name (with `.key` reads), `not` of a plain expression,
+    or one comparison of a name with a constant or a name; else None."""
+    path = _path(expression)
+    if path is not None:
+        return lambda context: look_up(path, context)
+    if isinstance(expression, nodes.Not):
+        inner = plain_expression(expression.node)
+        if inner is None:
+            return None
+        return lambda context: _negated(inner(context))
+    if isinstance(expression, nodes.Compare) and len(expression.ops) == 1:
+        compare = _COMPARISONS.get(expression.ops[0].op)
+        left, right = _operand(expression.expr), _operand(expression.ops[0].expr)
+        if compare is None or left is None or right is None or not (
+                isinstance(left, tuple) or isinstance(right, tuple)):
+            return None
+        return lambda context: _compared(compare, left, right, context)
+    return None
+
+
+def _operand(node: nodes.Expr) -> NamePath | nodes.Const | None:
+    if isinstance(node, nodes.Const) and type(node.value) in _CONSTANTS:
+        return node
+    return _path(node)
+
+
+def _value(operand: NamePath | nodes.Const, context: Mapping[str, Any]) -> Any:
+    return operand.value if isinstance(operand, nodes.Const) else look_up(operand, context)
+
+
+def _negated(value: Any) -> Any:
+    return value if value is MISS else not value
+
+
+def _compared(compare: Callable[[Any, Any], Any], left: NamePath | nodes.Const,
+              right: NamePath | nodes.Const, context: Mapping[str, Any]) -> Any:
+    first, second = _value(left, context), _value(right, context)
+    if first is MISS or second is MISS:
+        return MISS
+    try:
+        return compare(first, second)
+    except Exception:  # a comparison Python refuses: Jinja raises it as the error
+        return MISS
 
 
 def look_up(path: NamePath, context: Mapping[str, Any]) -> Any:

@@ -55,7 +55,7 @@ NOT_PLAIN = [
 
 
 def jinja_only(expression: Expression) -> Expression:
-    return dataclasses.replace(expression, _path=None, _parts=None)
+    return dataclasses.replace(expression, _plain=None, _parts=None)
 
 
 def outcome(expression: Expression, context: dict[str, Any]) -> tuple[str, Any]:
@@ -97,11 +97,25 @@ def test_undefined_names_raise_jinja_s_error() -> None:
             expression.evaluate(CONTEXT)
 
 
-@pytest.mark.parametrize("source", ["flag", "nothing", "process.trigger.kind", "missing",
-                                    "process.items", "{{ n }}"])
-def test_conditions_of_one_name(source: str) -> None:
+PLAIN_CONDITIONS = [
+    "flag", "nothing", "process.trigger.kind", "missing", "{{ n }}", "order == 'A-17'",
+    "order == ''", "text != ''", "n > 41", "n < 41", "n >= 42", "ratio <= 0.5",
+    "n == 42.0", "flag == true", "nothing == none", "n != nothing",
+    "'two' in items", "n in items", "'x' not in text", "order in process",
+    "process.trigger.kind == 'run'", "not flag", "not nothing", "not missing",
+    "not (n > 3)", "order < n", "n in n", "missing == 1", "1 == missing",
+    "order == order", "when == when", "process.missing != 1", "n == -1",
+]
+JINJA_CONDITIONS = ["process.items", "n > 1 and flag", "1 < n < 50", "n + 1 == 43",
+                    "order | length > 2", "n is even", "order.upper() == 'A-17'",
+                    "nothing is none", "big > 2 ** 69", "1 == 1"]
+
+
+@pytest.mark.parametrize("source", PLAIN_CONDITIONS + JINJA_CONDITIONS)
+def test_conditions_give_what_jinja_gives(source: str) -> None:
     expression = compile_condition(source)
     assert outcome(expression, CONTEXT) == outcome(jinja_only(expression), CONTEXT)
+    assert expression.plain == (source in PLAIN_CONDITIONS)
 
 
 @pytest.fixture
