@@ -223,3 +223,51 @@ def test_validate_text_lists_warning_and_error_in_line_order_with_hints(
         "reads variable 'totl', which no param or earlier step sets",
         "Hint: did you mean 'total'?",
     ], str(result)
+
+
+LIVENESS = """\
+[process]
+name = "live"
+
+[[steps]]
+id = "first"
+task = "log"
+with = { message = "one" }
+
+[[steps]]
+id = "early"
+kind = "checkpoint"
+correlation_id = "live-early"
+continue = true
+
+[[steps]]
+id = "count"
+task = "log"
+with = { message = "{{ results | length }} results so far" }
+
+[[steps]]
+id = "values"
+kind = "set"
+values = { kept = 1, dropped = 2, also = "{{ dropped }}" }
+
+[[steps]]
+id = "wait"
+kind = "checkpoint"
+correlation_id = "live"
+
+[[steps]]
+id = "use"
+kind = "return"
+value = { kept = "{{ kept }}", first = "{{ results['first'] }}" }
+"""
+
+
+def test_validate_json_lists_what_each_checkpoint_stores(
+        procctl: Procctl, write_definition: WriteDefinition) -> None:
+    # (moved here from the checkpoints' end-to-end test, whose snapshot checks run on
+    # the engine now: tests/engine/test_checkpoints.py)
+    report = procctl.ok("validate", "--json", write_definition(LIVENESS)).json()
+    assert report["checkpoints"] == {
+        "early": {"variables": [], "results": ["*"]},  # `{{ results }}` reads them all
+        "wait": {"variables": ["kept"], "results": ["first"]},
+    }
