@@ -70,9 +70,11 @@ if _TYPER_COERCION:
             plain = _plain(self.annotation, value)
             if plain is not _NOT_PLAIN:
                 return plain
-            if self.annotation is Path and type(value) in (str, Path):
+            if self.annotation is Path and type(value) in (str, Path) \
+                    and "\x00" not in str(value):
                 # what typer's path adapter does with Path(value), pydantic's reading of
-                # any string as a Path
+                # any string as a Path (a NUL, which no argument can hold, fails inside
+                # pydantic there: left to typer)
                 return coerce_cli_path(Path(value), self.parameter_info, path_type=Path,
                                        param=param, ctx=ctx)
             full = build_runtime_param(param.type_descriptor)

@@ -49,7 +49,7 @@ def values(tmp_path: Path) -> list[Any]:
     return [None, "", " ", "abc", "10", "-3", "+4", "007", " 5", "1_000", "10.0", "1e3",
             "9" * 30, 0, 7, -1, True, False, 2.5, "-", "~/x", str(existing_file),
             str(existing_dir), str(tmp_path / "missing"), existing_file, Path("rel"),
-            ("a", "b"), ["c"], (), ("a", 1), b"bytes"]
+            ("a", "b"), ["c"], (), ("a", 1), b"bytes", "nul\x00byte", Path("nul\x00")]
 
 
 def test_plain_coercion_gives_what_typer_gives(tmp_path: Path) -> None:
