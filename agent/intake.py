@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from procctl.store.clock import utc_now
 from procctl.store.records import Delivery, SignalRecord
 
 log = logging.getLogger("procctl.signals")
+
+#: signal files up to this size are read on the event loop, larger ones on a thread
+INLINE_READ_BYTES = 64 * 1024
 
 
 class SignalDesk:
@@ -99,7 +103,13 @@ class SignalDesk:
         name = signals.printable_name(path.name)
         source = f"file:{name}"
         try:
-            signal = await asyncio.to_thread(signals.read_signal_file, path, self.max_bytes)
+            if stat.S_ISREG(info.st_mode) and info.st_size <= INLINE_READ_BYTES:
+                # A small regular file is read in place: a hand-off to a thread and back
+                # cost more than the read (it is opened non-blocking and checked again).
+                signal = signals.read_signal_file(path, self.max_bytes)
+            else:
+                signal = await asyncio.to_thread(signals.read_signal_file, path,
+                                                 self.max_bytes)
         except signals.SignalRejected as exc:
             await self._reject(path, source, exc.reason)
             return
@@ -135,6 +145,11 @@ class SignalDesk:
         if delivery.outcome in ("rejected", "duplicate") and not repeat_of_this_file:
             await self._file(path, delivery.reason)
         else:
+            if delivery.outcome == "applied":
+                # The resumed instance runs first, up to its first wait: filing the file
+                # on a thread meanwhile would take the GIL from it (and it is recorded:
+                # a crash before the move reads it again as the same signal).
+                await asyncio.sleep(0)
             await self._file(path, None)
 
     async def _reject(self, path: Path, source: str, reason: str, *,
