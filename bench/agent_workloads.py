@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -259,15 +259,20 @@ class Bench:
     # -- (a) checkpoint throughput ---------------------------------------------------
 
     def throughput(self, label: str, instances: int, per_instance: int, pad: int,
-                   repeats: int = 1) -> dict[str, Any]:
+                   repeats: int = 1,
+                   between: Callable[[], object] | None = None) -> dict[str, Any]:
         """`instances` at once (or, for 1, `repeats` runs one after the other), each
         saving `per_instance` checkpoints. The rate is checkpoints per second of the
         time between the first and the last checkpoint_saved event (for repeats: the
-        sum over the runs of (count - 1), over the sum of their spans)."""
+        sum over the runs of (count - 1), over the sum of their spans). `between` (for
+        1 instance) is called before each run and after the last: the bench measures
+        a slice of the run's raw limit there."""
         walls: list[float] = []
         if instances == 1:
             ids = []
             for _ in range(repeats):
+                if between is not None:
+                    between()
                 # Timed from outside: the request `procctl run --wait` sends, followed to
                 # the end (this leaves out the CLI's own start-up, about a second).
                 started = time.perf_counter()
@@ -276,6 +281,8 @@ class Bench:
                 if summary["status"] != "completed":
                     raise RuntimeError(f"bench instance did not complete: {summary}")
                 ids.append(summary["instance_id"])
+            if between is not None:
+                between()
         else:
             go_at = time.time() + 1.0 + 0.03 * instances
             ids = [self.submit("checkpoints", items=per_instance, pad=pad, go_at=go_at)
@@ -336,7 +343,10 @@ class Bench:
 
     # -- (b) signal file rename -> next step running -------------------------------------
 
-    def signal_latency(self, count: int) -> dict[str, Any]:
+    def signal_latency(self, count: int,
+                       between: Callable[[], object] | None = None) -> dict[str, Any]:
+        """`count` paused instances, each resumed by a signal file in turn; `between`
+        is called after each (the bench takes a signal floor sample there)."""
         ids = [self.submit("signal") for _ in range(count)]
         self.wait_status(ids, {"paused"}, timeout=300)
         directory = Path(self.client.request("status")["signals_dir"])
@@ -370,6 +380,8 @@ class Bench:
                         resumed.append(parse_at(event.at) - renamed_at)
                 samples.append(started_next - renamed_at)
                 self.wait_status([instance_id], {"completed"}, timeout=30)
+                if between is not None:
+                    between()
         return {"samples": samples, "applied": applied, "resumed": resumed}
 
 

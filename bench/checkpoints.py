@@ -6,7 +6,8 @@
 
 In a temporary home it measures, in one run and on one file system, procctl's own
 figures from a real agent (`procctl agent run`, agent_workloads.py, read from the
-instances' history), each with its raw limit measured right before and right after it:
+instances' history), each beside its raw limit measured at the same moments (in slices
+between its runs, just before and after it, or one sample after each of its own):
 SQLite WAL + synchronous=FULL commit loops (raw_limits.py) and the signal floor
 (signal_floor.py); then the time to encode a nested 100 KB snapshot (encode_time.py).
 It prints each procctl figure beside its limit and issue 11's target (targets.py), then
@@ -31,9 +32,9 @@ from typing import Any, TypeVar
 from agent_workloads import LARGE_PAD, SMALL_PAD, Bench, machine_facts, parse_at
 from encode_time import time_encode
 from figures import spread
-from raw_limits import RawLoop, RawStore, measure
+from raw_limits import CommitLoop, RawLoop, RawStore, measure, merged
 from report import print_commits, print_report
-from signal_floor import signal_floor
+from signal_floor import SignalFloor
 from targets import issue_targets
 
 KB = 1024
@@ -92,11 +93,32 @@ L = TypeVar("L")
 
 
 def beside(limit: Callable[[], L], figure: Callable[[], T]) -> tuple[T, list[L]]:
-    """A procctl figure with its limit measured right before and right after it, so
-    both see the same moment of a shared, noisy machine."""
+    """A procctl figure with its limit measured right before and right after it."""
     before = limit()
     result = figure()
     return result, [before, limit()]
+
+
+class Slices:
+    """A raw loop measured in slices between procctl's runs (`take` is the `between`
+    hook of Bench.throughput), so that both meet the same moments of the machine."""
+
+    def __init__(self, store: RawStore, loop: RawLoop, slices: int) -> None:
+        self.store = store
+        self.loop = loop
+        self.size = max(1, loop.commits // slices)
+        self.taken: list[CommitLoop] = []
+
+    def take(self) -> None:
+        if not self.taken:  # unmeasured commits of its own kind first
+            self.store.commit_loop(self.loop.row_bytes, max(1, self.loop.commits // 10),
+                                   self.loop.rows_per_commit)
+        self.taken.append(self.store.commit_loop(self.loop.row_bytes, self.size,
+                                                 self.loop.rows_per_commit))
+
+    def result(self) -> list[dict[str, Any]]:
+        return [{"when": f"between the runs ({len(self.taken)} slices)",
+                 **merged(self.taken).to_json()}]
 
 
 def run(plan: Plan, workdir: Path, quick: bool) -> dict[str, Any]:
@@ -105,11 +127,6 @@ def run(plan: Plan, workdir: Path, quick: bool) -> dict[str, Any]:
     began = time.perf_counter()
     load_before = os.getloadavg()
     raw_store = RawStore(workdir / "raw-limits.db")  # beside the home: same file system
-    floors = iter(workdir / f"floor-{n}" for n in range(2))
-
-    def floor() -> dict[str, float]:
-        return spread(signal_floor(next(floors), raw_store.path, plan.signals))
-
     try:
         wal_bytes = raw_store.grow_wal()
         with bench.agent():
@@ -117,16 +134,14 @@ def run(plan: Plan, workdir: Path, quick: bool) -> dict[str, Any]:
             # Not measured: the first commits of a fresh store also grow its WAL file,
             # which costs a metadata sync each; afterwards the WAL's pages are reused.
             bench.submit_and_wait("checkpoints", items=plan.warm_up, pad=SMALL_PAD)
-            note("1 instance, ~1 KB, beside raw 1 KB commits")
-            one_small, raw_small = beside(
-                lambda: measure(raw_store, plan.raw_small),
-                lambda: bench.throughput("1 instance, ~1 KB", 1, plan.single, SMALL_PAD,
-                                         plan.repeats))
-            note("1 instance, ~100 KB, beside raw 100 KB commits")
-            one_large, raw_large = beside(
-                lambda: measure(raw_store, plan.raw_large),
-                lambda: bench.throughput("1 instance, ~100 KB", 1, plan.single, LARGE_PAD,
-                                         plan.repeats))
+            note("1 instance, ~1 KB, between slices of raw 1 KB commits")
+            raw_small = Slices(raw_store, plan.raw_small, plan.repeats + 1)
+            one_small = bench.throughput("1 instance, ~1 KB", 1, plan.single, SMALL_PAD,
+                                         plan.repeats, between=raw_small.take)
+            note("1 instance, ~100 KB, between slices of raw 100 KB commits")
+            raw_large = Slices(raw_store, plan.raw_large, plan.repeats + 1)
+            one_large = bench.throughput("1 instance, ~100 KB", 1, plan.single, LARGE_PAD,
+                                         plan.repeats, between=raw_large.take)
             note(f"{plan.instances} instances, ~1 KB, beside raw 100-row batches")
             many_small, raw_batch = beside(
                 lambda: measure(raw_store, plan.raw_batch),
@@ -142,9 +157,9 @@ def run(plan: Plan, workdir: Path, quick: bool) -> dict[str, Any]:
             cross_check = (len(shown) == one_small["first_count"]
                            and parse_at(shown[0]["at"]) == one_small["first_at"]
                            and parse_at(shown[-1]["at"]) == one_small["last_at"])
-            note("signal latency, beside the signal floor")
-            latency, floor_spreads = beside(floor,
-                                            lambda: bench.signal_latency(plan.signals))
+            note("signal latency, each signal followed by a signal floor sample")
+            with SignalFloor(workdir / "floor", raw_store.path) as floor:
+                latency = bench.signal_latency(plan.signals, between=floor.sample)
             note("commits per checkpoint and per signal")
             durable = (bench.commits_per_checkpoint(50, 250),
                        bench.commits_per_signal(plan.commit_signals))
@@ -160,10 +175,12 @@ def run(plan: Plan, workdir: Path, quick: bool) -> dict[str, Any]:
                 "busy": max(load_before[0], load_after[0]) > (os.cpu_count() or 1)},
         "machine": dict(machine_facts(workdir / "home")),
         "raw": {"wal_bytes": wal_bytes,
-                "single_1kb": [r.to_json() for r in raw_small],
-                "single_100kb": [r.to_json() for r in raw_large],
-                "batch_100x1kb": [r.to_json() for r in raw_batch]},
-        "signal_floor": floor_spreads,
+                "single_1kb": raw_small.result(),
+                "single_100kb": raw_large.result(),
+                "batch_100x1kb": [{"when": when, **r.to_json()}
+                                  for when, r in zip(("before", "after"), raw_batch,
+                                                     strict=True)]},
+        "signal_floor": [{"when": "after each procctl signal", **spread(floor.latencies)}],
         "procctl": {
             "one_instance_1kb": throughput_json(one_small),
             "one_instance_100kb": throughput_json(one_large),

@@ -148,3 +148,15 @@ def measure(store: RawStore, loop: RawLoop) -> CommitLoop:
     """The loop, after a tenth as many unmeasured commits of its own kind."""
     store.commit_loop(loop.row_bytes, max(1, loop.commits // 10), loop.rows_per_commit)
     return store.commit_loop(loop.row_bytes, loop.commits, loop.rows_per_commit)
+
+
+def merged(loops: list[CommitLoop]) -> CommitLoop:
+    """Slices of one loop, measured apart (between procctl's runs), as one loop."""
+    first = loops[0]
+    if any((loop.row_bytes, loop.rows_per_commit) != (first.row_bytes, first.rows_per_commit)
+           for loop in loops):
+        raise ValueError("slices of different loops")
+    return CommitLoop(first.row_bytes, first.rows_per_commit,
+                      sum(loop.commits for loop in loops),
+                      sum(loop.seconds for loop in loops),
+                      tuple(t for loop in loops for t in loop.times))

@@ -8,8 +8,6 @@ from agent_workloads import SMALL_PAD
 from figures import size_text, table
 from targets import Target, issue_targets, targets_table
 
-WHEN = ("before", "after")
-
 
 def _ms(value: float) -> str:
     return f"{value:.2f} ms"
@@ -26,14 +24,15 @@ def print_header(figures: dict[str, Any]) -> None:
 
 def print_limits(figures: dict[str, Any]) -> None:
     print("\nRaw limits: a SQLite file beside the home (WAL, synchronous=FULL, Python's "
-          "sqlite3),\neach measured right before and right after the procctl figure it "
-          "limits; the WAL was\nfirst grown to "
+          "sqlite3), each\nmeasured at the same moments as the procctl figure it limits; "
+          "the WAL was first grown\nto "
           f"{size_text(figures['raw']['wal_bytes'])}\n")
     rows = []
     names = (("single_1kb", "1 KB row per commit"), ("single_100kb", "100 KB row per commit"),
              ("batch_100x1kb", "100 x 1 KB rows per commit"))
     for key, name in names:
-        for when, loop in zip(WHEN, figures["raw"][key], strict=True):
+        for loop in figures["raw"][key]:
+            when = loop["when"]
             rows.append([name, when, str(loop["commits"]), f"{loop['commits_per_s']:,.0f}",
                          f"{loop['rows_per_s']:,.0f}", _ms(loop["commit_p50_ms"]),
                          _ms(loop["commit_p99_ms"])])
@@ -41,9 +40,9 @@ def print_limits(figures: dict[str, Any]) -> None:
                  "commit p99"], rows))
     print("\nSignal floor: rename -> watchdog event -> read, JSON-decode, one durable commit\n")
     print(table(["when", "samples", "p50", "p99", "max"],
-                [[when, f"{f['samples']:.0f}", _ms(f["p50_ms"]), _ms(f["p99_ms"]),
+                [[f["when"], f"{f['samples']:.0f}", _ms(f["p50_ms"]), _ms(f["p99_ms"]),
                   _ms(f["max_ms"])]
-                 for when, f in zip(WHEN, figures["signal_floor"], strict=True)]))
+                 for f in figures["signal_floor"]]))
 
 
 def print_throughput(figures: dict[str, Any]) -> None:
@@ -115,8 +114,8 @@ def print_encode(figures: dict[str, Any]) -> None:
 
 
 def print_targets(targets: list[Target]) -> None:
-    print("\nTargets (issue 11): procctl beside its limit measured in this run; a measured "
-          "limit is\nthe better of its measurements right before and right after\n")
+    print("\nTargets (issue 11): procctl beside its limit measured in this run (of a limit "
+          "measured\nbefore and after, the better)\n")
     print(targets_table(targets))
     missed = sum(not t.met for t in targets)
     print(f"  {len(targets) - missed} of {len(targets)} met")

@@ -73,34 +73,65 @@ class _Recorder(FileSystemEventHandler):
             return self.done[name]
 
 
+class SignalFloor:
+    """An observed directory and its SQLite file; `sample()` measures one signal.
+
+    Used as a context manager, so that its samples can be taken one at a time between
+    procctl's own (the same moments of a shared machine for both)."""
+
+    def __init__(self, directory: Path, db_path: Path, timeout: float = 10.0) -> None:
+        self.directory = directory
+        self.db_path = db_path
+        self.timeout = timeout
+        self.count = 0
+        self.latencies: list[float] = []
+        self._db: sqlite3.Connection | None = None
+        self._recorder: _Recorder | None = None
+        self._observer: BaseObserver | None = None
+
+    def __enter__(self) -> SignalFloor:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._db = connect(self.db_path)
+        self._db.execute("CREATE TABLE IF NOT EXISTS signals (id INTEGER PRIMARY KEY,"
+                         " signal_id TEXT NOT NULL, payload TEXT NOT NULL)")
+        self._recorder = _Recorder(self._db)
+        self._observer = _observer()
+        self._observer.schedule(self._recorder, str(self.directory), recursive=False)
+        self._observer.daemon = True
+        self._observer.start()
+        time.sleep(0.1)  # the watch is in place
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=10)
+        if self._db is not None:
+            self._db.close()
+
+    def sample(self) -> float:
+        """One signal file, written, renamed and waited for: its latency in seconds."""
+        assert self._recorder is not None, "use SignalFloor as a context manager"
+        number = self.count
+        self.count += 1
+        document = {"correlation_id": f"floor-{number}", "payload": {"n": number},
+                    "signal_id": f"floor-{number}"}
+        temporary = self.directory / f"floor-{number}.json.tmp"
+        temporary.write_text(json.dumps(document), encoding="utf-8")
+        renamed_at = time.perf_counter()
+        os.rename(temporary, self.directory / f"floor-{number}.json")
+        latency = self._recorder.wait(f"floor-{number}.json", self.timeout) - renamed_at
+        self.latencies.append(latency)
+        return latency
+
+
 def signal_floor(directory: Path, db_path: Path, samples: int, gap: float = 0.01,
                  timeout: float = 10.0) -> list[float]:
     """`samples` latencies in seconds, one signal file at a time, each waited for and
     followed by `gap` seconds idle (procctl's measurement lets the agent go idle
     between signals too: a thread woken from idle is part of the latency)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    db = connect(db_path)
-    db.execute("CREATE TABLE IF NOT EXISTS signals (id INTEGER PRIMARY KEY,"
-               " signal_id TEXT NOT NULL, payload TEXT NOT NULL)")
-    recorder = _Recorder(db)
-    observer = _observer()
-    observer.schedule(recorder, str(directory), recursive=False)
-    observer.daemon = True
-    observer.start()
-    latencies: list[float] = []
-    try:
-        time.sleep(0.1)  # the watch is in place
-        for number in range(samples):
-            document = {"correlation_id": f"floor-{number}", "payload": {"n": number},
-                        "signal_id": f"floor-{number}"}
-            temporary = directory / f"floor-{number}.json.tmp"
-            temporary.write_text(json.dumps(document), encoding="utf-8")
-            renamed_at = time.perf_counter()
-            os.rename(temporary, directory / f"floor-{number}.json")
-            latencies.append(recorder.wait(f"floor-{number}.json", timeout) - renamed_at)
+    with SignalFloor(directory, db_path, timeout) as floor:
+        for _ in range(samples):
+            floor.sample()
             time.sleep(gap)
-    finally:
-        observer.stop()
-        observer.join(timeout=10)
-        db.close()
-    return latencies
+    return floor.latencies

@@ -45,6 +45,7 @@ def test_commit_loop_commits_each_row_durably_in_wal(bench: dict[str, ModuleType
         pages = store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
         assert grown >= page * pages  # the WAL reached its working size
         loop = store.commit_loop(row_bytes=2000, commits=7)
+        more = store.commit_loop(row_bytes=2000, commits=3)
         batch = raw.measure(store, raw.RawLoop(row_bytes=500, commits=4, rows_per_commit=9))
     finally:
         store.close()
@@ -52,6 +53,11 @@ def test_commit_loop_commits_each_row_durably_in_wal(bench: dict[str, ModuleType
     assert 0 < loop.p50 <= loop.p99 <= max(loop.times)
     assert loop.commits_per_second == pytest.approx(7 / loop.seconds)
     assert sum(loop.times) <= loop.seconds
+    both = raw.merged([loop, more])  # slices of one loop taken apart, as one
+    assert (both.commits, both.times) == (10, loop.times + more.times)
+    assert both.seconds == pytest.approx(loop.seconds + more.seconds)
+    with pytest.raises(ValueError):
+        raw.merged([loop, batch])
     assert (batch.commits, len(batch.times)) == (4, 4)
     assert batch.rows_per_second == pytest.approx(9 * batch.commits_per_second)
     shown = batch.to_json()
