@@ -1,24 +1,23 @@
 """Rich output: tables, progress lines, errors. No decisions are made here.
 
 rich is imported when something is printed through it: `console` and `err_console` are
-made on first use. Output that is not a terminal (a pipe, a file, a script) gets the
-plain text rich would print, written directly where that text is simple enough to be
-sure of it (`plain_table`, `plain_line`): importing rich and laying out a table with it
-takes longer than the rest of `procctl list` (bench/cli_startup.py).
+made on first use. The instances table and one-line messages are written without rich
+where procctl can write the very bytes rich would (cli/plain.py): importing rich and
+laying out a table with it takes longer than the rest of `procctl list`
+(bench/cli_startup.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 import sys
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from procctl.agent.durations import format_duration
+from procctl.cli import plain
+from procctl.cli.plain import PIPED_WIDTH
 from procctl.store.records import Status
 
 if TYPE_CHECKING:
@@ -30,10 +29,6 @@ if TYPE_CHECKING:
     console: Console
     err_console: Console
 
-#: Piped output is not cut to 80 columns: tables stay one line per row for grep and less.
-PIPED_WIDTH = 160
-
-
 def _console(name: str) -> Console:
     """The console called `name` ("console": stdout, "err_console": stderr), made on
     first use."""
@@ -41,6 +36,8 @@ def _console(name: str) -> Console:
     if made is None:
         from rich.console import Console
 
+        # Piped output is not cut to 80 columns: tables stay one line per row for grep
+        # and less.
         made = (Console(highlight=False, width=None if sys.stdout.isatty() else PIPED_WIDTH)
                 if name == "console" else Console(stderr=True, highlight=False))
         globals()[name] = made
@@ -161,12 +158,17 @@ def instances_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def print_instances(rows: list[dict[str, Any]]) -> None:
-    """The instances as a table on stdout: `instances_table`, written plainly when the
-    output is no terminal and the text is plain (see `plain_table`)."""
-    cells = [[str(row["instance_id"]), neutralise(str(row["process"])), str(row["status"]),
-              short_time(row["started_at"]), elapsed(row["started_at"], row["ended_at"])]
-             for row in rows]
-    text = plain_table(INSTANCE_COLUMNS, cells) if plain_stdout() else None
+    """The instances as a table on stdout: `instances_table`, or the same text written
+    without rich where procctl can (cli/plain.py)."""
+    layout = plain.stdout_layout()
+    text = None
+    if layout is not None:
+        cells = [[str(row["instance_id"]), neutralise(str(row["process"])),
+                  str(row["status"]), short_time(row["started_at"]),
+                  elapsed(row["started_at"], row["ended_at"])] for row in rows]
+        styles = [[None, None, STATUS_STYLES.get(row["status"], "white"), None, None]
+                  for row in rows]
+        text = plain.table(INSTANCE_COLUMNS, cells, layout, styles)
     if text is None:
         _console("console").print(instances_table(rows))
     else:
@@ -176,62 +178,12 @@ def print_instances(rows: list[dict[str, Any]]) -> None:
 def print_line(text: str) -> None:
     """One line of plain text (not markup: data in it already neutralised) on stdout,
     as `console.print` prints it."""
-    line = plain_line(text) if plain_stdout() else None
+    layout = plain.stdout_layout()
+    line = None if layout is None else plain.line(text, layout)
     if line is None:
         _console("console").print(escape(text))
     else:
         sys.stdout.write(line)
-
-
-def plain_stdout() -> bool:
-    """Whether rich would see stdout as no terminal (so print no colour, cursor or
-    other codes) and lay it out PIPED_WIDTH wide: rich's own test (Console.is_terminal:
-    TTY_COMPATIBLE, FORCE_COLOR, else isatty), with a terminal's width never plain."""
-    if sys.stdout.isatty():
-        return False
-    tty_compatible = os.environ.get("TTY_COMPATIBLE", "")
-    if tty_compatible in ("0", "1"):
-        return tty_compatible == "0"
-    return not os.environ.get("FORCE_COLOR")
-
-
-#: printable ASCII: one character, one column, as rich measures it
-_PLAIN_TEXT = re.compile(r"[ -~]*")
-#: an `:name:` rich may replace with an emoji (rich's own pattern allows any \S but
-#: ':' in a name); a two-digit name, as in a time, names none
-_EMOJI_CODE = re.compile(r":(?!\d\d:)[^:\s]+:")
-
-
-def _plain(text: str) -> bool:
-    """Whether rich prints `text`, given as markup, exactly as it is: printable ASCII
-    with no markup tag or escape ('[' or '\\') and no emoji code."""
-    return (_PLAIN_TEXT.fullmatch(text) is not None and "[" not in text and "\\" not in text
-            and _EMOJI_CODE.search(text) is None)
-
-
-def plain_table(header: Sequence[str], rows: Sequence[Sequence[str]],
-                width: int = PIPED_WIDTH) -> str | None:
-    """The text rich prints, on no terminal `width` wide, for
-    `Table(box=None, pad_edge=False)` of these cells: each column as wide as its widest
-    cell, two spaces between columns, every line padded to the table's width. None when
-    only rich can say: a cell that is not plain (`_plain`), or a table wider than
-    `width` (rich would wrap its cells)."""
-    columns = list(zip(header, *rows, strict=True))
-    widths = [max(map(len, column)) for column in columns]
-    if sum(widths) + 2 * (len(widths) - 1) > width:
-        return None
-    if not all(_plain(cell) for column in columns for cell in column):
-        return None
-    return "".join("  ".join(cell.ljust(size) for cell, size in zip(line, widths, strict=True))
-                   + "\n" for line in (header, *rows))
-
-
-def plain_line(text: str, width: int = PIPED_WIDTH) -> str | None:
-    """The line rich prints for `text` (escaped as markup) on no terminal `width`
-    wide, or None when only rich can say (not plain, or long enough to wrap)."""
-    if len(text) > width or not _plain(text):
-        return None
-    return text + "\n"
 
 
 def until(iso: str | None) -> str:

@@ -1,6 +1,9 @@
-"""Output that is no terminal is written without rich where rich would print the same
-bytes (cli/render.py: print_instances, print_line): checked against rich itself, over
-generated rows with plain text, markup, emoji codes, wide characters, long cells.
+"""The instances table and one-line messages are written without rich where procctl can
+write the very bytes rich would (cli/plain.py, cli/render.py): checked against rich
+itself, printing through procctl's own console, over generated rows (plain text,
+markup, emoji codes, wide characters, long cells) and environments (a pipe, terminals
+of every kind rich tells apart: dumb, NO_COLOR, COLUMNS and LINES, the terminal's size,
+FORCE_COLOR, TTY_COMPATIBLE).
 """
 
 from __future__ import annotations
@@ -8,15 +11,16 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
 import random
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 
-from procctl.cli import render
+from procctl.cli import plain, render
 
 STATUSES = ("running", "paused", "completed", "failed")
 #: text rich prints as it is, and text it does not (markup, escapes, emoji codes, wide
@@ -26,26 +30,53 @@ PLAIN = ("order-flow", "a b  c", " padded ", "", "x" * 70, "12:34:56", "ok:", "v
 OTHER = ("ünïcode", "宽字符", "[bold]x[/]", "back\\slash", "a:smile:b", "n:100:", "tab\there",
          "esc\x1b[31mred", "[", ":+1:")
 TEXTS = PLAIN + OTHER
+#: what rich reads from the environment, and values that make it decide differently
+ENVIRONMENT = {
+    "TERM": (None, "xterm-256color", "xterm-16color", "dumb", "unknown", "kitty"),
+    "COLORTERM": (None, "truecolor"),
+    "NO_COLOR": (None, "", "1"),
+    "COLUMNS": (None, "100", "200", "60", "abc"),
+    "LINES": (None, "30"),
+    "FORCE_COLOR": (None, None, None, "", "1"),
+    "TTY_COMPATIBLE": (None, None, None, "0", "1", "2"),
+}
 
 
-def rich_output(print_it: Any) -> str:
-    """What rich's own stdout console prints on no terminal (PIPED_WIDTH wide)."""
-    console = Console(file=io.StringIO(), highlight=False, width=render.PIPED_WIDTH)
-    print_it(console)
-    assert isinstance(console.file, io.StringIO)
-    return console.file.getvalue()
+class Terminal(io.StringIO):
+    """A stdout that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
 
 
-def procctl_output(monkeypatch: pytest.MonkeyPatch, print_it: Any) -> str:
-    """What procctl writes to a stdout that is no terminal."""
-    for name in ("TTY_COMPATIBLE", "FORCE_COLOR"):
-        monkeypatch.delenv(name, raising=False)
-    out = io.StringIO()
+def in_setting(monkeypatch: pytest.MonkeyPatch, rng: random.Random, print_it: Any) -> tuple[
+        str, str, dict[str, str | None]]:
+    """Under a random environment and stdout (a pipe or a terminal of a random size):
+    what procctl writes with `print_it(procctl)`, and what rich writes with
+    `print_it(rich)` through the console procctl would make there."""
+    env = {name: rng.choice(values) for name, values in ENVIRONMENT.items()}
+    size = rng.choice((None, 0, 80, 150, 220))
     with monkeypatch.context() as patch:
-        patch.setattr("sys.stdout", out)
-        patch.delattr(render, "console", raising=False)  # made again, on this stdout
-        print_it()
-    return out.getvalue()
+        for name, value in env.items():
+            if value is None:
+                patch.delenv(name, raising=False)
+            else:
+                patch.setenv(name, value)
+
+        def terminal_size(descriptor: int = 1) -> os.terminal_size:
+            if size is None:
+                raise OSError("not a terminal")
+            return os.terminal_size((size, 40))
+
+        patch.setattr(os, "get_terminal_size", terminal_size)
+        written = []
+        for through_rich in (False, True):
+            out = Terminal() if size is not None else io.StringIO()
+            patch.setattr("sys.stdout", out)
+            patch.delattr(render, "console", raising=False)  # made again, here
+            print_it(through_rich)
+            written.append(out.getvalue())
+    return written[0], written[1], {**env, "size": str(size)}
 
 
 def rows_for(rng: random.Random, count: int, texts: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -65,52 +96,85 @@ def rows_for(rng: random.Random, count: int, texts: tuple[str, ...]) -> list[dic
 
 def test_listing_without_rich_prints_what_rich_prints(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(11)
-    plain_cases = 0
-    for count in itertools.chain((1, 2, 3, 50), (rng.randrange(1, 20) for _ in range(200))):
-        rows = rows_for(rng, count, rng.choice((PLAIN, TEXTS)))
-        expected = rich_output(lambda console, rows=rows: console.print(
-            render.instances_table(rows)))
-        written = procctl_output(monkeypatch, lambda rows=rows: render.print_instances(rows))
-        assert written == expected, rows
-        cells = [[row["instance_id"], row["process"], row["status"], "t", "d"] for row in rows]
-        plain_cases += render.plain_table(render.INSTANCE_COLUMNS, cells) is not None
-    assert plain_cases > 20  # the plain path was taken, not only rich's
+    written_plainly = set()
+    for count in itertools.chain((1, 2, 3, 50), (rng.randrange(1, 20) for _ in range(400))):
+        rows = rows_for(rng, count, rng.choice((PLAIN, PLAIN, TEXTS)))
 
+        def print_it(through_rich: bool, rows: list[dict[str, Any]] = rows) -> None:
+            if through_rich:
+                render.console.print(render.instances_table(rows))
+            else:
+                render.print_instances(rows)
+                if "console" not in vars(render):  # rich's console was not needed
+                    codes = "\x1b" in sys.stdout.getvalue()  # type: ignore[attr-defined]
+                    written_plainly.add("with codes" if codes else "plain text")
 
-def test_typical_instances_are_written_without_rich() -> None:
-    rows = [{"instance_id": "3f2a9c", "process": "order-flow", "status": "completed",
-             "started_at": "2026-12-01T09:30:00+00:00", "ended_at": "2026-12-01T09:30:02+00:00"}]
-    cells = [["3f2a9c", "order-flow", "completed", render.short_time(rows[0]["started_at"]),
-              "2.00s"]]
-    assert render.plain_table(render.INSTANCE_COLUMNS, cells) is not None
+        ours, theirs, setting = in_setting(monkeypatch, rng, print_it)
+        assert ours == theirs, (setting, rows)
+    # the plain path was taken, to a pipe and to a terminal with codes
+    assert written_plainly == {"plain text", "with codes"}
 
 
 def test_a_line_without_rich_prints_what_rich_prints(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = random.Random(12)
     lines = [*TEXTS, "No instances in home /tmp/x (status failed).",
-             *("w" * size for size in (159, 160, 161)),
+             *("w" * size for size in (59, 60, 61, 79, 80, 81, 159, 160, 161)),
              *(" ".join(rng.choice(TEXTS) for _ in range(rng.randrange(1, 30)))
-               for _ in range(100))]
+               for _ in range(200))]
     for line in lines:
         text = render.neutralise(line)
-        expected = rich_output(lambda console, text=text: console.print(render.escape(text)))
-        assert procctl_output(monkeypatch, lambda text=text: render.print_line(text)) == \
-            expected, text
+
+        def print_it(through_rich: bool, text: str = text) -> None:
+            if through_rich:
+                render.console.print(render.escape(text))
+            else:
+                render.print_line(text)
+
+        ours, theirs, setting = in_setting(monkeypatch, rng, print_it)
+        assert ours == theirs, (setting, text)
 
 
-@pytest.mark.parametrize("tty_compatible", [None, "", "0", "1", "yes"])
-@pytest.mark.parametrize("force_color", [None, "", "1"])
-def test_plain_only_where_rich_sees_no_terminal(monkeypatch: pytest.MonkeyPatch,
-                                                tty_compatible: str | None,
-                                                force_color: str | None) -> None:
-    for name, value in (("TTY_COMPATIBLE", tty_compatible), ("FORCE_COLOR", force_color)):
+SETTINGS = list(itertools.product(
+    (None, "xterm-256color", "dumb"), (None, "1"), (None, "100", "abc"), (None, "30"),
+    (None, 0, 150), ((None, None), ("", None), ("1", None), (None, "0"), (None, "1"))))
+
+
+@pytest.mark.parametrize(("term", "no_color", "columns", "lines", "size", "forced"), SETTINGS)
+def test_the_layout_is_richs(monkeypatch: pytest.MonkeyPatch, term: str | None,
+                             no_color: str | None, columns: str | None, lines: str | None,
+                             size: int | None, forced: tuple[str | None, str | None]) -> None:
+    """Where procctl says how rich would write to stdout, rich's own console there says
+    the same: its width, whether it writes codes (a colour system), and colours."""
+    env = {"TERM": term, "NO_COLOR": no_color, "COLUMNS": columns, "LINES": lines,
+           "FORCE_COLOR": forced[0], "TTY_COMPATIBLE": forced[1], "COLORTERM": None}
+    for name, value in env.items():
         if value is None:
             monkeypatch.delenv(name, raising=False)
         else:
             monkeypatch.setenv(name, value)
-    out = io.StringIO()
-    monkeypatch.setattr("sys.stdout", out)
-    assert render.plain_stdout() == (not Console(file=out).is_terminal)
+
+    def terminal_size(descriptor: int = 1) -> os.terminal_size:
+        if size is None:
+            raise OSError("not a terminal")
+        return os.terminal_size((size, 40))
+
+    monkeypatch.setattr(os, "get_terminal_size", terminal_size)
+    monkeypatch.setattr("sys.stdout", Terminal() if size is not None else io.StringIO())
+    monkeypatch.delattr(render, "console", raising=False)
+    layout, console = plain.stdout_layout(), render.console
+    if layout is None:  # rich told to see a terminal as none, or the reverse
+        assert forced != (None, None)
+        return
+    writes_codes = console.color_system is not None
+    assert (layout.width, layout.styles, layout.colours) == (
+        console.width, writes_codes, writes_codes and not console.no_color)
+
+
+def test_typical_instances_are_written_without_rich() -> None:
+    cells = [["3f2a9c", "order-flow", "completed", "2026-12-01 09:30:00", "2.00s"]]
+    for layout in (plain.Layout(160, styles=False, colours=False),
+                   plain.Layout(120, styles=True, colours=True)):
+        assert plain.table(render.INSTANCE_COLUMNS, cells, layout, [[None] * 5]) is not None
 
 
 def test_the_table_shows_the_summarys_fields(tmp_path: Path) -> None:
