@@ -285,13 +285,16 @@ class InstanceManager:
         return record.id
 
     async def _pin(self, definition: Definition) -> None:
-        """Store a definition's text and, under its hash, those of the ones it calls."""
-        for child in definition.children.values():
-            await self._pin(child)
-        refs = {ref: child.sha256 for ref, child in definition.children.items()}
-        await self.worker.call(self.worker.store.put_definition, definition.sha256,
-                               definition.name, definition.version, definition.file,
-                               definition.source, json.dumps(refs) if refs else None)
+        """Store a definition's text and, under its hash, those of the ones it calls.
+        One this agent has stored or read from the store already (it is in the cache,
+        with the ones it calls) needs no store call: its text is there."""
+        if definition.sha256 not in self._definitions:
+            for child in definition.children.values():
+                await self._pin(child)
+            refs = {ref: child.sha256 for ref, child in definition.children.items()}
+            await self.worker.call(self.worker.store.put_definition, definition.sha256,
+                                   definition.name, definition.version, definition.file,
+                                   definition.source, json.dumps(refs) if refs else None)
         self._definitions[definition.sha256] = definition
 
     async def resume(self, instance_id: str, checkpoint: CheckpointRecord, *, resumed_by: str,
