@@ -9,11 +9,17 @@ command, whatever it imported and however: `importlib.import_module` too).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import struct
+import subprocess
+import termios
 from pathlib import Path
 
 import pytest
-from helpers import Procctl, Result
+from helpers import PROCCTL, Procctl, Result
 
 from procctl.store import Store
 
@@ -47,6 +53,36 @@ def run_recorded(procctl: Procctl, tmp_path: Path, *args: str) -> tuple[Result, 
     modules = set(dump.read_text(encoding="utf-8").split())
     assert {"typer", "procctl.cli.app"} <= modules, sorted(modules)
     return result, modules
+
+
+def on_terminal(procctl: Procctl, tmp_path: Path, *args: str) -> tuple[str, set[str]]:
+    """Run procctl with stdout on a pseudo-terminal 160 columns wide (TERM=xterm-256color):
+    what it wrote there, and every module imported when it exited."""
+    site, dump = tmp_path / "site", tmp_path / "modules.txt"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(_DUMP_MODULES, encoding="utf-8")
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    env = {**procctl.env, "TERM": "xterm-256color", "PYTHONPATH": str(site),
+           "PROCCTL_TEST_MODULES": str(dump)}
+    for name in ("NO_COLOR", "COLUMNS", "LINES", "FORCE_COLOR", "TTY_COMPATIBLE"):
+        env.pop(name, None)
+    proc = subprocess.Popen([PROCCTL, *args], stdin=subprocess.DEVNULL, stdout=child_fd,
+                            stderr=subprocess.PIPE, env=env)
+    os.close(child_fd)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # EIO: the terminal's other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main_fd)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return b"".join(chunks).decode(), set(dump.read_text(encoding="utf-8").split())
 
 
 def offenders(modules: set[str], unwanted: tuple[str, ...]) -> list[str]:
@@ -84,6 +120,12 @@ def test_list_imports_the_store_and_nothing_heavy(procctl: Procctl, home: Path,
     # to a pipe, plain names: the table rich would print, written without rich; and
     # without decoding params and results (only --json prints them)
     assert offenders(modules, ("rich", "procctl.agent.values")) == [], listed.args
+
+    # on a terminal: rich's coloured table, written without rich too (cli/plain.py)
+    shown, modules = on_terminal(procctl, tmp_path, "list", "--limit", "2")
+    assert shown.startswith("\x1b[1mINSTANCE"), repr(shown)
+    assert "\x1b[36mrunning\x1b[0m" in shown, repr(shown)
+    assert offenders(modules, (*HEAVY, "rich")) == [], shown
 
     as_json, modules = run_recorded(procctl, tmp_path, "list", "--json")
     assert [row["instance_id"] for row in json.loads(as_json.out)] == [
