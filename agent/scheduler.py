@@ -34,6 +34,8 @@ OPTIMIZE_SECONDS = 3600.0
 #: (a resume makes a few in a row) waits behind it
 BATCH_SECONDS = 0.04
 MIN_BATCH = 10
+#: a purge pauses this share of each batch's time before the next batch
+PURGE_PAUSE = 0.5
 
 
 @dataclass
@@ -164,7 +166,14 @@ class Scheduler:
                     return
                 after = rows[-1].key
                 found = [decide(row) for row in rows]
-                yield found if dry_run else await self._timed_apply(found)
+                if dry_run:
+                    yield found
+                else:
+                    started = time.perf_counter()
+                    yield await self._timed_apply(found)
+                    # A pause as long as half the batch: the store calls that queued
+                    # behind it (a resume makes several in a row) run before the next.
+                    await asyncio.sleep((time.perf_counter() - started) * PURGE_PAUSE)
                 if len(rows) < size:
                     return
         finally:

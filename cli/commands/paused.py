@@ -28,7 +28,7 @@ from procctl.store.records import PausedRow
 from procctl.store.schema import SCHEMA_VERSION
 
 #: rows a table shows unless --limit says otherwise
-TABLE_ROWS = 200
+TABLE_ROWS = 50
 #: rows read per page while --json streams
 PAGE = 1000
 #: the table's count stops here ("more than 10,000"): counting a million paused

@@ -42,14 +42,14 @@ def test_list_paused_pages_by_cursor_and_streams_every_row(procctl: Procctl) -> 
     # The table: a page, a bounded count, and the command for the next page.
     seen: list[str] = []
     args = ["list-paused"]
-    for _ in range(5):
+    for _ in range(12):
         page = procctl.ok(*args)
         seen.extend(INSTANCE.findall(page.out))
         found = CURSOR_NOTE.search(page.err)
         if found is None:
             break
-        if len(seen) == 200:
-            assert f"Showing the newest 200 of {paused}" in page.err, page.err
+        if len(seen) == 50:
+            assert f"Showing the newest 50 of {paused}" in page.err, page.err
         args = ["list-paused", "--limit", found[1], "--after", found[2]]
     assert seen == [row["instance_id"] for row in rows]
 
