@@ -35,7 +35,7 @@ from figures import spread
 from raw_limits import CommitLoop, RawLoop, RawStore, measure, merged
 from report import print_commits, print_report
 from signal_floor import SignalFloor
-from targets import issue_targets
+from targets import issue_targets, median_shares
 
 KB = 1024
 
@@ -197,6 +197,7 @@ def run(plan: Plan, workdir: Path, quick: bool) -> dict[str, Any]:
         "encode": encode.to_json(),
     }
     figures["targets"] = [t.to_json() for t in issue_targets(figures)]
+    figures["median_shares"] = median_shares(figures)
     return figures
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from agent_workloads import SMALL_PAD
 from figures import size_text, table
-from targets import Target, issue_targets, targets_table
+from targets import Target, issue_targets, median_shares, targets_table
 
 
 def _ms(value: float) -> str:
@@ -121,6 +121,14 @@ def print_targets(targets: list[Target]) -> None:
     print(f"  {len(targets) - missed} of {len(targets)} met")
 
 
+def print_medians(figures: dict[str, Any]) -> None:
+    print("  a second reading, one instance at the median (a few slow commits do not move "
+          "it):\n  raw commit p50 / checkpoint p50")
+    for share in median_shares(figures):
+        print(f"    {share['figure']:<20} {share['raw_commit_p50_ms']:.2f} ms / "
+              f"{share['checkpoint_p50_ms']:.2f} ms = {share['share'] * 100:.1f} %")
+
+
 def print_busy(figures: dict[str, Any]) -> None:
     info = figures["run"]
     if info["busy"]:
@@ -139,4 +147,5 @@ def print_report(figures: dict[str, Any]) -> None:
     print_commits(commits["per_checkpoint"], commits["per_signal"])
     print_encode(figures)
     print_targets(issue_targets(figures))
+    print_medians(figures)
     print_busy(figures)

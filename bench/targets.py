@@ -80,6 +80,23 @@ def issue_targets(figures: dict[str, Any]) -> list[Target]:
     ]
 
 
+def median_shares(figures: dict[str, Any]) -> list[dict[str, Any]]:
+    """Not targets, a second reading: for one instance, the raw commit's median time
+    over the checkpoint's median time (from one checkpoint_saved to the next). A rate
+    is set by its slowest moments too, which short bursts of other work on a shared
+    machine hit unevenly; a median ignores a few slow commits (not a sustained load)."""
+    shares = []
+    for label, raw_key, mine_key in (("1 instance, ~1 KB", "single_1kb", "one_instance_1kb"),
+                                     ("1 instance, ~100 KB", "single_100kb",
+                                      "one_instance_100kb")):
+        commit = min(r["commit_p50_ms"] for r in figures["raw"][raw_key])
+        checkpoint = figures["procctl"][mine_key]["interval_p50_ms"]
+        shares.append({"figure": label, "raw_commit_p50_ms": commit,
+                       "checkpoint_p50_ms": checkpoint,
+                       "share": commit / checkpoint if checkpoint > 0 else float("inf")})
+    return shares
+
+
 def _number(value: float, unit: str) -> str:
     if unit == "ms":
         return f"{value:.2f} ms"

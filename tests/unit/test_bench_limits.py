@@ -102,16 +102,19 @@ def test_encode_times_a_nested_value_that_round_trips(bench: dict[str, ModuleTyp
 def _figures(one: float, many: float, large: float, large_p99: float, signal_p50: float,
              signal_p99: float, encode: float) -> dict[str, Any]:
     def loop(rate: float, rows: float, p99: float) -> dict[str, float]:
-        return {"commits_per_s": rate, "rows_per_s": rows, "commit_p99_ms": p99}
+        return {"commits_per_s": rate, "rows_per_s": rows, "commit_p99_ms": p99,
+                "commit_p50_ms": p99 / 10}
     return {
         # two measurements of each limit: the stricter one counts
         "raw": {"single_1kb": [loop(1000, 1000, 1), loop(900, 900, 1)],
                 "single_100kb": [loop(400, 400, 3), loop(500, 500, 5)],
                 "batch_100x1kb": [loop(100, 10_000, 2), loop(90, 9_000, 2)]},
         "signal_floor": [{"p50_ms": 1.5}, {"p50_ms": 1.0}],
-        "procctl": {"one_instance_1kb": {"checkpoints_per_s": one},
+        "procctl": {"one_instance_1kb": {"checkpoints_per_s": one,
+                                         "interval_p50_ms": 1000 / one},
                     "many_instances_1kb": {"checkpoints_per_s": many},
                     "one_instance_100kb": {"checkpoints_per_s": large,
+                                           "interval_p50_ms": 1000 / large,
                                            "interval_p99_ms": large_p99},
                     "signal": {"next_step_started": {"p50_ms": signal_p50,
                                                      "p99_ms": signal_p99}}},
@@ -134,3 +137,13 @@ def test_targets_compare_with_the_stricter_limit(bench: dict[str, ModuleType]) -
     shown = failing[0].to_json()
     assert shown["ratio"] == pytest.approx(0.399)
     assert (shown["target"], shown["met"]) == (">= 40 %", False)
+
+
+def test_median_shares_take_the_lower_raw_median(bench: dict[str, ModuleType]) -> None:
+    shares = bench["targets"].median_shares(_figures(one=500, many=1, large=250,
+                                                     large_p99=1, signal_p50=1,
+                                                     signal_p99=1, encode=1))
+    # raw commit p50: 0.1 ms (1 KB, both), 0.3 ms (100 KB: the lower of 0.3 and 0.5);
+    # checkpoint p50: 2 ms and 4 ms
+    assert [(s["figure"], round(s["share"], 6)) for s in shares] == [
+        ("1 instance, ~1 KB", 0.05), ("1 instance, ~100 KB", 0.075)]
