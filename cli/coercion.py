@@ -18,7 +18,6 @@ them, `install` changes nothing.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,11 +59,11 @@ def _plain(annotation: Any, value: Any) -> Any:
 
 if _TYPER_COERCION:
 
-    @dataclass(frozen=True)
     class PlainRuntimeParam(RuntimeParam):
         """Coerces plain values itself (see the module's doc), the rest through
         typer's own coercion. None and multi-value checks stay typer's
-        (`RuntimeParam.coerce`)."""
+        (`RuntimeParam.coerce`). Its fields, __init__ and frozenness are RuntimeParam's
+        (a frozen dataclass); no fields of its own, so no @dataclass of its own."""
 
         def _coerce_value(self, value: Any, param: _TyperParameter, ctx: Context) -> Any:
             plain = _plain(self.annotation, value)

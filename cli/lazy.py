@@ -10,8 +10,7 @@ that the command at hand does not need.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import typer
 import typer.main
@@ -22,13 +21,13 @@ if TYPE_CHECKING:
     from typer._click import Command, Context
 
 
-@dataclass(frozen=True)
-class LazyCommand:
+class LazyCommand(NamedTuple):
     """A command known by name before its module is imported.
 
     `target` is "module:attribute": a command function, or a typer.Typer for a command
     with subcommands. `help` is what `procctl --help` lists: the first paragraph of the
-    command's own help (a test keeps the two equal).
+    command's own help (a test keeps the two equal). (A NamedTuple: made at start-up,
+    a fifth of a dataclass's cost.)
     """
 
     name: str
