@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,7 +40,10 @@ def git_show(commit: str, path: str) -> str | None:
 
 
 def checkout_before(root: Path) -> list[str]:
-    """The moved files as they were, with the conftest and helpers they used."""
+    """The moved files as they were, with the conftest and helpers they used, and the
+    docs and samples of today (the doc examples are read from docs/ beside tests/)."""
+    for folder in ("docs", "samples"):
+        shutil.copytree(REPO / folder, root / folder)
     for path in [f"tests/e2e/{name}.py" for name in MOVED] + SUPPORT:
         text = git_show(BEFORE, path)
         if text is not None:
