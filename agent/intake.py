@@ -145,11 +145,6 @@ class SignalDesk:
         if delivery.outcome in ("rejected", "duplicate") and not repeat_of_this_file:
             await self._file(path, delivery.reason)
         else:
-            if delivery.outcome == "applied":
-                # The resumed instance runs first, up to its first wait: filing the file
-                # on a thread meanwhile would take the GIL from it (and it is recorded:
-                # a crash before the move reads it again as the same signal).
-                await asyncio.sleep(0)
             await self._file(path, None)
 
     async def _reject(self, path: Path, source: str, reason: str, *,
@@ -226,6 +221,12 @@ class SignalDesk:
         delivery = await self.lifecycle.deliver(
             correlation_id=correlation_id, payload=payload, signal_id=signal_id,
             source=source, set_values=set_values, hold_seconds=self.hold_seconds)
+        if delivery.outcome == "applied":
+            # The resumed instance runs first, up to its first wait: the log line, the
+            # waiters and the signal file's move to processed/ (on a thread, which would
+            # take the GIL from it) come after. The signal is recorded by then: a crash
+            # before its file is moved reads the file again as the same signal.
+            await asyncio.sleep(0)
         log.info("signal %s", delivery.outcome, extra={
             "correlation_id": correlation_id, "source": source, "reason": delivery.reason,
             "instance": delivery.instance_id})
