@@ -588,56 +588,71 @@ def paused_count(home: Path) -> tuple[int, int]:
 
 
 def measure(layout: Layout, *, idle_seconds: float) -> dict[str, Any]:
+    """Every figure. The empty home's agent runs beside the big one's, and the CLI's
+    timings alternate between the two homes, so that both see the same load."""
     f: dict[str, Any] = {"load_before": os.getloadavg(), "idle_seconds": idle_seconds}
     f["paused"], f["expired"] = paused_count(layout.home)
     f["store_gb"] = (layout.home / "procctl.db").stat().st_size / 1e9
     shutil.rmtree(layout.empty, ignore_errors=True)
-    log("empty home: start-up, RSS, the CLI")
-    empty = RunningAgent(layout.empty)
-    f["empty_start"] = empty.start()
-    for n in range(3):
-        procctl(layout.empty, "run", str(layout.definition), "-p", f"order=E{n}", "--wait")
-    time.sleep(3)
-    f["empty_rss"] = empty.rss_mb()
-    f["empty_cli_list"] = median_of([timed(layout.empty, "list-paused") for _ in range(3)])
-    f["empty_cli_resume"] = median_of([
-        timed(layout.empty, "resume", "-c", f"scale-E{n}", "--data", "approved=true")
-        for n in range(3)])
-    empty.stop()
-
-    ids = live_correlation_ids(layout.home, PROBES + 6, f["paused"] - f["expired"])
-    assert len(ids) == PROBES + 6, "too few live instances to resume"
+    ids = live_correlation_ids(layout.home, PROBES + CLI_RUNS + 4, f["paused"] - f["expired"])
+    assert len(ids) == PROBES + CLI_RUNS + 4, "too few live instances to resume"
     log(f"parked {park_expired(layout.home, park=True):,} expired (the clock leaves them)")
-    log(f"{f['paused']:,} paused: start-up")
-    agent = RunningAgent(layout.home)
+    empty, agent = RunningAgent(layout.empty), RunningAgent(layout.home)
     try:
-        measure_running(layout, agent, ids, f)
+        log("empty home: start-up (twice), three paused instances")
+        starts = [empty.start()]
+        empty.stop()
+        starts.append(empty.start())
+        f["empty_start"] = median_of(starts)
+        for n in range(CLI_RUNS):
+            procctl(layout.empty, "run", str(layout.definition), "-p", f"order=E{n}", "--wait")
+        measure_running(layout, empty, agent, ids, f)
     finally:
-        if agent.pid:
-            agent.stop()
+        for running in (empty, agent):
+            if running.pid:
+                running.stop()
     f["load_after"] = os.getloadavg()
     return f
 
 
-def measure_running(layout: Layout, agent: RunningAgent, ids: list[str],
-                    f: dict[str, Any]) -> None:
+#: runs of each CLI command timed on each home (the median is kept)
+CLI_RUNS = 5
+
+
+def measure_running(layout: Layout, empty: RunningAgent, agent: RunningAgent,
+                    ids: list[str], f: dict[str, Any]) -> None:
     idle_seconds = f["idle_seconds"]
+    log(f"{f['paused']:,} paused: start-up")
     f["start"] = agent.start()
     log("waiting for the store's check in the background to end")
     f["background_check"] = agent.wait_checked()
+    # One instance run, as the empty home's agent ran its three: both have loaded the
+    # engine when their memory is compared.
+    resume_by_signal(agent, ids.pop(), checks=False)
     time.sleep(2)
     log(f"idle CPU over {idle_seconds:.0f} s")
     cpu, at = agent.cpu_seconds(), time.monotonic()
     time.sleep(idle_seconds)
     f["idle_cpu"] = (agent.cpu_seconds() - cpu) / (time.monotonic() - at) * 100
-    f["rss"] = agent.rss_mb()
-    log("list-paused and resume, in this process and through the CLI")
+    f["rss"], f["empty_rss"] = agent.rss_mb(), empty.rss_mb()
+    log("list-paused and resume, in this process and through the CLI (both homes in turn)")
     f["inproc_list_open"], f["inproc_list_read"] = list_in_process(layout.home)
     f["inproc_resume"] = median_of([resume_by_signal(agent, ids.pop(), checks=True)
                                     for _ in range(3)])
-    f["cli_list"] = median_of([timed(layout.home, "list-paused") for _ in range(3)])
-    f["cli_resume"] = median_of([timed(layout.home, "resume", "-c", ids.pop(), "--data",
-                                       "approved=true") for _ in range(3)])
+    lists: dict[str, list[float]] = {"empty": [], "big": []}
+    resumes: dict[str, list[float]] = {"empty": [], "big": []}
+    for n in range(CLI_RUNS):
+        lists["empty"].append(timed(layout.empty, "list-paused"))
+        lists["big"].append(timed(layout.home, "list-paused"))
+        resumes["empty"].append(timed(layout.empty, "resume", "-c", f"scale-E{n}", "--data",
+                                      "approved=true"))
+        resumes["big"].append(timed(layout.home, "resume", "-c", ids.pop(), "--data",
+                                    "approved=true"))
+    f["empty_cli_list"], f["cli_list"] = median_of(lists["empty"]), median_of(lists["big"])
+    f["empty_cli_resume"] = median_of(resumes["empty"])
+    f["cli_resume"] = median_of(resumes["big"])
+    empty.stop()
+    empty.pid = 0
     log("list-paused --json of every row")
     f["json_seconds"], f["json_rows"], f["json_peak_mb"] = list_all_json(layout.home)
     log(f"unparked {park_expired(layout.home, park=False):,} expired: purge-expired")
