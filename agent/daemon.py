@@ -373,10 +373,12 @@ class Agent:
         await self._gate(self.recovered)
         dry_run = bool(request.get("dry_run"))
         done = 0
-        async for batch in self.scheduler.purge(dry_run=dry_run):
-            done += len(batch)
-            await send({"type": "event", "event": {"kind": "purge_progress", "data": {
-                "expired": [e.to_json() for e in batch], "done": done}}})
+        # Closed at once if the command goes away mid-purge (the clock takes over).
+        async with contextlib.aclosing(self.scheduler.purge(dry_run=dry_run)) as batches:
+            async for batch in batches:
+                done += len(batch)
+                await send({"type": "event", "event": {"kind": "purge_progress", "data": {
+                    "expired": [e.to_json() for e in batch], "done": done}}})
         await send({"type": "result", "data": {"dry_run": dry_run, "done": done}})
 
 

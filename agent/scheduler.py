@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from procctl.agent.durations import parse_duration
@@ -150,7 +150,7 @@ class Scheduler:
                 applied.add(expiry.instance_id)
         return [expiry for expiry in found if expiry.instance_id in applied]
 
-    async def purge(self, *, dry_run: bool = False) -> AsyncIterator[list[Expiry]]:
+    async def purge(self, *, dry_run: bool = False) -> AsyncGenerator[list[Expiry], None]:
         """Everything past its TTL now, a batch (one short transaction: BatchSize) at
         a time, each read from the expiry index where the last ended: yields what each
         batch did (or, `dry_run`, would do). Other store calls run between the
