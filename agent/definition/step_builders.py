@@ -3,6 +3,7 @@ problems recorded)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, assert_never
@@ -41,6 +42,7 @@ from procctl.agent.definition.model import (
 )
 from procctl.agent.durations import parse_duration
 from procctl.agent.errors import DefinitionError
+from procctl.agent.expressions import Expression
 from procctl.agent.tasks import BUILTIN_TASKS
 from procctl.agent.tasks.plugins import check_task_reference, is_plugin_reference
 
@@ -425,10 +427,7 @@ class StepBuilders(BuilderBase):
         if not isinstance(keep_going, bool):
             self.problem("continue must be true or false", step=where, key="continue")
             keep_going = False
-        resume_at = None
-        if "resume_at" in raw:
-            found = self.templates(str(raw["resume_at"]), where, "resume_at")
-            resume_at = found[0] if found else None
+        resume_at = self.moment(raw, "resume_at", where) if "resume_at" in raw else None
         if "resume_at" in raw and "resume_after" in raw:
             self.problem("give resume_after or resume_at, not both", step=where,
                          key="resume_at")
@@ -439,6 +438,21 @@ class StepBuilders(BuilderBase):
             **base, correlation_id=correlation, ttl=ttl, continue_=keep_going, commit=commit,
             recover=recover, resume_after=self.duration(raw, "resume_after", where),
             resume_at=resume_at, on_expire=on_expire, expire_payload=payload)
+
+    def moment(self, raw: dict[str, Any], key: str, where: Where) -> Expression | None:
+        """A `resume_at` / `at` field: an expression, or a constant that must be an
+        ISO-8601 date or date and time (a TOML date-time is one), checked here rather than
+        when the step runs."""
+        text = str(raw[key])
+        found = self.templates(text, where, key)
+        if "{{" not in text and "{%" not in text:
+            try:
+                datetime.fromisoformat(text)
+            except ValueError:
+                self.problem(f"{key}: {text!r} is not a date and time", step=where, key=key,
+                             hint="use an ISO-8601 moment such as 2026-12-01T09:00:00Z, "
+                                  "or an expression that gives one")
+        return found[0] if found else None
 
     def expire_policy(self, raw: Any, where: Where) -> tuple[str, Any]:
         if raw == "fail":
@@ -457,10 +471,7 @@ class StepBuilders(BuilderBase):
             self.problem("scheduled_resume needs exactly one of 'after' or 'at'", step=where,
                          hint='e.g. after = "5s"')
             return None
-        at = None
-        if "at" in raw:
-            found = self.templates(str(raw["at"]), where, "at")
-            at = found[0] if found else None
+        at = self.moment(raw, "at", where) if "at" in raw else None
         limit = raw.get("max_iterations")
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
                                   or limit < 1):

@@ -158,9 +158,21 @@ def test_a_signal_before_the_time_resumes_it_and_the_schedule_then_finds_nothing
     assert engine.resume_due(datetime(2031, 6, 2, tzinfo=UTC)) == []
 
 
-@pytest.mark.parametrize("bad", ['"next tuesday"', '"2031-13-01"', '"{{ 42 }}"'])
-def test_a_value_that_is_no_moment_fails_the_step_naming_it(engine: Engine, bad: str) -> None:
-    summary = engine.run(gate(bad), {"key": "bad", "when": None})
+@pytest.mark.parametrize("bad", ['"next tuesday"', '"2031-13-01"'])
+def test_a_constant_that_is_no_moment_is_refused_when_the_definition_loads(
+        engine: Engine, bad: str) -> None:
+    found = engine.validate(gate(bad))
+    assert not found["valid"]
+    [problem] = found["problems"]
+    assert (problem["step_id"], problem["step_path"], problem["line"]) == ("wait", "steps[1]", 18)
+    assert problem["message"] == f"resume_at: {bad.strip(chr(34))!r} is not a date and time"
+    assert "ISO-8601" in problem["hint"]
+
+
+@pytest.mark.parametrize("bad", ['"{{ 42 }}"', '"{{ when }}"'])
+def test_an_expression_that_gives_no_moment_fails_the_step_naming_it(
+        engine: Engine, bad: str) -> None:
+    summary = engine.run(gate(bad), {"key": "bad", "when": "next tuesday"})
     assert summary["status"] == "failed", summary
     error = summary["error"]
     assert (error["step_id"], error["step_path"]) == ("wait", "steps[1]")
