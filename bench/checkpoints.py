@@ -1,6 +1,6 @@
 """procctl's checkpoint and signal figures beside the disk's raw limits, as ratios.
 
-    python bench/checkpoints.py            # about a minute and a half
+    python bench/checkpoints.py            # about a minute
     python bench/checkpoints.py --quick    # under 20 seconds
     python bench/checkpoints.py --json     # every figure as one JSON object
 
