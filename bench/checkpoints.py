@@ -1,7 +1,7 @@
 """procctl's checkpoint and signal figures beside the disk's raw limits, as ratios.
 
-    python bench/checkpoints.py            # about a minute
-    python bench/checkpoints.py --quick    # under 20 seconds
+    python bench/checkpoints.py            # about 25 s on a quiet machine
+    python bench/checkpoints.py --quick    # about 13 s
     python bench/checkpoints.py --json     # every figure as one JSON object
 
 In a temporary home it measures, in one run and on one file system, procctl's own
