@@ -97,7 +97,7 @@ def write_checkpoints(db: sqlite3.Connection, batch: Sequence[CheckpointWrite],
     holders = _current_holders(db, batch)
     running = _running(db, batch)
     outcomes: list[CheckpointRecord | Conflict] = []
-    accepted: list[CheckpointWrite] = []
+    accepted: list[tuple[CheckpointWrite, int]] = []  # with the snapshot's size in bytes
     for item in batch:
         other = holders.holder(item.correlation_id)
         if other is not None and other != item.instance_id:
@@ -110,25 +110,25 @@ def write_checkpoints(db: sqlite3.Connection, batch: Sequence[CheckpointWrite],
             outcomes.append(Conflict(f"instance {item.instance_id} is not running"))
             continue
         holders.move(item.instance_id, item.correlation_id)
-        accepted.append(item)
         size = len(item.snapshot_json.encode())
+        accepted.append((item, size))
         outcomes.append(CheckpointRecord(
             item.instance_id, item.step_id, item.correlation_id, item.snapshot_json, size, 0,
             now, item.expires_at, item.resume_at, item.on_expire_json, None,
             pausing=int(item.pausing)))
     # An instance named twice (not done by the agent, which waits for each commit) keeps
     # the correlation ID of its last checkpoint, as one write after the other would.
-    moves = list({item.instance_id: item.correlation_id for item in accepted}.items())
+    moves = list({item.instance_id: item.correlation_id for item, _ in accepted}.items())
     for chunk in _chunks(moves):
         db.execute(_move_correlations_sql(len(chunk)), [
             *(value for move in chunk for value in move), now,
             *(instance_id for instance_id, _ in chunk)])
     for chunk in _chunks(accepted):
         db.execute(_upsert_checkpoints_sql(len(chunk)), [
-            value for item in chunk for value in (
+            value for item, size in chunk for value in (
                 item.instance_id, item.step_id, item.correlation_id, item.snapshot_json,
-                len(item.snapshot_json.encode()), now, item.expires_at, item.resume_at,
-                item.on_expire_json, int(item.pausing))])
+                size, now, item.expires_at, item.resume_at, item.on_expire_json,
+                int(item.pausing))])
     return outcomes
 
 
