@@ -394,6 +394,15 @@ def median_of(times: list[float]) -> float:
     return statistics.median(times)
 
 
+def nearest_rank(times: list[float], share: float) -> float:
+    """The `share` percentile, nearest rank (with fewer than 100 samples at 0.99: the
+    largest)."""
+    if not times:
+        return 0.0
+    ordered = sorted(times)
+    return ordered[min(len(ordered) - 1, max(0, int(share * len(ordered) + 0.999) - 1))]
+
+
 def live_correlation_ids(home: Path, count: int, keys: int) -> list[str]:
     """Correlation IDs of paused copies far from their TTL, from a random place among
     the first `keys` keys."""
@@ -569,6 +578,8 @@ def purge(agent: RunningAgent, probe_ids: list[str]) -> dict[str, Any]:
             "probe_resumes": len(probe.resumes),
             "probe_resume_max": max(probe.resumes, default=0.0),
             "probe_resume_median": median_of(probe.resumes) if probe.resumes else 0.0,
+            "probe_resume_p99": nearest_rank(probe.resumes, 0.99),
+            "probe_resumes_all": [round(t, 4) for t in probe.resumes],
             "probe_pings": len(probe.pings), "probe_ping_max": max(probe.pings, default=0.0)}
 
 
@@ -688,7 +699,8 @@ def print_figures(f: dict[str, Any]) -> None:
          f"({p['expired_by_purge']:,} by the purge, the rest by the clock)", "<= 20 s",
          p["seconds"] <= 20),
         ("  agent while purging: probe resume max", f"{p['probe_resume_max'] * ms:.0f} ms "
-         f"(median {p['probe_resume_median'] * ms:.0f} ms, {p['probe_resumes']} resumes); "
+         f"(median {p['probe_resume_median'] * ms:.0f} ms, p99 "
+         f"{p['probe_resume_p99'] * ms:.0f} ms, {p['probe_resumes']} resumes); "
          f"status max {p['probe_ping_max'] * ms:.0f} ms", "<= 250 ms",
          max(p["probe_resume_max"], p["probe_ping_max"]) <= 0.25),
         ("  purge-expired output", f"{p['progress_lines']} progress lines, longest wait "
