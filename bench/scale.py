@@ -749,6 +749,7 @@ def main() -> None:
         root = Path(tempfile.mkdtemp(prefix="procctl-scale-", dir=args.dir))
         layout = Layout(root)
         build(layout, instances, expired)
+        top_up(layout)  # the check's agent ran its clock: it expired a few
     keep = args.keep or args.reuse is not None or args.build_only
     try:
         if args.build_only:
