@@ -32,10 +32,10 @@ TICK_SECONDS = 0.25
 OPTIMIZE_SECONDS = 3600.0
 #: how long one batch of expiries should hold the store thread: every other store call
 #: (a resume makes a few in a row) waits behind it
-BATCH_SECONDS = 0.04
+BATCH_SECONDS = 0.08
 MIN_BATCH = 10
 #: a purge pauses this share of each batch's time before the next batch
-PURGE_PAUSE = 0.5
+PURGE_PAUSE = 0.25
 
 
 @dataclass
