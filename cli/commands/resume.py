@@ -28,12 +28,11 @@ from procctl.cli.commands.resume_checks import (
     check_size,
     refusal,
 )
-from procctl.cli.commands.run import print_outcome
 from procctl.cli.options import global_options
+from procctl.cli.outcome import EXIT_INSTANCE_FAILED, print_outcome
 from procctl.store.clock import utc_now
 from procctl.store.records import SignalStatus, Status
 
-EXIT_INSTANCE_FAILED = 1
 EXIT_SIGNAL_REFUSED = 7
 
 

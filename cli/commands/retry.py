@@ -8,8 +8,8 @@ import typer
 
 from procctl.agent.client import AgentClient
 from procctl.cli import render
-from procctl.cli.commands.run import EXIT_INSTANCE_FAILED, print_outcome
 from procctl.cli.options import global_options
+from procctl.cli.outcome import EXIT_INSTANCE_FAILED, print_outcome
 from procctl.store.records import Status
 
 

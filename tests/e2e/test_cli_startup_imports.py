@@ -138,3 +138,15 @@ def test_list_on_a_missing_home_imports_nothing_heavy(procctl: Procctl,
     result, modules = run_recorded(procctl, tmp_path, "list")
     assert "No procctl home at" in result.out, str(result)
     assert offenders(modules, (*HEAVY, "rich", "sqlite3")) == [], result.args
+
+
+@pytest.mark.parametrize("command", ["resume", "retry"])
+def test_resume_and_retry_do_not_import_the_definition_loader(
+        procctl: Procctl, tmp_path: Path, command: str) -> None:
+    # Their command modules are imported to print their help: what they print an outcome
+    # with (cli/outcome.py) must not pull in `run`'s loader and Jinja with it.
+    result, modules = run_recorded(procctl, tmp_path, command, "--help")
+    assert f"Usage: procctl {command}" in result.out, str(result)
+    assert f"procctl.cli.commands.{command}" in modules
+    assert offenders(modules, ("jinja2", "procctl.agent.definition",
+                               "procctl.cli.commands.run")) == [], result.args
