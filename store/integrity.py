@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import sqlite3
 import threading
 import time
@@ -43,7 +42,6 @@ MAX_FINDINGS = 10
 CHECK_BYTES_PER_SECOND = 250_000_000
 
 C = TypeVar("C", bound=type)
-log = logging.getLogger("procctl.store")
 
 
 def store_error(exc: sqlite3.Error, path: Path) -> StoreError | None:
@@ -193,6 +191,9 @@ class BackgroundCheck:
         self._thread.start()
 
     def _run(self) -> None:
+        import logging  # here, not at the top: a read command's start-up does without it
+
+        log = logging.getLogger("procctl.store")
         started = time.monotonic()
         log.info("checking the rest of the store in the background", extra={"db": str(self.path)})
         try:

@@ -27,7 +27,7 @@ from procctl.store import Store
 HEAVY = ("asyncio", "jinja2", "watchdog", "ssl", "http.client", "pydantic", "socket",
          "procctl.agent.definition", "procctl.agent.engine", "procctl.agent.client",
          "procctl.agent.daemon", "procctl.agent.config", "procctl.store.protocol",
-         "tomllib", "tomli_w", "platformdirs", "importlib.metadata")
+         "tomllib", "tomli_w", "platformdirs", "importlib.metadata", "logging")
 #: what `--help` and `--version` do without: no store, no tables, no command module
 NOT_FOR_HELP = ("rich.console", "rich.table", "sqlite3", "procctl.store",
                 "procctl.cli.render", "procctl.cli.commands", "procctl.agent.errors")
