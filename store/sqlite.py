@@ -23,7 +23,7 @@ from procctl.store.integrity import (
     store_error,
     translate_errors,
 )
-from procctl.store.paused import PausedQueries
+from procctl.store.paused import PausedQueries, prefix_upper
 from procctl.store.reading import ReadOnlyFile, show_as_current
 from procctl.store.records import TERMINAL_STATUSES as TERMINAL_STATUSES  # re-exported
 from procctl.store.records import (
@@ -283,7 +283,7 @@ class Store(CheckpointOps, PausedQueries, SignalOps):
     def _instance_by_prefix(self, prefix: str) -> InstanceRecord:
         # A range on the primary key, not LIKE: `%` and `_` are characters of the prefix,
         # and the comparison is case-sensitive as the IDs are.
-        upper = _after_prefix(prefix)
+        upper = prefix_upper(prefix)
         where = "id > ? AND id < ?" if upper is not None else "id > ?"
         bounds: tuple[str, ...] = (prefix, upper) if upper is not None else (prefix,)
         count = int(self._db.execute(f"SELECT COUNT(*) FROM instances WHERE {where}",
@@ -402,15 +402,3 @@ class Store(CheckpointOps, PausedQueries, SignalOps):
 
     def integrity_check(self) -> str:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
-
-
-def _after_prefix(prefix: str) -> str | None:
-    """The least text greater than every text that starts with `prefix` (SQLite compares
-    text as UTF-8 bytes, which orders as code points do), or None when there is none."""
-    for end in range(len(prefix) - 1, -1, -1):
-        if ord(prefix[end]) < 0x10FFFF:
-            following = ord(prefix[end]) + 1
-            if 0xD800 <= following <= 0xDFFF:  # surrogates are not text
-                following = 0xE000
-            return prefix[:end] + chr(following)
-    return None
