@@ -35,6 +35,24 @@ def event_row(instance_id: str, kind: str, data: dict[str, Any], at: str | None 
     return (instance_id, at or utc_now(), kind, json.dumps(data), step_id, step_path)
 
 
+def expire_in(db: sqlite3.Connection, instance_id: str, error_json: str, now: str,
+              events: Sequence[EventRow]) -> bool:
+    """The expiry transition inside the caller's transaction: paused or failed past its
+    TTL -> failed with `error_json`, the snapshot discarded, `events` written. False
+    (nothing written) when the instance no longer qualifies (resumed meanwhile)."""
+    cursor = db.execute(
+        "UPDATE instances SET status = 'failed', error_json = ?, ended_at = ?,"
+        " paused_at = NULL, updated_at = ? WHERE id = ? AND status IN ('paused', 'failed')"
+        " AND EXISTS (SELECT 1 FROM checkpoints WHERE instance_id = ? AND"
+        " expires_at IS NOT NULL AND expires_at < ?)",
+        (error_json, now, now, instance_id, instance_id, now))
+    if cursor.rowcount != 1:
+        return False
+    db.execute("DELETE FROM checkpoints WHERE instance_id = ?", (instance_id,))
+    insert_events(db, events)
+    return True
+
+
 class CheckpointOps:
     _db: sqlite3.Connection
     _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
@@ -277,14 +295,4 @@ class CheckpointOps:
         discarded and `events` written with it. False (nothing written) when it no longer
         qualifies (resumed meanwhile)."""
         with self._write() as db:
-            cursor = db.execute(
-                "UPDATE instances SET status = 'failed', error_json = ?, ended_at = ?,"
-                " paused_at = NULL, updated_at = ? WHERE id = ? AND status IN ('paused', 'failed')"
-                " AND EXISTS (SELECT 1 FROM checkpoints WHERE instance_id = ? AND"
-                " expires_at IS NOT NULL AND expires_at < ?)",
-                (error_json, now, now, instance_id, instance_id, now))
-            if cursor.rowcount != 1:
-                return False
-            db.execute("DELETE FROM checkpoints WHERE instance_id = ?", (instance_id,))
-            insert_events(db, events)
-        return True
+            return expire_in(db, instance_id, error_json, now, events)

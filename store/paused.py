@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from procctl.store.checkpoints import insert_events
+from procctl.store.checkpoints import expire_in
 from procctl.store.records import CheckpointRecord, EventRow, InstanceRecord, PausedRow
 
 #: how many rows the scheduler takes per tick (the rest waits for the next tick, so a
@@ -104,18 +104,8 @@ class PausedQueries:
         done: list[str] = []
         with self._write() as db:
             for instance_id, error_json, events in expiries:
-                cursor = db.execute(
-                    "UPDATE instances SET status = 'failed', error_json = ?, ended_at = ?,"
-                    " paused_at = NULL, updated_at = ? WHERE id = ?"
-                    " AND status IN ('paused', 'failed') AND EXISTS (SELECT 1 FROM"
-                    " checkpoints WHERE instance_id = ? AND expires_at IS NOT NULL AND"
-                    " expires_at < ?)",
-                    (error_json, now, now, instance_id, instance_id, now))
-                if cursor.rowcount != 1:
-                    continue
-                db.execute("DELETE FROM checkpoints WHERE instance_id = ?", (instance_id,))
-                insert_events(db, events)
-                done.append(instance_id)
+                if expire_in(db, instance_id, error_json, now, events):
+                    done.append(instance_id)
         return done
 
     # -- listings -------------------------------------------------------------------
