@@ -49,10 +49,11 @@ def decide(row: ExpiredRow) -> Expiry:
     return Expiry(row.instance_id, "failed", None, row.parent_id)
 
 
-def find_expired(store: StoreContract, *, limit: int = -1) -> list[Expiry]:
-    """What is past its TTL now (at most `limit`; negative: all), and what its policy
-    does."""
-    return [decide(row) for row in store.expired_page(utc_now(), limit=limit)]
+def find_expired(store: StoreContract, *, limit: int = -1,
+                 now: str | None = None) -> list[Expiry]:
+    """What is past its TTL at `now` (default: now; at most `limit`; negative: all), and
+    what its policy does."""
+    return [decide(row) for row in store.expired_page(now or utc_now(), limit=limit)]
 
 
 def expired_batches(store: StoreContract, now: str | None = None,
@@ -80,10 +81,11 @@ def fail_expired(store: StoreContract, expiry: Expiry) -> bool:
     return store.expire_instance(expiry.instance_id, error_json, now, events=[expired])
 
 
-def fail_expired_batch(store: StoreContract, expiries: Sequence[Expiry]) -> list[Expiry]:
-    """`fail_expired` for several instances in one transaction; those that were expired
-    (an instance resumed meanwhile is left alone)."""
-    now, error_json = utc_now(), json.dumps(EXPIRED_ERROR)
+def fail_expired_batch(store: StoreContract, expiries: Sequence[Expiry],
+                       now: str | None = None) -> list[Expiry]:
+    """`fail_expired` for several instances in one transaction, as at `now` (default:
+    now); those that were expired (an instance resumed meanwhile is left alone)."""
+    now, error_json = now or utc_now(), json.dumps(EXPIRED_ERROR)
     done = set(store.expire_instances(
         [(e.instance_id, error_json, [(e.instance_id, now, "instance_expired", error_json,
                                         None, None)]) for e in expiries], now))

@@ -117,28 +117,31 @@ class Scheduler:
         except Exception as exc:  # the next hour tries again
             log.warning("store statistics not refreshed: %s", exc)
 
-    async def expire(self) -> list[Expiry]:
-        """Apply the TTL policies of one batch of what is past its TTL now (the rest
-        waits for the next tick, or for the purge that is running); returns what was
-        done."""
+    async def expire(self, now: str | None = None) -> list[Expiry]:
+        """Apply the TTL policies of one batch of what is past its TTL at `now`
+        (default: now; the rest waits for the next tick, or for the purge that is
+        running); returns what was done."""
         if self._purging:
             return []
-        found = await self.worker.call(find_expired, self.worker.store, limit=self.batch.size)
-        return await self._timed_apply(found)
+        found = await self.worker.call(find_expired, self.worker.store, limit=self.batch.size,
+                                       now=now)
+        return await self._timed_apply(found, now)
 
-    async def _timed_apply(self, found: Sequence[Expiry]) -> list[Expiry]:
+    async def _timed_apply(self, found: Sequence[Expiry],
+                           now: str | None = None) -> list[Expiry]:
         started = time.perf_counter()
-        done = await self.apply(found)
+        done = await self.apply(found, now)
         self.batch.took(len(found), time.perf_counter() - started)
         return done
 
-    async def apply(self, found: Sequence[Expiry]) -> list[Expiry]:
+    async def apply(self, found: Sequence[Expiry], now: str | None = None) -> list[Expiry]:
         """Apply TTL policies: the failures of a batch in one transaction (each
         instance's followers told, a called child's parent woken), the resumes one by
         one. Returns those applied, in the order found."""
         store = self.worker.store
         failing = [expiry for expiry in found if expiry.action == "failed"]
-        failed = await self.worker.call(fail_expired_batch, store, failing) if failing else []
+        failed = (await self.worker.call(fail_expired_batch, store, failing, now)
+                  if failing else [])
         for expiry in failed:
             self.lifecycle.manager.publish(expiry.instance_id, {"kind": "instance_settled"})
             if expiry.parent_id is not None:  # an expired child fails its parent's call

@@ -14,7 +14,8 @@ codes and printed lines are the end-to-end tests' business), no agent process, n
 watcher on the signals directory, and no clock running by itself: the scheduler's calls
 are made when a test asks (`resume_due(at)`: `Store.due_resumes(at)` then
 `Lifecycle.resume_scheduled`, exactly what a scheduler tick does, with `at` chosen by
-the test instead of the wall clock).
+the test instead of the wall clock; `expire_due(at)`: the scheduler's own TTL tick,
+`Scheduler.expire`, at `at`).
 
 The API is synchronous: each call runs the harness's event loop until its work is done
 (instances keep running in the background only while the loop runs, i.e. inside calls).
@@ -40,6 +41,7 @@ from procctl.agent.errors import DefinitionError
 from procctl.agent.instances import InstanceManager
 from procctl.agent.intake import SignalDesk
 from procctl.agent.lifecycle_runs import Lifecycle
+from procctl.agent.scheduler import Scheduler
 from procctl.agent.snapshot import loads as load_snapshot
 from procctl.agent.store_worker import StoreWorker
 from procctl.agent.summary import instance_summary, signal_summary, waiting_for
@@ -84,6 +86,7 @@ class Engine:
         self.manager = InstanceManager(self.worker)
         self.lifecycle = Lifecycle(self.manager, self.worker)
         self.desk = SignalDesk(self.lifecycle, self.worker, self.signals_dir, self.settings)
+        self.scheduler = Scheduler(self.lifecycle, self.desk, self.worker, self.settings)
 
     def restart(self) -> None:
         """Stop as the agent stops (an instance still running is cancelled and stays
@@ -347,6 +350,14 @@ class Engine:
         async def tick() -> list[str]:
             due = await self.worker.call(self.worker.store.due_resumes, to_stamp(at))
             return [i for i in due if await self.lifecycle.resume_scheduled(i)]
+        return self._call(tick())
+
+    def expire_due(self, at: datetime) -> list[str]:
+        """The scheduler's tick for TTLs, with the clock at `at`: every paused or failed
+        instance whose checkpoint expired before it gets its `on_expire` policy (fails,
+        or resumes with the expiry payload); their ids."""
+        async def tick() -> list[str]:
+            return [e.instance_id for e in await self.scheduler.expire(to_stamp(at))]
         return self._call(tick())
 
     def due(self, at: datetime) -> list[str]:
