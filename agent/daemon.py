@@ -303,7 +303,10 @@ class Agent:
             queue = self.manager.subscribe(record.id)
             record = await self.worker.call(store.get_instance, record.id)
         try:
-            while record.status == "running" and record.id in self.manager.tasks:
+            # A queue subscribed before the instance ran on (resume, retry) holds its
+            # events from the start: they are sent even if it has settled since.
+            while not queue.empty() or (record.status == "running"
+                                        and record.id in self.manager.tasks):
                 event = await queue.get()
                 if event["kind"] == "instance_settled":
                     record = await self.worker.call(store.get_instance, record.id)
@@ -331,19 +334,37 @@ class Agent:
         await self._gate(self.recovered)
         timeout = request.get("wait_seconds")
         file, since = request.get("file"), request.get("since")
-        record = await self.desk.wait_for(
-            str(request["signal_id"]), None if timeout is None else float(timeout),
-            file=None if file is None else str(file), since=None if since is None else str(since))
-        if record is None:
-            await send({"type": "result", "data": {"signal": None}})
-            return
-        data: dict[str, Any] = {"signal": signal_summary(record)}
-        if record.status == "applied" and record.instance_id and request.get("follow"):
-            await self._follow_into(record.instance_id, data, send)
-            return
-        await send({"type": "result", "data": data})
+        signal_id = str(request["signal_id"])
+        # Following: subscribe to the instance before it runs on (the desk does it when
+        # the signal applies), so that every event of the run is sent, in order.
+        slot = self.desk.want_follow(signal_id) if request.get("follow") else None
+        try:
+            if request.get("announce"):  # the sender writes its signal file now
+                await send({"type": "event", "event": {"kind": "awaiting_signal"}})
+            record = await self.desk.wait_for(
+                signal_id, None if timeout is None else float(timeout),
+                file=None if file is None else str(file),
+                since=None if since is None else str(since))
+            if record is None:
+                await send({"type": "result", "data": {"signal": None}})
+                return
+            data: dict[str, Any] = {"signal": signal_summary(record)}
+            if record.status == "applied" and record.instance_id and slot is not None:
+                queue = slot.take(record.instance_id)
+                # What became of the signal first: the command prints its header
+                # before the steps.
+                await send({"type": "event", "event": {
+                    "kind": "signal_outcome", "instance_id": record.instance_id,
+                    "data": data["signal"]}})
+                await self._follow_into(record.instance_id, data, send, queue)
+                return
+            await send({"type": "result", "data": data})
+        finally:
+            if slot is not None:
+                self.desk.drop_follow(slot)
 
-    async def _follow_into(self, instance_id: str, data: dict[str, Any], send: Send) -> None:
+    async def _follow_into(self, instance_id: str, data: dict[str, Any], send: Send,
+                           queue: asyncio.Queue[dict[str, Any]] | None = None) -> None:
         results: list[dict[str, Any]] = []
 
         async def collect(message: dict[str, Any]) -> None:
@@ -352,7 +373,7 @@ class Agent:
             else:
                 await send(message)
 
-        await self._follow(instance_id, collect)
+        await self._follow(instance_id, collect, queue)
         await send({"type": "result", "data": {**data, "instance": results[-1]}})
 
     async def op_retry(self, request: dict[str, Any], send: Send) -> None:
@@ -361,10 +382,16 @@ class Agent:
         await self._gate(self.recovered)
         record = await self.worker.call(self.worker.store.get_instance,
                                         str(request["instance_id"]))
-        action = await self.lifecycle.retry(record.id)
+        # Subscribed before it runs again, so that every event of the run is sent.
+        queue = self.manager.subscribe(record.id)
+        try:
+            action = await self.lifecycle.retry(record.id)
+        except BaseException:
+            self.manager.unsubscribe(record.id, queue)
+            raise
         await send({"type": "event", "event": {"kind": "retry", "instance_id": record.id,
                                                "data": {"action": action}}})
-        await self._follow(record.id, send)
+        await self._follow(record.id, send, queue)
 
     async def op_purge_expired(self, request: dict[str, Any], send: Send) -> None:
         """Apply every TTL policy due now, a batch per transaction: each batch's

@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import stat
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,22 @@ log = logging.getLogger("procctl.signals")
 
 #: signal files up to this size are read on the event loop, larger ones on a thread
 INLINE_READ_BYTES = 64 * 1024
+
+
+@dataclass
+class FollowSlot:
+    """Someone who will follow the instance a signal resumes (`procctl resume`): the
+    desk subscribes `queue` to it before it runs on, so no event of the run is missed."""
+
+    signal_id: str
+    instance_id: str | None = None
+    queue: asyncio.Queue[dict[str, Any]] | None = None
+
+    def take(self, instance_id: str) -> asyncio.Queue[dict[str, Any]] | None:
+        """The queue subscribed to `instance_id` (None when it was not: a held signal
+        delivered later by a pause, say); the taker unsubscribes it."""
+        queue, self.queue = self.queue, None
+        return queue if self.instance_id == instance_id else None
 
 
 class SignalDesk:
@@ -48,6 +65,8 @@ class SignalDesk:
         self.in_flight: set[str] = set()
         #: files that could not be moved out of the directory: name -> (inode, mtime)
         self.unfiled: dict[str, tuple[int, int]] = {}
+        #: who will follow the instance a signal_id resumes
+        self.followers: dict[str, list[FollowSlot]] = {}
         manager.deliver = self.deliver
 
     def start(self) -> None:
@@ -218,9 +237,14 @@ class SignalDesk:
 
     async def _deliver(self, *, correlation_id: str, payload: Any, signal_id: str | None,
                        source: str, set_values: dict[str, Any] | None) -> Delivery:
+        follow = None
+        if signal_id is not None and signal_id in self.followers:
+            def follow(instance_id: str) -> None:
+                self._subscribe_followers(signal_id, instance_id)
         delivery = await self.lifecycle.deliver(
             correlation_id=correlation_id, payload=payload, signal_id=signal_id,
-            source=source, set_values=set_values, hold_seconds=self.hold_seconds)
+            source=source, set_values=set_values, hold_seconds=self.hold_seconds,
+            before_launch=follow)
         if delivery.outcome == "applied":
             # The resumed instance runs first, up to its first wait: the log line, the
             # waiters and the signal file's move to processed/ (on a thread, which would
@@ -232,6 +256,29 @@ class SignalDesk:
             "instance": delivery.instance_id})
         self._tell_waiters(delivery.signal)
         return delivery
+
+    def want_follow(self, signal_id: str) -> FollowSlot:
+        """Register to follow what `signal_id` resumes, before waiting for it."""
+        slot = FollowSlot(signal_id)
+        self.followers.setdefault(signal_id, []).append(slot)
+        return slot
+
+    def drop_follow(self, slot: FollowSlot) -> None:
+        """Done with `slot`: a queue it still holds (not taken) is unsubscribed."""
+        slots = self.followers.get(slot.signal_id, [])
+        if slot in slots:
+            slots.remove(slot)
+        if not slots:
+            self.followers.pop(slot.signal_id, None)
+        if slot.queue is not None and slot.instance_id is not None:
+            self.lifecycle.manager.unsubscribe(slot.instance_id, slot.queue)
+            slot.queue = None
+
+    def _subscribe_followers(self, signal_id: str, instance_id: str) -> None:
+        for slot in self.followers.get(signal_id, []):
+            if slot.queue is None:
+                slot.instance_id = instance_id
+                slot.queue = self.lifecycle.manager.subscribe(instance_id)
 
     def _tell_waiters(self, record: SignalRecord) -> None:
         if record.signal_id is None:

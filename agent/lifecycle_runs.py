@@ -67,9 +67,12 @@ class Lifecycle:
 
     async def deliver(self, *, correlation_id: str, payload: Any, signal_id: str | None,
                       source: str, set_values: dict[str, Any] | None,
-                      hold_seconds: float) -> Delivery:
+                      hold_seconds: float,
+                      before_launch: Callable[[str], None] | None = None) -> Delivery:
         """Record one signal as decided (decisions.decide_delivery: applied, held, a
-        repeat or refused) and, when it applied, run its instance on."""
+        repeat or refused) and, when it applied, run its instance on; `before_launch`
+        is called with its ID first (those who follow it subscribe then, so they see
+        every event of the run)."""
         try:
             payload_json = values.dumps(payload)
         except TypeError:
@@ -84,6 +87,8 @@ class Lifecycle:
             applied_event=applied_event_json(source, signal_id, payload,
                                              list(set_values or ())))
         if delivery.outcome == "applied" and delivery.instance_id:
+            if before_launch is not None:
+                before_launch(delivery.instance_id)
             await self.manager.resume_delivery(delivery, record=record)
         return delivery
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -115,10 +116,10 @@ def resume_command(
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / f"resume-{signal_id}.json"
     written_at = utc_now()
-    write_bytes_atomically(path, data_bytes)
     client = AgentClient(options.home)
     running = not no_wait and client.is_running()
     if not running:
+        write_bytes_atomically(path, data_bytes)
         queued = {"signal": {"signal_id": signal_id, "correlation_id": correlation_id,
                              "status": "queued", "file": str(path)}}
         if as_json:
@@ -130,11 +131,14 @@ def resume_command(
                 render.note("No agent is running for this home: the signal is applied when "
                             "it starts (procctl agent start).")
         return
-    outcome = _follow(client, signal_id, path.name, written_at, timeout, quiet=as_json)
+    outcome = _follow(client, signal_id, path.name, written_at, timeout, quiet=as_json,
+                      correlation_id=correlation_id,
+                      write=lambda: write_bytes_atomically(path, data_bytes))
+    header_printed = outcome.pop("header_printed", False)
     if as_json:
         render.print_json(outcome)
     else:
-        _print(outcome, correlation_id)
+        _print(outcome, correlation_id, header_printed=header_printed)
     signal = outcome.get("signal") or {}
     if signal.get("status") in (SignalStatus.REJECTED, SignalStatus.DUPLICATE):
         raise typer.Exit(EXIT_SIGNAL_REFUSED)
@@ -144,19 +148,19 @@ def resume_command(
 
 
 def _follow(client: AgentClient, signal_id: str, file: str, written_at: str, timeout: float,
-            *, quiet: bool) -> dict[str, Any]:
-    """Wait for the outcome of the signal (or the rejection of its file), then follow
-    the instance it resumed."""
+            *, quiet: bool, correlation_id: str, write: Callable[[], None]) -> dict[str, Any]:
+    """Ask the agent to follow what the signal resumes, `write` the signal file once it
+    listens (so that the instance cannot run on before the agent follows it), then
+    wait for the outcome of the signal (or the rejection of its file) and print the
+    instance's run: its header first, then every step in order."""
     outcome: dict[str, Any] = {}
-    for kind, payload in client.stream("await_signal", signal_id=signal_id, follow=True,
-                                       file=file, since=written_at,
-                                       wait_seconds=timeout, timeout=None):
-        if kind == "result":
-            outcome = payload
-            break
-        line = None if quiet else render.step_line(payload)
-        if line:
-            render.console.print(line)
+    stream = client.stream("await_signal", signal_id=signal_id, follow=True, announce=True,
+                           file=file, since=written_at, wait_seconds=timeout, timeout=None)
+    try:
+        outcome = _read(stream, write, outcome, quiet=quiet, correlation_id=correlation_id)
+    finally:
+        if not outcome.pop("written", False):  # the agent went away: the file waits
+            write()                              # for the next one
     if outcome.get("signal") is None:
         raise AgentUnreachable(
             f"the agent did not take signal {signal_id} within {timeout:.0f}s",
@@ -164,13 +168,43 @@ def _follow(client: AgentClient, signal_id: str, file: str, written_at: str, tim
     return outcome
 
 
-def _print(outcome: dict[str, Any], correlation_id: str) -> None:
+def _read(stream: Iterator[tuple[str, dict[str, Any]]], write: Callable[[], None],
+          outcome: dict[str, Any], *, quiet: bool, correlation_id: str) -> dict[str, Any]:
+    """`_follow`'s reading of the agent's messages; `outcome` records as it goes
+    whether the file was written and the header printed."""
+    for kind, payload in stream:
+        if not outcome.get("written"):
+            # after the agent's announcement (or at its first message, if it makes none)
+            write()
+            outcome["written"] = True
+            if kind == "event" and payload.get("kind") == "awaiting_signal":
+                continue
+        if kind == "result":
+            return {**payload, "written": True,
+                    "header_printed": outcome.get("header_printed", False)}
+        if payload.get("kind") == "signal_outcome":
+            if not quiet:
+                _header(payload["data"], correlation_id)
+            outcome["header_printed"] = True
+            continue
+        line = None if quiet else render.step_line(payload)
+        if line:
+            render.console.print(line)
+    return outcome
+
+
+def _header(signal: dict[str, Any], correlation_id: str) -> None:
+    render.console.print(f"Resumed instance [bold]{render.safe_text(signal['instance_id'])}[/] "
+                         f"({render.safe_text(correlation_id)})")
+
+
+def _print(outcome: dict[str, Any], correlation_id: str, *, header_printed: bool) -> None:
     signal = outcome["signal"]
     status = signal["status"]
     if status == SignalStatus.APPLIED:
         instance = outcome.get("instance")
-        render.console.print(f"Resumed instance [bold]{signal['instance_id']}[/] "
-                             f"({render.safe_text(correlation_id)})")
+        if not header_printed:
+            _header(signal, correlation_id)
         if instance:
             print_outcome(instance)
     elif status == SignalStatus.PENDING:
