@@ -24,7 +24,6 @@ from procctl.agent.definition.children import PinnedChildren
 from procctl.agent.engine.runner import Outcome, Runner
 from procctl.agent.engine.state import InstanceState, ResumeInfo
 from procctl.agent.errors import Refused, StepFailed
-from procctl.agent.event_data import event_json
 from procctl.agent.faults import failing, fault, halt
 from procctl.agent.lifecycle import parent_to_wake
 from procctl.agent.snapshot import Snapshot
@@ -48,6 +47,15 @@ def started_event(instance_id: str, definition: Definition) -> EventRow:
     """The instance_started event, written with the instance's creation."""
     return (instance_id, utc_now(), "instance_started",
             json.dumps({"process": definition.name}), None, None)
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def flat_plain(data: dict[str, Any]) -> bool:
+    """Is this event data already what `values.to_plain` makes of it (text keys,
+    scalar values: most events' data, such as step_started's and step_finished's)?"""
+    return all(type(key) is str and type(item) in _SCALARS for key, item in data.items())
 
 
 def apply_set_json(snapshot_json: str, set_json: str) -> str:
@@ -392,10 +400,11 @@ class InstanceManager:
         store = self.worker.store
 
         async def emit(kind: str, step: Step | None, data: dict[str, Any]) -> None:
-            plain, text = event_json(data, values.to_plain)
+            plain = data if flat_plain(data) else values.to_plain(data)
             at = utc_now()
             step_id, step_path = (step.id, step.path) if step is not None else (None, None)
-            self.worker.add_event_soon(instance_id, at, kind, text, step_id, step_path)
+            self.worker.add_event_soon(instance_id, at, kind, json.dumps(plain), step_id,
+                                       step_path)
             if kind == "log":
                 log.info(str(data.get("message")), extra={"instance": instance_id,
                                                           "step": step_id})
