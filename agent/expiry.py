@@ -73,18 +73,11 @@ def expired_batches(store: StoreContract, now: str | None = None,
             return
 
 
-def fail_expired(store: StoreContract, expiry: Expiry) -> bool:
-    """The instance fails (reason expired), with its instance_expired event; False when
-    it no longer qualifies."""
-    now, error_json = utc_now(), json.dumps(EXPIRED_ERROR)
-    expired = (expiry.instance_id, now, "instance_expired", error_json, None, None)
-    return store.expire_instance(expiry.instance_id, error_json, now, events=[expired])
-
-
 def fail_expired_batch(store: StoreContract, expiries: Sequence[Expiry],
                        now: str | None = None) -> list[Expiry]:
-    """`fail_expired` for several instances in one transaction, as at `now` (default:
-    now); those that were expired (an instance resumed meanwhile is left alone)."""
+    """The instances fail (reason expired), each with its instance_expired event, in one
+    transaction, as at `now` (default: now); those that were expired (an instance
+    resumed meanwhile is left alone)."""
     now, error_json = now or utc_now(), json.dumps(EXPIRED_ERROR)
     done = set(store.expire_instances(
         [(e.instance_id, error_json, [(e.instance_id, now, "instance_expired", error_json,
@@ -92,18 +85,10 @@ def fail_expired_batch(store: StoreContract, expiries: Sequence[Expiry],
     return [e for e in expiries if e.instance_id in done]
 
 
-def expire_without_agent(store: StoreContract, expiry: Expiry) -> bool:
-    """`fail_expired`, then the parent waiting at its call is woken in the store (the
-    next agent runs it on, and its call fails), as the agent's clock does it."""
-    if not fail_expired(store, expiry):
-        return False
-    wake_parent_in_store(store, store.get_instance(expiry.instance_id))
-    return True
-
-
 def purge_without_agent(store: StoreContract, expiries: Sequence[Expiry]) -> list[Expiry]:
-    """A batch of `expire_without_agent`: the failures in one transaction, then each
-    expired child's parent woken. Resume policies are left (only an agent runs them)."""
+    """What the agent's clock does, without an agent: the failures in one transaction,
+    then each expired child's parent woken in the store (the next agent runs it on, and
+    its call fails). Resume policies are left (only an agent runs them)."""
     done = fail_expired_batch(store, [e for e in expiries if e.action == "failed"])
     for expiry in done:
         if expiry.parent_id is not None:

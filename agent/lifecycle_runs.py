@@ -20,7 +20,7 @@ from procctl.agent.decisions import (
     delivery_write,
 )
 from procctl.agent.errors import Refused
-from procctl.agent.expiry import Expiry, fail_expired
+from procctl.agent.expiry import Expiry
 from procctl.agent.instances import InstanceManager, apply_set_json, expired_retry_refusal
 from procctl.agent.lifecycle import applied_event_json
 from procctl.agent.store_worker import StoreWorker
@@ -103,17 +103,11 @@ class Lifecycle:
         await self.manager.resume(instance_id, checkpoint, resumed_by="schedule")
         return True
 
-    async def expire(self, expiry: Expiry) -> bool:
-        """Apply one TTL policy; False when the instance no longer qualifies."""
+    async def resume_expired(self, expiry: Expiry) -> bool:
+        """Apply an `on_expire = { resume = ... }` policy: run the instance on with its
+        payload; False when it no longer qualifies. (Expiries that fail instances go in
+        batches: Scheduler.apply.)"""
         store = self.worker.store
-        if expiry.action == "failed":
-            if not await self.worker.call(fail_expired, store, expiry):
-                return False
-            self.manager.publish(expiry.instance_id, {"kind": "instance_settled"})
-            # An expired child fails its parent's call.
-            await self.manager.wake_parent(
-                await self.worker.call(store.get_instance, expiry.instance_id))
-            return True
         try:
             checkpoint = await self.worker.call(
                 store.take_resume, expiry.instance_id, clear_expiry=True,

@@ -149,7 +149,7 @@ class Scheduler:
                     await self.worker.call(store.get_instance, expiry.instance_id))
         applied = {expiry.instance_id for expiry in failed}
         for expiry in found:
-            if expiry.action == "resume" and await self.lifecycle.expire(expiry):
+            if expiry.action == "resume" and await self.lifecycle.resume_expired(expiry):
                 applied.add(expiry.instance_id)
         return [expiry for expiry in found if expiry.instance_id in applied]
 
