@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from helpers import Procctl
+from pg_server import PgServer, PgUnavailable, database_name, start_server, unavailable
 
 
 @pytest.fixture
@@ -43,3 +44,25 @@ def shared_procctl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Procctl
     runner = Procctl(tmp_path_factory.mktemp("shared") / "home")
     yield runner
     runner.stop_agent()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A throwaway PostgreSQL cluster for this pytest process (each xdist worker has its
+    own), started on first use. Skipped when none can be had; fails instead under CI=true."""
+    try:
+        server = start_server()
+    except PgUnavailable as exc:
+        unavailable(str(exc))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A libpq URL to a fresh, empty database for this test, dropped after it."""
+    pg_server.ensure_running()  # an earlier test may have stopped or killed the server
+    name = database_name(request.node.nodeid)
+    yield pg_server.create_database(name)
+    pg_server.ensure_running()
+    pg_server.drop_database(name)
