@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,6 +42,43 @@ def _log_level(value: Any) -> Any:
     return level
 
 
+#: where passwords for the store go, in messages that refuse one
+PASSWORD_PLACES = "~/.pgpass, PGPASSFILE or PGPASSWORD"
+_POOL = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _store_url(value: Any) -> Any:
+    """"" (SQLite in the home) or a PostgreSQL location without a password. The message
+    never quotes the value: it may hold a secret."""
+    from procctl.store import urls
+
+    if not isinstance(value, str):
+        raise ValueError("it must be text: a postgresql:// URL, key=value connection "
+                         'settings such as service=NAME, or "" for SQLite in the home')
+    if not value.strip():
+        return ""
+    if urls.has_password(value):
+        raise ValueError(f"it holds a password; passwords go in {PASSWORD_PLACES}, "
+                         "never in config.toml")
+    problem = urls.problem(value)
+    if problem is not None:
+        raise ValueError(f"not a PostgreSQL location: {problem}")
+    return value
+
+
+def _pool(value: Any) -> Any:
+    if not isinstance(value, str) or _POOL.fullmatch(value) is None:
+        raise ValueError(f"{value!r} is not a pool name: 1 to 64 letters, digits, "
+                         "'-', '_' or '.'")
+    return value
+
+
+def _lease(value: Any) -> Any:
+    if parse_duration(value) < 1:
+        raise ValueError(f"{value!r} is shorter than the shortest lease, 1s")
+    return value
+
+
 def _text(value: Any) -> Any:
     if not str(value).strip():
         raise ValueError("it must not be empty")
@@ -73,6 +111,15 @@ SETTINGS: tuple[Setting, ...] = (
             "How long one expression may run before its step fails."),
     Setting("expression_max_size", 1_000_000, _positive_int,
             "Largest value or text (in characters) one expression may build."),
+    Setting("store_url", "", _store_url,
+            "PostgreSQL store shared by agents (postgresql://... or service=NAME; no "
+            "password: use ~/.pgpass). Empty: SQLite in the home. PROCCTL_STORE_URL "
+            "overrides it."),
+    Setting("pool", "default", _pool,
+            "The label of this agent's pool of hosts (procctl agents shows it)."),
+    Setting("lease", "30s", _lease,
+            "How long an agent's claim on its instances lasts unless renewed; peers take "
+            "them over after it runs out (at least 1s)."),
 )
 SETTINGS_BY_KEY = {setting.key: setting for setting in SETTINGS}
 
