@@ -46,12 +46,17 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def open_store(path: Path, *, must_exist: bool = False, read_only: bool = False,
-               check_budget: float | EllipsisType | None = ...,
+def open_store(path: Path, *, url: str | None = None, must_exist: bool = False,
+               read_only: bool = False, check_budget: float | EllipsisType | None = ...,
                check_rest_in_background: bool = False) -> StoreContract:
-    """Open the store at `path` (see `Store` for the options; `check_budget` left out
-    is the store's CHECK_BUDGET). Typed as the contract, so mypy checks that the SQLite
-    class satisfies it and that callers use no more."""
+    """Open the store at `path`, or the PostgreSQL store at `url` when one is given
+    (see `Store` and `PgStore` for the options; `check_budget` left out is the SQLite
+    store's CHECK_BUDGET; the file checks do not apply to a server). Typed as the
+    contract, so mypy checks that both classes satisfy it and that callers use no more."""
+    if url:
+        from procctl.store.postgres import PgStore
+
+        return PgStore(url, path, read_only=read_only)
     from procctl.store.sqlite import CHECK_BUDGET, Store
 
     return Store(path, must_exist=must_exist, read_only=read_only,

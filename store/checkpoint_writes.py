@@ -16,12 +16,12 @@ value, no resume payload), so the row is the same as before.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from procctl.store.dbapi import Db
 from procctl.store.errors import Conflict
 from procctl.store.records import CheckpointRecord, EventRow
 
@@ -82,13 +82,13 @@ def _in_marks(count: int) -> str:
     return ", ".join(["?"] * count)
 
 
-def insert_events(db: sqlite3.Connection, events: Sequence[EventRow]) -> None:
+def insert_events(db: Db, events: Sequence[EventRow]) -> None:
     """History rows, in their order (their ids increase in it), a few statements."""
     for chunk in _chunks(events):
         db.execute(_insert_events_sql(len(chunk)), [value for row in chunk for value in row])
 
 
-def write_checkpoints(db: sqlite3.Connection, batch: Sequence[CheckpointWrite],
+def write_checkpoints(db: Db, batch: Sequence[CheckpointWrite],
                       now: str) -> list[CheckpointRecord | Conflict]:
     """Each checkpoint replaces its instance's previous one, as if written one after
     the other in the batch's order; one that cannot be written is a Conflict in its
@@ -150,7 +150,7 @@ class _Holders:
         self.by_instance[instance_id] = correlation_id
 
 
-def _current_holders(db: sqlite3.Connection, batch: Sequence[CheckpointWrite]) -> _Holders:
+def _current_holders(db: Db, batch: Sequence[CheckpointWrite]) -> _Holders:
     """The stored checkpoints that hold the batch's correlation IDs."""
     rows: list[tuple[str, str]] = []
     for chunk in _chunks(batch):
@@ -160,7 +160,7 @@ def _current_holders(db: sqlite3.Connection, batch: Sequence[CheckpointWrite]) -
     return _Holders(rows)
 
 
-def _running(db: sqlite3.Connection, batch: Sequence[CheckpointWrite]) -> set[str]:
+def _running(db: Db, batch: Sequence[CheckpointWrite]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(batch):
         found.update(str(row[0]) for row in db.execute(

@@ -10,7 +10,6 @@ with whichever transaction comes next: one transition, one durable commit.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -19,6 +18,7 @@ from typing import Any
 from procctl.store.checkpoint_writes import CheckpointWrite, write_checkpoints
 from procctl.store.checkpoint_writes import insert_events as insert_events  # re-exported
 from procctl.store.clock import utc_now
+from procctl.store.dbapi import Db
 from procctl.store.errors import Conflict, NotFound
 from procctl.store.records import (
     CheckpointRecord,
@@ -35,7 +35,7 @@ def event_row(instance_id: str, kind: str, data: dict[str, Any], at: str | None 
     return (instance_id, at or utc_now(), kind, json.dumps(data), step_id, step_path)
 
 
-def expire_in(db: sqlite3.Connection, instance_id: str, error_json: str, now: str,
+def expire_in(db: Db, instance_id: str, error_json: str, now: str,
               events: Sequence[EventRow]) -> bool:
     """The expiry transition inside the caller's transaction: paused or failed past its
     TTL -> failed with `error_json`, the snapshot discarded, `events` written. False
@@ -54,8 +54,11 @@ def expire_in(db: sqlite3.Connection, instance_id: str, error_json: str, now: st
 
 
 class CheckpointOps:
-    _db: sqlite3.Connection
-    _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    _db: Db
+    #: the agent whose connection this is (see store/agents.py): an instance that goes
+    #: to running through it is its own
+    agent_id: str | None
+    _write: Callable[[], AbstractContextManager[Db]]
     #: events waiting for the next write transaction, and since when (monotonic)
     _queued_events: list[EventRow]
     _queued_since: float | None
@@ -85,7 +88,7 @@ class CheckpointOps:
             with self._write():
                 pass  # _write writes them
 
-    def _take_queued_events(self, db: sqlite3.Connection) -> list[EventRow]:
+    def _take_queued_events(self, db: Db) -> list[EventRow]:
         """Called by `_write` after BEGIN: the queued events go into this transaction."""
         carried = getattr(self, "_queued_events", None) or []
         if carried:
@@ -168,6 +171,14 @@ class CheckpointOps:
         snapshot text."""
         now = utc_now()
         with self._write() as db:
+            correlation = db.execute(
+                "SELECT correlation_id FROM checkpoints WHERE instance_id = ?",
+                (instance_id,)).fetchone()
+            if correlation is None:
+                raise NotFound(f"instance {instance_id} holds no checkpoint")
+            # A delivery to this correlation ID waits (or went first): it cannot read the
+            # instance as running and hold its signal after this looked for held ones.
+            self._lock_keys(db, correlation[0])
             cursor = db.execute(
                 "UPDATE instances SET status = 'paused', paused_at = ?, updated_at = ? "
                 "WHERE id = ? AND status = 'running'", (now, now, instance_id))
@@ -177,11 +188,6 @@ class CheckpointOps:
                 "UPDATE checkpoints SET commit_value_json = ?, resume_at = ?, pausing = 0 "
                 "WHERE instance_id = ?", (commit_value_json, resume_at, instance_id))
             insert_events(db, events)
-            correlation = db.execute(
-                "SELECT correlation_id FROM checkpoints WHERE instance_id = ?",
-                (instance_id,)).fetchone()
-            if correlation is None:
-                raise NotFound(f"instance {instance_id} holds no checkpoint")
             row = db.execute(
                 "SELECT * FROM signals WHERE status = 'pending' AND correlation_id = ? "
                 "AND (hold_until >= ? OR instance_id = ?) ORDER BY received_at LIMIT 1",
@@ -206,7 +212,11 @@ class CheckpointOps:
                                     applied_event(signal), None, None)])
             return signal
 
-    def _resume_in(self, db: sqlite3.Connection, instance_id: str, from_status: str,
+    def _lock_keys(self, db: Db, *keys: str | None) -> None:
+        """Serialise the transactions that name the same correlation or signal ID
+        (SQLite: every write transaction holds the one write lock already)."""
+
+    def _resume_in(self, db: Db, instance_id: str, from_status: str,
                    now: str, payload_json: str | None = None) -> None:
         """-> running from the checkpoint, with the resume's payload (typed JSON).
 
@@ -215,8 +225,8 @@ class CheckpointOps:
         """
         cursor = db.execute(
             "UPDATE instances SET status = 'running', paused_at = NULL, ended_at = NULL,"
-            " error_json = NULL, updated_at = ? WHERE id = ? AND status = ?",
-            (now, instance_id, from_status))
+            " error_json = NULL, updated_at = ?, owner = ? WHERE id = ? AND status = ?",
+            (now, self.agent_id, instance_id, from_status))
         if cursor.rowcount != 1:
             raise Conflict(f"instance {instance_id} is not {from_status}")
         if from_status == "running":
@@ -283,8 +293,8 @@ class CheckpointOps:
             cursor = db.execute(
                 "UPDATE instances SET status = 'running', paused_at = NULL, ended_at = NULL,"
                 " error_json = NULL, result_json = NULL, correlation_id = NULL,"
-                f" updated_at = ? WHERE id = ? AND status IN ({marks})",
-                (now, instance_id, *from_statuses))
+                f" updated_at = ?, owner = ? WHERE id = ? AND status IN ({marks})",
+                (now, self.agent_id, instance_id, *from_statuses))
             if cursor.rowcount != 1:
                 raise Conflict(f"instance {instance_id} is not {' or '.join(from_statuses)}")
             db.execute("DELETE FROM checkpoints WHERE instance_id = ?", (instance_id,))

@@ -53,3 +53,14 @@ class StoreUnsafe(StoreError):
 
 class StoreFull(StoreError):
     """The disk is full; the transaction was rolled back whole."""
+
+
+class StoreUnreachable(StoreError):
+    """The store's server cannot be reached (PostgreSQL down, restarting, or the
+    connection lost); the transaction in flight, if any, was rolled back or its outcome
+    is unknown."""
+
+
+class Fenced(StoreError):
+    """This agent's lease on a shared store ran out and another agent may have taken
+    over its instances: the store refuses its writes (see store/agents.py)."""

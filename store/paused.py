@@ -13,13 +13,13 @@ and without them.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from procctl.store.checkpoints import expire_in
+from procctl.store.dbapi import Db
 from procctl.store.records import CheckpointRecord, EventRow, InstanceRecord, PausedRow
 
 #: how many rows the scheduler takes per tick (the rest waits for the next tick, so a
@@ -60,8 +60,8 @@ ExpiryWrite = tuple[str, str, Sequence[EventRow]]
 
 
 class PausedQueries:
-    _db: sqlite3.Connection
-    _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
+    _db: Db
+    _write: Callable[[], AbstractContextManager[Db]]
 
     # -- the scheduler ---------------------------------------------------------------
 
@@ -93,7 +93,8 @@ class PausedQueries:
             " WHERE c.expires_at IS NOT NULL AND c.expires_at < ?"
             " AND (c.expires_at, c.instance_id) > (?, ?)"
             " AND i.status IN ('paused', 'failed')"
-            " ORDER BY c.expires_at, c.instance_id LIMIT ?", (now, *since, limit))
+            " ORDER BY c.expires_at, c.instance_id LIMIT ?",
+            (now, *since, limit if limit >= 0 else 1 << 62))
         return [ExpiredRow(str(r[0]), str(r[1]), str(r[3]), r[2], r[4]) for r in rows]
 
     def expire_instances(self, expiries: Sequence[ExpiryWrite], now: str) -> list[str]:
@@ -120,7 +121,7 @@ class PausedQueries:
         clause, args = ("AND process_name = ?", (process_name,)) if process_name else ("", ())
         return int(self._db.execute(
             f"SELECT COUNT(*) FROM (SELECT 1 FROM instances WHERE status = 'paused' {clause}"
-            " LIMIT ?)", (*args, cap)).fetchone()[0])
+            " LIMIT ?) AS capped", (*args, cap)).fetchone()[0])
 
     def list_paused(self, *, process_name: str | None = None, limit: int = 1000,
                     before: tuple[str, str] | None = None) -> list[PausedRow]:

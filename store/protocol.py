@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from procctl.store.checkpoints import AppliedEvent
 from procctl.store.paused import ExpiredRow, ExpiryWrite
 from procctl.store.records import (
+    AgentRecord,
     CheckpointRecord,
     DefinitionRecord,
     Delivery,
@@ -40,6 +41,12 @@ class StoreContract(Protocol):
     """One connection to a home's store (not shared between threads)."""
 
     path: Path
+    #: where the store is, for messages: the file, or the server's URL without password
+    location: str
+    #: several agents may share it (PostgreSQL); see store/agents.py
+    shared: bool
+    #: this connection's agent (None: a command of the CLI)
+    agent_id: str | None
     #: write transactions committed through this connection
     commits: int
     #: the schema version of the store when it was opened
@@ -57,7 +64,8 @@ class StoreContract(Protocol):
     def create_instance(self, instance_id: str, definition_sha256: str, process_name: str,
                         process_version: str | None, params_json: str, trigger_json: str,
                         parent_id: str | None = None, call_key: str | None = None,
-                        events: Sequence[EventRow] = ()) -> InstanceRecord: ...
+                        events: Sequence[EventRow] = (),
+                        pool: str | None = None) -> InstanceRecord: ...
     def retire_child(self, instance_id: str) -> None: ...
     def find_child(self, parent_id: str, call_key: str) -> InstanceRecord | None: ...
     def get_instance(self, instance_id: str) -> InstanceRecord: ...
@@ -115,6 +123,16 @@ class StoreContract(Protocol):
     def paused_at_calls(self, prefix: str) -> list[InstanceRecord]: ...
     def paused_correlation_ids_near(self, correlation_id: str,
                                     limit: int = ...) -> list[str]: ...
+
+    # -- agents sharing the store (store/agents.py) --------------------------------------
+    def register_agent(self, agent_id: str, *, host: str, pool: str, home: str, pid: int,
+                       version: str, lease_seconds: float) -> str: ...
+    def renew_lease(self, lease_seconds: float) -> str: ...
+    def release_agent(self) -> None: ...
+    def claim_orphans(self, *, pool: str, limit: int = ...,
+                      at_start: bool = False) -> list[str]: ...
+    def list_agents(self) -> list[AgentRecord]: ...
+    def owned_running(self) -> list[str]: ...
 
     # -- the planner's statistics ----------------------------------------------------------
     def has_statistics(self) -> bool: ...

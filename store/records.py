@@ -73,6 +73,12 @@ class InstanceRecord:
     #: for a child instance (a `call` step's): its parent and the call's position
     parent_id: str | None = None
     call_key: str | None = None
+    #: the agent that runs it (a running instance's; see store/agents.py) and how many
+    #: times it was taken over (each takeover adds one)
+    owner: str | None = None
+    epoch: int = 0
+    #: the pool of agents that may run it (None: any agent)
+    pool: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", Status(self.status))  # a row's text
@@ -151,3 +157,23 @@ class Delivery:
     instance_id: str | None = None
     checkpoint: CheckpointRecord | None = None
     from_status: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """An agent that shares the store (`procctl agents`): its lease says it is alive."""
+
+    id: str
+    host: str
+    pool: str
+    home: str
+    pid: int
+    version: str
+    started_at: str
+    #: when its lease ends (ISO UTC, the store's clock)
+    lease_until: str
+    stopped_at: str | None
+    #: its lease is current and it has not stopped
+    alive: bool
+    #: running instances it owns
+    owned: int

@@ -115,6 +115,30 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX instances_paused_by_process ON instances(process_name, paused_at, id)
         WHERE status = 'paused';
     """,
+    # 7: several agents on one store (docs/multi-host.md): each running instance has an
+    # owner (an agent's ID), an epoch (how many times it was taken over) and, when its
+    # definition must stay on some hosts, a pool (only that pool's agents take it); each
+    # agent has a lease, renewed while it lives (lease_until: seconds since 1970 by the
+    # store's clock). `incarnation` tells one run of an agent from the next, so that a
+    # frozen agent's late writes are refused once it has lost its lease.
+    """
+    ALTER TABLE instances ADD COLUMN owner TEXT;
+    ALTER TABLE instances ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE instances ADD COLUMN pool TEXT;
+    CREATE INDEX instances_running_by_owner ON instances(owner) WHERE status = 'running';
+    CREATE TABLE agents (
+        id           TEXT PRIMARY KEY,
+        incarnation  TEXT NOT NULL,
+        host         TEXT NOT NULL,
+        pool         TEXT NOT NULL,
+        home         TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        version      TEXT NOT NULL,
+        started_at   TEXT NOT NULL,
+        lease_until  REAL NOT NULL,
+        stopped_at   TEXT
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,7 +6,6 @@ so it is applied exactly once; a repeated sender `signal_id` is recorded as a du
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from procctl.store.clock import utc_after, utc_now
+from procctl.store.dbapi import Db
 from procctl.store.records import CheckpointRecord, Delivery, SignalRecord
 
 SnapshotEdit = Callable[[str], str]
@@ -75,14 +75,14 @@ class SignalWrite:
 DecideDelivery = Callable[[DeliveryTarget, str], SignalWrite]
 
 
-def _last_holder(db: sqlite3.Connection, correlation_id: str) -> LastHolder | None:
+def _last_holder(db: Db, correlation_id: str) -> LastHolder | None:
     row = db.execute(
         "SELECT id, status, error_json FROM instances WHERE correlation_id = ?"
         " ORDER BY updated_at DESC LIMIT 1", (correlation_id,)).fetchone()
     return None if row is None else LastHolder(row["id"], row["status"], row["error_json"])
 
 
-def read_target(db: sqlite3.Connection, correlation_id: str,
+def read_target(db: Db, correlation_id: str,
                 signal_id: str | None) -> tuple[DeliveryTarget, dict[str, Any] | None]:
     """What a signal to `correlation_id` finds, and the holder's checkpoint row."""
     first = None
@@ -113,9 +113,10 @@ _NOT_HELD = ("(instance_id IS NULL OR NOT EXISTS (SELECT 1 FROM checkpoints c JO
 
 
 class SignalOps:
-    _db: sqlite3.Connection
-    _write: Callable[[], AbstractContextManager[sqlite3.Connection]]
-    _resume_in: Callable[[sqlite3.Connection, str, str, str, str | None], None]
+    _db: Db
+    _write: Callable[[], AbstractContextManager[Db]]
+    _resume_in: Callable[[Db, str, str, str, str | None], None]
+    _lock_keys: Callable[..., None]
 
     def deliver_signal(
         self,
@@ -142,6 +143,9 @@ class SignalOps:
         now = utc_now()
         row_id = uuid.uuid4().hex
         with self._write() as db:
+            # Two agents delivering to one instance, or one pausing it meanwhile, take
+            # turns: each reads what the other wrote (store/postgres.py).
+            self._lock_keys(db, correlation_id, signal_id)
             target, data = read_target(db, correlation_id, signal_id)
             write = decide(target, now)
             hold_until = utc_after(hold_seconds) if write.status == "pending" else None

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from procctl.agent.decisions import delivery_write
 from procctl.store import StoreContract, open_store
 from procctl.store.records import CheckpointRecord, Delivery
@@ -19,12 +21,19 @@ from procctl.store.records import CheckpointRecord, Delivery
 Opener = Callable[[], StoreContract]
 
 
-def sqlite_backend(tmp_path: Path) -> Opener:
+def sqlite_backend(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
     path = tmp_path / "procctl.db"
     return lambda: open_store(path)
 
 
-BACKENDS: dict[str, Callable[[Path], Opener]] = {"sqlite": sqlite_backend}
+def postgres_backend(tmp_path: Path, request: pytest.FixtureRequest) -> Opener:
+    """A fresh database on the test session's throwaway server (tests/pg_server.py)."""
+    url: str = request.getfixturevalue("pg_url")
+    return lambda: open_store(tmp_path / "unused.db", url=url)
+
+
+BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Opener]] = {
+    "sqlite": sqlite_backend, "postgres": postgres_backend}
 
 DEFINITION = "d" * 64
 

@@ -13,7 +13,7 @@ from procctl.store import StoreContract
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
-    opener: Opener = BACKENDS[request.param](tmp_path)
+    opener: Opener = BACKENDS[request.param](tmp_path, request)
     return opener
 
 

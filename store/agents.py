@@ -1,0 +1,134 @@
+"""Agents sharing a store: their leases, the instances each owns, and takeovers.
+
+Each agent has a row in `agents` with a lease (`lease_until`, seconds since 1970 by the
+store's clock, never a host's) that it renews while it lives. Each running instance has
+an `owner` (the ID of the agent running it) and an `epoch`, one more at each takeover.
+
+A running instance whose owner's lease ran out (or that stopped, or that has no owner)
+is an orphan: any live agent of its pool claims it, in a conditional UPDATE (on
+PostgreSQL with `FOR UPDATE SKIP LOCKED`, so two claimers never take the same one), and
+runs it on from its checkpoint as a restart does. An agent that lost its lease is
+fenced: the backend refuses its writes (store/postgres.py checks the lease in every
+write transaction). On SQLite one agent holds the home's lock, so the lease only shows
+in `procctl agents`, and at start the agent takes every running instance.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
+from typing import Any
+
+from procctl.store.clock import utc_now
+from procctl.store.dbapi import Db
+from procctl.store.records import AgentRecord
+
+#: stopped agents and agents whose lease ran out this long ago (seconds) are removed
+#: from `agents` when an agent registers (what they owned was taken over long since)
+FORGET_AFTER = 7 * 24 * 3600.0
+
+
+def stamp(seconds: float) -> str:
+    """Seconds since 1970 as the store's ISO UTC timestamp."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")
+
+
+class AgentOps:
+    _db: Db
+    _write: Callable[[], AbstractContextManager[Db]]
+    #: SQL for the store's clock, in seconds since 1970 (each backend sets its own)
+    NOW_SECONDS = "((julianday('now') - 2440587.5) * 86400.0)"
+    #: SQL after the claim's inner SELECT (PostgreSQL: FOR UPDATE SKIP LOCKED)
+    CLAIM_LOCK = ""
+    #: several agents can share this store (PostgreSQL); else the home's lock keeps one
+    shared = False
+    #: this connection's agent and its incarnation (None: a command of the CLI)
+    agent_id: str | None = None
+    incarnation: str | None = None
+
+    def register_agent(self, agent_id: str, *, host: str, pool: str, home: str, pid: int,
+                       version: str, lease_seconds: float) -> str:
+        """Join the store as a new incarnation of `agent_id`, with a lease of
+        `lease_seconds`; returns the incarnation. From now on this connection's writes
+        are this agent's (and refused once its lease is lost)."""
+        incarnation = uuid.uuid4().hex
+        now = self.NOW_SECONDS
+        with self._write() as db:
+            db.execute(f"DELETE FROM agents WHERE id <> ? AND lease_until < {now} - ?",
+                       (agent_id, FORGET_AFTER))
+            db.execute(
+                "INSERT INTO agents (id, incarnation, host, pool, home, pid, version,"
+                f" started_at, lease_until, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now} + ?,"
+                " NULL) ON CONFLICT (id) DO UPDATE SET incarnation = excluded.incarnation,"
+                " host = excluded.host, pool = excluded.pool, home = excluded.home,"
+                " pid = excluded.pid, version = excluded.version,"
+                " started_at = excluded.started_at, lease_until = excluded.lease_until,"
+                " stopped_at = NULL",
+                (agent_id, incarnation, host, pool, home, pid, version, utc_now(),
+                 lease_seconds))
+        self.agent_id, self.incarnation = agent_id, incarnation
+        return incarnation
+
+    def renew_lease(self, lease_seconds: float) -> str:
+        """Extend this agent's lease to `lease_seconds` from now (the store's clock);
+        returns the new end. Refused (the backend's Fenced) once the lease was lost."""
+        now = self.NOW_SECONDS
+        with self._write() as db:
+            db.execute(f"UPDATE agents SET lease_until = {now} + ? WHERE id = ?"
+                       " AND incarnation = ?", (lease_seconds, self.agent_id, self.incarnation))
+            row = db.execute("SELECT lease_until FROM agents WHERE id = ?",
+                             (self.agent_id,)).fetchone()
+        return stamp(float(row[0]))
+
+    def release_agent(self) -> None:
+        """A clean stop: the lease ends now, so peers take over what still runs here."""
+        if self.agent_id is None:
+            return
+        with self._write() as db:
+            db.execute(f"UPDATE agents SET stopped_at = ?, lease_until = {self.NOW_SECONDS}"
+                       " WHERE id = ? AND incarnation = ?",
+                       (utc_now(), self.agent_id, self.incarnation))
+
+    def claim_orphans(self, *, pool: str, limit: int = 500,
+                      at_start: bool = False) -> list[str]:
+        """Take over running instances whose owner is gone (lease out, stopped, or none),
+        of this agent's pool or of none: owner = this agent, epoch + 1. `at_start`: also
+        what this agent's last incarnation left running (and, on a store only one agent
+        uses, every running instance). Returns their IDs, to be run on from their
+        checkpoints."""
+        now = self.NOW_SECONDS
+        gone = (f"(i.owner IS NULL OR NOT EXISTS (SELECT 1 FROM agents a WHERE"
+                f" a.id = i.owner AND a.stopped_at IS NULL AND a.lease_until > {now}))")
+        if at_start:
+            gone = "1 = 1" if not self.shared else f"(i.owner = ? OR {gone})"
+        args: tuple[Any, ...] = (self.agent_id,) if at_start and self.shared else ()
+        with self._write() as db:
+            rows = db.execute(
+                "UPDATE instances SET owner = ?, epoch = epoch + 1, updated_at = ?"
+                " WHERE status = 'running' AND id IN (SELECT i.id FROM instances i"
+                f" WHERE i.status = 'running' AND {gone} AND (i.pool IS NULL OR i.pool = ?)"
+                f" ORDER BY i.updated_at LIMIT ? {self.CLAIM_LOCK}) RETURNING id",
+                (self.agent_id, utc_now(), *args, pool, limit)).fetchall()
+        return sorted(str(row[0]) for row in rows)
+
+    def list_agents(self) -> list[AgentRecord]:
+        """Every agent known to the store, the live ones first, with how many running
+        instances each owns."""
+        now = self.NOW_SECONDS
+        rows = self._db.execute(
+            "SELECT a.id, a.host, a.pool, a.home, a.pid, a.version, a.started_at,"
+            f" a.lease_until, a.stopped_at, CASE WHEN a.stopped_at IS NULL AND a.lease_until"
+            f" > {now} THEN 1 ELSE 0 END AS alive, (SELECT COUNT(*) FROM instances i"
+            " WHERE i.owner = a.id AND i.status = 'running') AS owned FROM agents a"
+            " ORDER BY alive DESC, a.started_at DESC").fetchall()
+        return [AgentRecord(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]),
+                            str(r[6]), stamp(float(r[7])), r[8], bool(r[9]), int(r[10]))
+                for r in rows]
+
+    def owned_running(self) -> list[str]:
+        """The running instances this agent owns (what it must be running)."""
+        rows = self._db.execute("SELECT id FROM instances WHERE status = 'running'"
+                                " AND owner = ?", (self.agent_id,)).fetchall()
+        return [str(row[0]) for row in rows]
