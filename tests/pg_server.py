@@ -58,8 +58,12 @@ def unavailable(reason: str) -> NoReturn:
 
 
 def find_bindir() -> Path | None:
-    """The directory holding `initdb` and `pg_ctl`: PATH first, else the newest
-    /usr/lib/postgresql/<version>/bin."""
+    """The directory holding `initdb` and `pg_ctl`: $PROCCTL_PG_BINDIR if set, else PATH,
+    else the newest /usr/lib/postgresql/<version>/bin."""
+    chosen = os.environ.get("PROCCTL_PG_BINDIR")
+    if chosen:
+        bindir = Path(chosen)
+        return bindir if (bindir / "initdb").is_file() and (bindir / "pg_ctl").is_file() else None
     initdb = shutil.which("initdb")
     if initdb:
         bindir = Path(initdb).resolve().parent
@@ -102,13 +106,17 @@ def _clean_env() -> dict[str, str]:
 
 
 def _pid_alive(pid: int) -> bool:
+    """The process runs (a zombie does not: PID 1 of a container may never reap it)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    try:
+        return not Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True  # no /proc here: kill(0) has to do
 
 
 def _temp_root() -> Path:
@@ -147,10 +155,27 @@ class PgServer:
 
     def start(self) -> None:
         """Start the server on the existing data and wait until it takes connections."""
-        proc = self.pg_ctl("start", "-w", "-t", "60", "-s", "-l", str(self.log), timeout=90)
-        if proc.returncode != 0:
-            raise PgUnavailable(f"pg_ctl start failed in {self.base}: "
-                                f"{proc.stdout}{proc.stderr}\n{self.log_tail()}")
+        # After a kill -9 the old server's processes take a moment to go: retry a while.
+        attempts = 40 if self._remove_stale_lock() else 1
+        for attempt in range(attempts):
+            proc = self.pg_ctl("start", "-w", "-t", "60", "-s", "-l", str(self.log),
+                               timeout=90)
+            if proc.returncode == 0:
+                return
+            if attempt + 1 < attempts:
+                time.sleep(0.25)
+        raise PgUnavailable(f"pg_ctl start failed in {self.base}: "
+                            f"{proc.stdout}{proc.stderr}\n{self.log_tail()}")
+
+    def _remove_stale_lock(self) -> bool:
+        """Remove postmaster.pid when its server is dead. The server would do it itself,
+        unless that pid is a zombie nobody reaped (PID 1 of a container may not)."""
+        lock = self.data / "postmaster.pid"
+        if not lock.exists() or self.pid is not None:
+            return False
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        return True
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server: "fast" (clients disconnected, clean shutdown), "smart" or
@@ -169,7 +194,7 @@ class PgServer:
 
     def ensure_running(self) -> None:
         """Start the server again if a test left it stopped or killed it."""
-        if not self.running():
+        if self.pid is None:  # no postmaster.pid, or its process is gone
             self.start()
 
     @property
@@ -286,8 +311,9 @@ def start_server(root: Path | None = None) -> PgServer:
                             "pip install 'psycopg[binary]>=3.1'") from None
     bindir = find_bindir()
     if bindir is None:
-        raise PgUnavailable("no initdb/pg_ctl on PATH or in /usr/lib/postgresql/*/bin "
-                            "(apt-get install postgresql)")
+        where = os.environ.get("PROCCTL_PG_BINDIR") or "PATH or /usr/lib/postgresql/*/bin"
+        raise PgUnavailable(f"no initdb and pg_ctl in {where} (apt-get install postgresql, "
+                            "or set PROCCTL_PG_BINDIR to their directory)")
     run_as = server_account()
     root = root or _temp_root()
     remove_leftovers(root)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -12,7 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pg_server import PREFIX, PgServer, database_name, remove_leftovers
+from pg_server import (
+    PREFIX,
+    PgServer,
+    PgUnavailable,
+    database_name,
+    remove_leftovers,
+    start_server,
+    unavailable,
+)
 
 psycopg = pytest.importorskip("psycopg")  # the fixture itself fails under CI=true
 
@@ -199,3 +208,45 @@ def test_a_cluster_left_by_a_killed_run_is_stopped_and_removed(temp_root: Path) 
 def test_a_live_run_s_cluster_is_left_alone(pg_server: PgServer) -> None:
     assert pg_server.base not in remove_leftovers(pg_server.base.parent)
     assert pg_server.running()
+
+
+def test_a_killed_server_is_started_again_on_its_data(pg_server: PgServer, pg_url: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("CREATE TABLE t (v text)")
+        conn.execute("INSERT INTO t VALUES ('durable')")
+        conn.commit()
+    pid = pg_server.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pg_server.pid is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert pg_server.pid is None
+    pg_server.ensure_running()
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT v FROM t").fetchall() == [("durable",)]
+
+
+def test_no_server_binaries_skips_or_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROCCTL_PG_BINDIR", "/nonexistent")
+    with pytest.raises(PgUnavailable, match="PROCCTL_PG_BINDIR") as unavailable_here:
+        start_server()
+    reason = str(unavailable_here.value)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no initdb and pg_ctl in /nonexistent"):
+        unavailable(reason)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="unavailable under CI=true"):
+        unavailable(reason)
+
+
+def test_the_fixture_fails_under_ci_without_a_server() -> None:
+    # The whole wiring, in a separate pytest run: under CI=true a missing server is an
+    # error, never a silent skip.
+    env = {**os.environ, "CI": "true", "PROCCTL_PG_BINDIR": "/nonexistent"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n0", "-p", "no:cacheprovider",
+         f"{__file__}::test_committed_rows_are_seen_from_another_connection"],
+        cwd=TESTS.parent, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "PostgreSQL server unavailable under CI=true: no initdb and pg_ctl" in proc.stdout
