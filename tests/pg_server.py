@@ -25,7 +25,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from types import ModuleType
+from typing import Any, Literal, NoReturn
 from urllib.parse import quote
 
 import pytest
@@ -35,6 +36,8 @@ PORT = 5432
 SUPERUSER = "procctl"
 SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the final NUL
 NAME_MAX = 63  # PostgreSQL's identifier length
+NO_PSYCOPG = "psycopg cannot be imported ({}): pip install 'psycopg[binary]>=3.1'"
+StopMode = Literal["smart", "fast", "immediate"]
 
 
 class PgUnavailable(Exception):
@@ -50,11 +53,22 @@ class RunAs:
     name: str
 
 
-def unavailable(reason: str) -> NoReturn:
-    """Fail under CI=true (the server must be there), skip with the reason otherwise."""
+def unavailable(reason: str, *, module: bool = False) -> NoReturn:
+    """Fail under CI=true (the server must be there), skip with the reason otherwise.
+    `module`: called at a test module's top level (a failure is then a collection error)."""
     if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
         pytest.fail(f"PostgreSQL server unavailable under CI=true: {reason}", pytrace=False)
-    pytest.skip(f"PostgreSQL server unavailable: {reason}")
+    pytest.skip(f"PostgreSQL server unavailable: {reason}", allow_module_level=module)
+
+
+def require_psycopg() -> ModuleType:
+    """psycopg, for a test module's top level: `psycopg = require_psycopg()`. Without it
+    the module is skipped, or fails under CI=true."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        unavailable(NO_PSYCOPG.format(exc), module=True)
+    return psycopg
 
 
 def find_bindir() -> Path | None:
@@ -177,14 +191,14 @@ class PgServer:
             lock.unlink()
         return True
 
-    def stop(self, mode: str = "fast") -> None:
+    def stop(self, mode: StopMode = "fast") -> None:
         """Stop the server: "fast" (clients disconnected, clean shutdown), "smart" or
         "immediate" (like a crash: recovery runs at the next start)."""
         proc = self.pg_ctl("stop", "-w", "-t", "60", "-s", "-m", mode, timeout=90)
         if proc.returncode != 0 and self.running():
             raise RuntimeError(f"pg_ctl stop failed in {self.base}: {proc.stdout}{proc.stderr}")
 
-    def restart(self, mode: str = "fast") -> None:
+    def restart(self, mode: StopMode = "fast") -> None:
         """Stop then start on the same data; open connections get an error."""
         self.stop(mode)
         self.start()
@@ -307,8 +321,7 @@ def start_server(root: Path | None = None) -> PgServer:
     try:
         import psycopg  # noqa: F401
     except ImportError as exc:
-        raise PgUnavailable(f"psycopg cannot be imported ({exc}); "
-                            "pip install 'psycopg[binary]>=3.1'") from None
+        raise PgUnavailable(NO_PSYCOPG.format(exc)) from None
     bindir = find_bindir()
     if bindir is None:
         where = os.environ.get("PROCCTL_PG_BINDIR") or "PATH or /usr/lib/postgresql/*/bin"

@@ -17,13 +17,15 @@ from pg_server import (
     PREFIX,
     PgServer,
     PgUnavailable,
+    StopMode,
     database_name,
     remove_leftovers,
+    require_psycopg,
     start_server,
     unavailable,
 )
 
-psycopg = pytest.importorskip("psycopg")  # the fixture itself fails under CI=true
+psycopg = require_psycopg()
 
 pytestmark = pytest.mark.postgres
 
@@ -129,7 +131,7 @@ def test_terminate_backends_ends_the_sessions_of_one_database(pg_server: PgServe
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
 def test_restart_keeps_committed_data_and_breaks_open_connections(
-        pg_server: PgServer, pg_url: str, mode: str) -> None:
+        pg_server: PgServer, pg_url: str, mode: StopMode) -> None:
     with psycopg.connect(pg_url) as conn:
         conn.execute("CREATE TABLE t (v text)")
         conn.execute("INSERT INTO t VALUES ('kept')")
