@@ -61,6 +61,9 @@ COMMANDS = (
                 "Signals that did not resume anything (yet), and files not read yet."),
     LazyCommand("agent", f"{_COMMANDS}.agent:app",
                 "Start, stop and inspect the agent for a home."),
+    LazyCommand("agents", f"{_COMMANDS}.agents:agents_command",
+                "List the agents sharing this home's store: host, pool, state, lease, "
+                "instances."),
     LazyCommand("config", f"{_COMMANDS}.config:app",
                 "Read and change the agent's settings."),
 )

@@ -34,20 +34,76 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
     return options
 
 
+def home_store_url(home: HomePaths) -> str | None:
+    """The PostgreSQL location of the home's store (PROCCTL_STORE_URL, else its
+    store_url setting), or None: the SQLite file in the home."""
+    from procctl.agent.store_location import store_url
+
+    return store_url(home)
+
+
+def has_store(home: HomePaths) -> bool:
+    """Whether there is a store to read: a PostgreSQL one (the home needs no file of
+    its own for that), or the home's SQLite file."""
+    if home_store_url(home) is not None:
+        return True
+    return home.exists() and home.db.exists()
+
+
+def open_home_store(home: HomePaths, *, read_only: bool = False,
+                    must_exist: bool = False) -> StoreContract:
+    """The home's store: the SQLite file, or the PostgreSQL server it names (StoreError
+    with an install hint when the PostgreSQL driver is missing)."""
+    from procctl.store import open_store
+
+    url = home_store_url(home)
+    if url is None:
+        return open_store(home.db, read_only=read_only, must_exist=must_exist)
+    from procctl.store.urls import require_driver
+
+    require_driver(url)
+    return open_store(home.db, url=url, read_only=read_only, must_exist=must_exist)
+
+
+def nothing_text(what: str, home: HomePaths, filters: str = "") -> str:
+    """An empty listing's line as plain text: in the home (or no home there), or in
+    the PostgreSQL store the home uses."""
+    from procctl.cli import render
+
+    url = home_store_url(home)
+    if url is None:
+        return render.nothing_in_home_text(what, home.home, filters, exists=home.exists())
+    from procctl.store.urls import redacted
+
+    where = f" ({filters})" if filters else ""
+    return render.neutralise(f"No {what} in the store {redacted(url)}{where}.")
+
+
+def no_home_note(home: HomePaths) -> str | None:
+    """The note a read command adds when it found no home (a mistyped --home?); None
+    when there is one, or when the store is a server."""
+    from procctl.cli import render
+
+    if home.exists() or home_store_url(home) is not None:
+        return None
+    return render.no_home(home.home)
+
+
 def read_store(home: HomePaths, read: Callable[[StoreContract], T]) -> T:
     """Open the home's store read-only (it must exist), run `read` on it, close it.
 
     Nothing is written to the store (see store/reading.py). When an agent opened the
     file while it was read without its WAL files, `read` runs again. A store of an
     older schema is read as it is, with one note that the next agent start migrates it.
+    The store is the PostgreSQL one when the home names one (agent/store_location.py).
     """
     from procctl.cli import render
-    from procctl.store import StoreError, open_store
+    from procctl.store import StoreError
     from procctl.store.schema import SCHEMA_VERSION
 
     noted = False
     for attempt in range(1, READ_ATTEMPTS + 1):
-        store = open_store(home.db, read_only=True)
+        store = open_home_store(home, read_only=True)
         if not noted and store.file_schema < SCHEMA_VERSION:
             render.note(older_schema_note(store))
             noted = True
@@ -67,5 +123,5 @@ def read_store(home: HomePaths, read: Callable[[StoreContract], T]) -> T:
 def older_schema_note(store: StoreContract) -> str:
     from procctl.store.schema import SCHEMA_VERSION
 
-    return (f"The store at {store.path} has schema {store.file_schema}, this procctl "
+    return (f"The store at {store.location} has schema {store.file_schema}, this procctl "
             f"uses {SCHEMA_VERSION}; the next `procctl agent start` migrates it.")

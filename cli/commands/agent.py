@@ -93,6 +93,7 @@ def status(
             ("Agent", f"[{STATE_STYLES.get(state, 'white')}]{state.replace('_', ' ')}[/]"),
             ("PID", str(data["pid"])),
             ("Home", data["home"]),
+            *shared_store_rows(data),
             ("Version", data["version"]),
             ("Uptime", format_duration(data["uptime_seconds"])),
             ("Instances running", str(data["instances_running"])),
@@ -103,6 +104,32 @@ def status(
         render.console.print(render.key_value_table(rows))
     if state in TROUBLE:
         raise typer.Exit(EXIT_DEGRADED)
+
+
+def shared_store_rows(status: dict[str, Any]) -> list[tuple[str, str]]:
+    """The agent's ID, pool, store and lease, as markup rows: those the agent gave (an
+    agent older than the shared store gives none of them)."""
+    from datetime import UTC, datetime
+
+    from procctl.cli.commands.agents import relative
+    from procctl.store.urls import redacted
+
+    rows = []
+    if status.get("agent_id"):
+        rows.append(("Agent ID", render.safe_text(status["agent_id"])))
+    if status.get("pool"):
+        rows.append(("Pool", render.safe_text(status["pool"])))
+    if status.get("store"):
+        rows.append(("Store", render.safe_text(redacted(str(status["store"])))))
+    if status.get("lease_seconds") is not None:
+        seconds = float(status["lease_seconds"])
+        lease = f"{seconds:g}s" if seconds < 60 else format_duration(seconds)
+        until = status.get("lease_until")
+        if until:
+            lease += (f", until {render.short_time(until)} "
+                      f"({relative(until, datetime.now(UTC))})")
+        rows.append(("Lease", render.safe_text(lease)))
+    return rows
 
 
 def startup_text(status: dict[str, Any]) -> str:

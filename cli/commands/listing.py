@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from procctl.cli import render
-from procctl.cli.options import global_options, read_store
+from procctl.cli.options import global_options, has_store, no_home_note, nothing_text, read_store
 from procctl.store.records import InstanceRecord, Status
 
 STATUSES = tuple(Status)
@@ -36,7 +36,7 @@ def list_command(
                                  param_hint="--status")
     options = global_options(ctx)
     home = options.home
-    if not home.exists() or not home.db.exists():
+    if not has_store(home):
         rows = []
     else:
         records = read_store(home, lambda store: store.list_instances(
@@ -49,13 +49,13 @@ def list_command(
             rows = [table_row(record) for record in records]
     if as_json:
         render.print_json(rows)
-        if not home.exists():
-            render.note(render.no_home(home.home))
+        note = no_home_note(home)
+        if note is not None:
+            render.note(note)
         return
     if not rows:
         filters = ", ".join(f"{name} {value}" for name, value
                             in (("status", status), ("process", process)) if value)
-        render.print_line(render.nothing_in_home_text("instances", home.home, filters,
-                                                      exists=home.exists()))
+        render.print_line(nothing_text("instances", home, filters))
         return
     render.print_instances(rows)

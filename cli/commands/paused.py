@@ -22,8 +22,15 @@ from procctl.agent.errors import UsageError
 from procctl.agent.paths import HomePaths
 from procctl.agent.summary import resume_command
 from procctl.cli import render
-from procctl.cli.options import global_options, older_schema_note
-from procctl.store import StoreContract, StoreError, open_store
+from procctl.cli.options import (
+    global_options,
+    has_store,
+    no_home_note,
+    nothing_text,
+    older_schema_note,
+    open_home_store,
+)
+from procctl.store import StoreContract, StoreError
 from procctl.store.records import PausedRow
 from procctl.store.schema import SCHEMA_VERSION
 
@@ -81,7 +88,7 @@ class PausedReader:
 
     def _open(self) -> StoreContract:
         if self.store is None:
-            self.store = open_store(self.home.db, read_only=True)
+            self.store = open_home_store(self.home, read_only=True)
             if self.store.file_schema < SCHEMA_VERSION:
                 render.note(older_schema_note(self.store))
         return self.store
@@ -143,16 +150,17 @@ def list_paused_command(
     before = None if after is None else parse_cursor(after)
     if limit is None:
         limit = -1 if as_json else TABLE_ROWS
-    has_store = options.home.exists() and options.home.db.exists()
+    stored = has_store(options.home)
     reader = PausedReader(options.home)
     try:
         if as_json:
-            _stream_json(reader.rows(process, before, limit) if has_store else iter(()))
-            if not options.home.exists():
-                render.note(render.no_home(options.home.home))
+            _stream_json(reader.rows(process, before, limit) if stored else iter(()))
+            note = no_home_note(options.home)
+            if note is not None:
+                render.note(note)
             return
         rows: list[PausedRow] = []
-        if has_store and limit != 0:
+        if stored and limit != 0:
             rows = reader.page(process, before, max(limit, 0) + 1 if limit > 0 else -1)
         more = limit > 0 and len(rows) > limit
         rows = rows[:limit] if limit > 0 else rows
@@ -179,9 +187,8 @@ def _stream_json(rows: Iterator[PausedRow]) -> None:
 def _table(rows: list[PausedRow], home: HomePaths, process: str | None, *, more: bool,
            total: int | None, limit: int) -> None:
     if not rows:
-        render.console.print(render.nothing_in_home(
-            "paused instances", home.home, f"process {process}" if process else "",
-            exists=home.exists()))
+        render.console.print(render.escape(nothing_text(
+            "paused instances", home, f"process {process}" if process else "")))
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("CORRELATION ID", "INSTANCE", "PROCESS", "CHECKPOINT", "PAUSED SINCE",

@@ -18,8 +18,8 @@ import typer
 from procctl.agent.client import AgentClient
 from procctl.agent.expiry import Expiry, expired_batches, purge_without_agent
 from procctl.cli import render
-from procctl.cli.options import global_options, read_store
-from procctl.store import Store, StoreContract
+from procctl.cli.options import global_options, has_store, open_home_store, read_store
+from procctl.store import StoreContract
 
 #: the instances a purge names one by one; beyond them, progress lines and a count
 LISTED = 100
@@ -96,7 +96,8 @@ def purge_expired_command(
     client = AgentClient(options.home)
     running = client.is_running()
     batches: list[list[Expiry]] = []
-    if not running and options.home.db.exists() and dry_run:
+    stored = not running and has_store(options.home)
+    if stored and dry_run:
         # Only reads: the store is left as it is (read again whole if an agent opened
         # it meanwhile, so the output starts once the reading is done).
         def read(store: StoreContract) -> list[list[Expiry]]:
@@ -109,11 +110,11 @@ def purge_expired_command(
                                            timeout=STALL_SECONDS):
             if kind == "event" and payload.get("kind") == "purge_progress":
                 output.batch(payload["data"]["expired"], [])
-    elif options.home.db.exists() and dry_run:
+    elif stored and dry_run:
         for batch in batches:
             output.batch(*_split(batch))
-    elif options.home.db.exists():
-        store = Store(options.home.db, must_exist=True)
+    elif stored:
+        store = open_home_store(options.home, must_exist=True)
         try:
             for batch in expired_batches(store):
                 done = purge_without_agent(store, batch)

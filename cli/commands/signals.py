@@ -11,7 +11,7 @@ from procctl.agent import signals as protocol
 from procctl.agent.config import load_config
 from procctl.agent.summary import signal_summary
 from procctl.cli import render
-from procctl.cli.options import global_options, read_store
+from procctl.cli.options import global_options, has_store, read_store
 from procctl.store.records import SignalStatus
 
 SHOWN = (SignalStatus.PENDING, SignalStatus.REJECTED, SignalStatus.UNMATCHED,
@@ -28,7 +28,7 @@ def signals_command(
     options = global_options(ctx)
     statuses = (*SHOWN, SignalStatus.APPLIED) if show_all else SHOWN
     rows: list[dict[str, Any]] = []
-    if options.home.db.exists():
+    if has_store(options.home):
         rows = read_store(options.home, lambda store: [
             signal_summary(r) for r in store.list_signals(statuses, limit)])
     directory = options.home.signals_dir(str(load_config(options.home.config)["signals_dir"]))
