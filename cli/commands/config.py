@@ -37,6 +37,21 @@ def show(
                       escape(setting.description))
     render.console.print(table)
     render.note(f"File: {options.home.config}. A running agent reads it at its next start.")
+    overridden = _store_url_override()
+    if overridden is not None:
+        render.note(f"PROCCTL_STORE_URL is set and overrides store_url: the store is "
+                    f"{overridden}.")
+
+
+def _store_url_override() -> str | None:
+    """The environment's store location (redacted), when it overrides the setting."""
+    import os
+
+    from procctl.agent.store_location import STORE_URL_ENV
+    from procctl.store.urls import redacted
+
+    value = os.environ.get(STORE_URL_ENV, "")
+    return redacted(value) if value.strip() else None
 
 
 @app.command("set")

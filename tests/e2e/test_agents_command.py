@@ -119,3 +119,14 @@ def test_a_postgresql_store_with_nothing_in_it_says_so(procctl: Procctl, pg_url:
     assert agents.out.startswith("No agents in the store postgresql://"), agents.out
     assert as_json.json() == []
     assert not procctl.home.exists()  # a read makes no home
+
+
+def test_config_show_says_when_the_environment_overrides_store_url(procctl: Procctl) -> None:
+    procctl.ok("config", "set", "store_url", "service=procctl")
+    plain = procctl.ok("config", "show")
+    assert "service=procctl" in plain.out and "PROCCTL_STORE_URL" not in plain.err
+    shown = procctl.ok("config", "show", env={
+        "PROCCTL_STORE_URL": "postgresql://app:hunter2@db/procctl"})
+    assert ("PROCCTL_STORE_URL is set and overrides store_url: the store is "
+            "postgresql://app:***@db/procctl.") in shown.err, str(shown)
+    assert "hunter2" not in shown.out + shown.err
