@@ -36,18 +36,23 @@ from procctl.agent.intake import SignalDesk
 from procctl.agent.lifecycle_runs import Lifecycle
 from procctl.agent.lock import HomeLock
 from procctl.agent.logs import setup_logging
+from procctl.agent.membership import Membership
 from procctl.agent.paths import HomePaths
 from procctl.agent.scheduler import Scheduler
 from procctl.agent.sdnotify import notify
+from procctl.agent.store_location import describe, store_url
 from procctl.agent.store_worker import StoreWorker
 from procctl.agent.summary import instance_summary, signal_summary, waiting_for
 from procctl.store import StoreError
 from procctl.store.clock import utc_now
-from procctl.store.errors import NotFound
+from procctl.store.errors import Fenced, NotFound
 
 log = logging.getLogger("procctl.agent")
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+#: seconds between two reads of the history of an instance another agent runs
+FOLLOW_POLL = 0.2
 
 
 class Agent:
@@ -56,7 +61,13 @@ class Agent:
         self.settings = load_config(paths.config)
         expression_limits.apply_settings(self.settings)
         self.health = Health()
-        self.worker = StoreWorker(paths.db, self.health)
+        self.worker = StoreWorker(paths.db, self.health,
+                                  url=store_url(paths, self.settings))
+        self.worker.on_fenced = self._on_fenced
+        self.membership = Membership(paths, self.settings, self.worker, self._lost_lease)
+        #: set when the store refused this agent's writes (its lease ran out)
+        self.fenced = False
+        self.lease_task: asyncio.Task[None] | None = None
         self.lock = HomeLock(paths.lock)
         self.manager = InstanceManager(self.worker)
         self.lifecycle = Lifecycle(self.manager, self.worker)
@@ -64,7 +75,7 @@ class Agent:
                                paths.signals_dir(str(self.settings["signals_dir"])),
                                self.settings)
         self.scheduler = Scheduler(self.lifecycle, self.desk, self.worker, self.settings,
-                                   self.health)
+                                   self.health, self.membership)
         self.connections: set[asyncio.Task[Any]] = set()
         self.background: list[asyncio.Task[None]] = []
         self.stopping = asyncio.Event()
@@ -82,6 +93,7 @@ class Agent:
     async def serve(self, ready: Callable[[], None] | None = None) -> None:
         """Run until SIGTERM, SIGINT or a `stop` request (or a start-up that fails)."""
         self.paths.ensure()
+        self._loop = asyncio.get_running_loop()
         self.lock.acquire()
         try:
             self.paths.socket.unlink(missing_ok=True)
@@ -106,6 +118,11 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*self.background, return_exceptions=True)
             await self._drain_instances()
+            if self.lease_task is not None:
+                self.lease_task.cancel()
+                await asyncio.gather(self.lease_task, return_exceptions=True)
+                if not self.fenced:
+                    await self.membership.leave()
             for task in list(self.connections):
                 task.cancel()
             await asyncio.gather(*self.connections, return_exceptions=True)
@@ -124,6 +141,8 @@ class Agent:
         what `agent run` exits with)."""
         try:
             await self.worker.open()  # waits while the disk is full
+            await self.membership.join()
+            self.lease_task = asyncio.create_task(self.membership.run())
             self._enter(RECOVERING)
             await self.recover()
             self.recovered.set()
@@ -146,6 +165,22 @@ class Agent:
             self.failure = exc
             self.stopping.set()
 
+    def _on_fenced(self, error: Fenced) -> None:
+        """On the store thread: the store refused a write of this agent's."""
+        with contextlib.suppress(RuntimeError):  # the loop is closed: it stopped already
+            self._loop.call_soon_threadsafe(self._lost_lease, error)
+
+    def _lost_lease(self, error: StoreError) -> None:
+        """Other agents may own this agent's instances now: stop at once, writing
+        nothing more (agent run exits with the store's error)."""
+        if self.fenced:
+            return
+        self.fenced = True
+        log.error("lease lost: %s", error.message, extra={
+            "agent_id": self.membership.agent_id, "running": len(self.manager.tasks)})
+        self.failure = error
+        self.stopping.set()
+
     def _enter(self, phase: str) -> None:
         self.health.enter(phase)
         notify(f"STATUS=start-up: {phase.replace('_', ' ')}")
@@ -167,8 +202,9 @@ class Agent:
     async def recover(self) -> None:
         """Instances the last agent left running: from their checkpoint through the
         recover block; with none, as their definition's `on_crash` says."""
-        store = self.worker.store
-        interrupted = await self.worker.call(store.instances_with_status, "running")
+        # This agent's own from its last run, and any whose agent is gone; on SQLite
+        # (one agent per store) every running instance.
+        interrupted = await self.membership.claim(at_start=True)
         # Known now: an instance created from here on is a new one, not one to recover.
         self.listed.set()
         for done, instance_id in enumerate(interrupted):
@@ -180,7 +216,8 @@ class Agent:
         running = list(self.manager.tasks.values())
         if not running:
             return
-        grace = parse_duration(self.settings["shutdown_grace"])
+        # A fenced agent's instances may run elsewhere now: no grace, no more writes.
+        grace = 0.0 if self.fenced else parse_duration(self.settings["shutdown_grace"])
         _, pending = await asyncio.wait(running, timeout=grace)
         for task in pending:
             task.cancel()
@@ -248,6 +285,8 @@ class Agent:
             "instances_running": len(self.manager.tasks),
             "signals_dir": str(self.desk.directory),
             "store_commits": self._store_commits(),
+            "store": self._store_location(),
+            **self.membership.to_json(),
             **self.health.to_json(),
         }})
 
@@ -257,6 +296,12 @@ class Agent:
             return self.worker.store.commits
         except RuntimeError:  # not open yet
             return None
+
+    def _store_location(self) -> str:
+        try:
+            return self.worker.store.location
+        except RuntimeError:  # not open yet
+            return describe(self.paths, self.settings)
 
     async def op_stop(self, request: dict[str, Any], send: Send) -> None:
         await send({"type": "result", "data": {"pid": os.getpid(), "stopping": True}})
@@ -299,6 +344,11 @@ class Agent:
         at its first intermediate_return too (the summary then has `intermediate`)."""
         store = self.worker.store
         record = await self.worker.call(store.get_instance, instance_id)
+        if queue is None and store.shared and record.status == "running" \
+                and record.id not in self.manager.tasks:
+            # Another agent runs it: its history, as that agent commits it.
+            await self._follow_elsewhere(record.id, send, until_intermediate)
+            return
         if queue is None:
             queue = self.manager.subscribe(record.id)
             record = await self.worker.call(store.get_instance, record.id)
@@ -328,6 +378,36 @@ class Agent:
             await send({"type": "result", "data": summary})
         finally:
             self.manager.unsubscribe(record.id, queue)
+
+    async def _follow_elsewhere(self, instance_id: str, send: Send,
+                                until_intermediate: bool) -> None:
+        """Send the events of an instance that another agent sharing the store runs, as
+        that agent commits them (polled every FOLLOW_POLL seconds), until it settles;
+        then its summary, as `_follow` sends it."""
+        store = self.worker.store
+        history = await self.worker.call(store.events, instance_id)
+        after = history[-1].id if history else 0
+        while True:
+            record = await self.worker.call(store.get_instance, instance_id)
+            for event in await self.worker.call(store.events, instance_id, after):
+                after = event.id
+                await send({"type": "event", "event": {
+                    "kind": event.kind, "step_id": event.step_id, "step_path": event.step_path,
+                    "data": json.loads(event.data_json), "at": event.at}})
+                if until_intermediate and event.kind == "intermediate_return":
+                    summary = instance_summary(record, None)
+                    summary["intermediate"] = json.loads(event.data_json).get("value")
+                    await send({"type": "result", "data": summary})
+                    return
+            if record.status != "running" or record.id in self.manager.tasks:
+                break
+            await asyncio.sleep(FOLLOW_POLL)
+        checkpoint = await self.worker.call(store.find_checkpoint, record.id)
+        summary = instance_summary(record, checkpoint)
+        child = await self.worker.call(waiting_for, record, store.get_instance)
+        if child is not None:
+            summary["waiting_for"] = child
+        await send({"type": "result", "data": summary})
 
     async def op_await_signal(self, request: dict[str, Any], send: Send) -> None:
         """What became of a signal (by its signal_id); with follow, the instance too."""

@@ -2,7 +2,8 @@
 start-up has come, and the parts that keep failing.
 
 States, in the order they win: `stopping`, `waiting_for_disk` (a store call waits for
-free space), `degraded` (the scheduler or the store failed DEGRADED_AFTER times in a
+free space), `waiting_for_store` (a store call waits for the PostgreSQL server),
+`degraded` (the scheduler or the store failed DEGRADED_AFTER times in a
 row), `starting` (the store is being opened, interrupted instances recovered, waiting
 signal files applied), `ready`.
 
@@ -60,6 +61,8 @@ class Health:
     stopping: bool = False
     #: (since, error) while a store call waits for free disk space
     disk_wait: tuple[str, str] | None = None
+    #: (since, error) while a store call waits for the store's server to answer
+    store_wait: tuple[str, str] | None = None
     failures: dict[str, Failure] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -86,6 +89,15 @@ class Health:
     def disk_free(self) -> None:
         with self._lock:
             self.disk_wait = None
+
+    def waiting_for_store(self, error: str) -> None:
+        with self._lock:
+            if self.store_wait is None:
+                self.store_wait = (utc_now(), error)
+
+    def store_back(self) -> None:
+        with self._lock:
+            self.store_wait = None
 
     def failed(self, component: str, error: BaseException) -> Failure:
         """One more failure in a row of `component` (e.g. "scheduler", "store"); a
@@ -117,6 +129,8 @@ class Health:
                 return "stopping"
             if self.disk_wait is not None:
                 return "waiting_for_disk"
+            if self.store_wait is not None:
+                return "waiting_for_store"
             if any(f.count >= DEGRADED_AFTER for f in self.failures.values()):
                 return "degraded"
         return "ready" if self.phase == DONE else "starting"
@@ -126,6 +140,8 @@ class Health:
         with self._lock:
             disk = (None if self.disk_wait is None
                     else {"since": self.disk_wait[0], "error": self.disk_wait[1]})
+            server = (None if self.store_wait is None
+                      else {"since": self.store_wait[0], "error": self.store_wait[1]})
             problems = [f.to_json(name) for name, f in sorted(self.failures.items())]
         return {
             "state": state,
@@ -133,5 +149,6 @@ class Health:
                         "signal_files": self.signal_files.to_json(),
                         "ready_at": self.ready_at},
             "disk_wait": disk,
+            "store_wait": server,
             "problems": problems,
         }

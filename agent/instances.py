@@ -8,6 +8,7 @@ it from its snapshot, with the definition text pinned to it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -167,6 +168,10 @@ class InstanceHooks:
                 "error": json.loads(record.error_json) if record.error_json else None}
 
 
+#: seconds between two reads of a child's status when the store is shared
+CHILD_POLL = 0.5
+
+
 class InstanceManager:
     def __init__(self, worker: StoreWorker) -> None:
         self.worker = worker
@@ -219,7 +224,14 @@ class InstanceManager:
                         until_paused and record.status == "paused"):
                     self._settle_waiters.get(instance_id, set()).discard(woken)
                     return record
-                await woken.wait()
+                if self.worker.store.shared:
+                    # The child may run on another agent (taken over, or resumed
+                    # there): its end is read from the store.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(woken.wait(), CHILD_POLL)
+                    self._settle_waiters.get(instance_id, set()).discard(woken)
+                else:
+                    await woken.wait()
         finally:
             self._waited_on[instance_id] -= 1
             if not self._waited_on[instance_id]:

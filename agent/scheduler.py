@@ -22,12 +22,16 @@ from procctl.agent.expiry import PURGE_BATCH, Expiry, decide, fail_expired_batch
 from procctl.agent.health import DEGRADED_AFTER, Health
 from procctl.agent.intake import SignalDesk
 from procctl.agent.lifecycle_runs import Lifecycle
+from procctl.agent.membership import Membership
 from procctl.agent.store_worker import StoreWorker
 from procctl.store.clock import utc_now
 
 log = logging.getLogger("procctl.scheduler")
 
 TICK_SECONDS = 0.25
+#: how often, at most, a shared store is asked for instances whose agent is gone (at
+#: least four times a lease: the takeover comes within about one lease)
+CLAIM_SECONDS = 1.0
 #: how often the planner's statistics are refreshed (PRAGMA optimize: store/paused.py)
 OPTIMIZE_SECONDS = 3600.0
 #: how long one batch of expiries should hold the store thread: every other store call
@@ -55,8 +59,14 @@ class BatchSize:
 
 class Scheduler:
     def __init__(self, lifecycle: Lifecycle, desk: SignalDesk, worker: StoreWorker,
-                 settings: dict[str, object], health: Health | None = None) -> None:
+                 settings: dict[str, object], health: Health | None = None,
+                 membership: Membership | None = None) -> None:
         self.lifecycle = lifecycle
+        #: claims what agents that are gone left running (a shared store only)
+        self.membership = membership
+        self._last_claim = 0.0
+        self.claim_interval = (CLAIM_SECONDS if membership is None
+                               else min(CLAIM_SECONDS, membership.lease_seconds / 4))
         self.health = health or Health()
         self.desk = desk
         self.worker = worker
@@ -94,6 +104,13 @@ class Scheduler:
 
     async def tick(self) -> None:
         store = self.worker.store
+        if (self.membership is not None and store.shared
+                and time.monotonic() - self._last_claim >= self.claim_interval):
+            self._last_claim = time.monotonic()
+            for instance_id in await self.membership.claim():
+                log.warning("taking over an instance whose agent is gone",
+                            extra={"instance": instance_id})
+                await self.lifecycle.recover(instance_id)
         for instance_id in await self.worker.call(store.due_resumes, utc_now()):
             await self.lifecycle.resume_scheduled(instance_id)
         await self.expire()

@@ -26,8 +26,9 @@ from typing import ParamSpec, TypeVar
 from procctl.agent.faults import failing
 from procctl.agent.health import Health
 from procctl.store import StoreContract, open_store
-from procctl.store.errors import Conflict, NotFound, StoreError
+from procctl.store.errors import Conflict, Fenced, NotFound, StoreError, StoreUnreachable
 from procctl.store.sqlite import CHECK_BUDGET_AT_START
+from procctl.store.urls import redacted
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -40,10 +41,16 @@ EVENT_DELAY = 0.2
 
 
 class StoreWorker:
-    def __init__(self, path: Path, health: Health | None = None) -> None:
+    def __init__(self, path: Path, health: Health | None = None, *,
+                 url: str | None = None) -> None:
         self.health = health or Health()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="procctl-store")
         self._path = path
+        #: the PostgreSQL store's location (None: the SQLite file at `path`)
+        self.url = url
+        #: called (on the store thread) when the store refuses this agent's writes
+        #: because its lease ran out (store/agents.py)
+        self.on_fenced: Callable[[Fenced], None] | None = None
         self._store: StoreContract | None = None
         self._events: deque[tuple[str, str, str, str, str | None, str | None]] = deque()
         self._events_lock = threading.Lock()
@@ -60,7 +67,7 @@ class StoreWorker:
     def _open(self) -> None:
         # Checked for damage for up to a second before anything is written; a bigger
         # file is checked whole in the background (store/integrity.py).
-        self._store = open_store(self._path, check_budget=CHECK_BUDGET_AT_START,
+        self._store = open_store(self._path, url=self.url, check_budget=CHECK_BUDGET_AT_START,
                                  check_rest_in_background=True)
 
     @property
@@ -96,6 +103,25 @@ class StoreWorker:
                     raise sqlite3.DatabaseError(
                         f"database disk image is malformed (fault point store.{name})")
                 result = call()
+            except Fenced as exc:
+                if self.on_fenced is not None:
+                    self.on_fenced(exc)
+                raise
+            except StoreUnreachable as exc:
+                # The server is down or restarting: wait for it as for disk space. (A
+                # commit whose answer was lost is tried again: each transition checks
+                # the status it starts from, so one that did commit is refused.)
+                if self._closing:
+                    raise
+                if not waited:
+                    log.error("store unreachable: store calls wait for it", extra={
+                        "store": self.url and redacted(self.url), "error": str(exc),
+                        "call": name})
+                    self.health.waiting_for_store(f"{name}: {exc}")
+                    waited = True
+                self._wake.wait(delay)
+                delay = min(delay * 2, 2.0)
+                continue
             except (sqlite3.Error, StoreError, OSError) as exc:
                 if self._closing or not disk_full(exc, self._path):
                     if is_store_failure(exc):
@@ -113,8 +139,11 @@ class StoreWorker:
                 continue
             if waited:
                 self.health.disk_free()
-                log.warning("disk space is free again: the store goes on",
-                            extra={"db": str(self._path), "call": name})
+                self.health.store_back()
+                log.warning("disk space is free again: the store goes on" if self.url is None
+                            else "the store answers again: store calls go on",
+                            extra={"db": (self.url and redacted(self.url)) or str(self._path),
+                                   "call": name})
             self.health.succeeded("store")
             return result
 

@@ -104,6 +104,11 @@ class AgentOps:
         if at_start:
             gone = "1 = 1" if not self.shared else f"(i.owner = ? OR {gone})"
         args: tuple[Any, ...] = (self.agent_id,) if at_start and self.shared else ()
+        if not at_start and self._db.execute(
+                "SELECT 1 FROM instances i WHERE i.status = 'running' AND"
+                f" {gone} AND (i.pool IS NULL OR i.pool = ?) LIMIT 1",
+                (pool,)).fetchone() is None:
+            return []  # the common case: no write transaction
         with self._write() as db:
             rows = db.execute(
                 "UPDATE instances SET owner = ?, epoch = epoch + 1, updated_at = ?"
