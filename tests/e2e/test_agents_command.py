@@ -9,7 +9,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from helpers import Procctl
+from helpers import SAMPLES, Procctl, wait_for
 
 from procctl.store import Store, open_store
 
@@ -130,3 +130,91 @@ def test_config_show_says_when_the_environment_overrides_store_url(procctl: Proc
     assert ("PROCCTL_STORE_URL is set and overrides store_url: the store is "
             "postgresql://app:***@db/procctl.") in shown.err, str(shown)
     assert "hunter2" not in shown.out + shown.err
+
+
+def test_agents_lists_the_running_agent_of_a_sqlite_home(procctl: Procctl) -> None:
+    procctl.ok("agent", "start")
+    pid = procctl.agent_pid()
+    agents = procctl.ok("agents", "--json").json()
+    assert len(agents) == 1, agents
+    agent = agents[0]
+    assert set(agent) == AGENT_KEYS, agent
+    assert (agent["pid"], agent["state"], agent["alive"]) == (pid, "alive", True), agent
+    assert agent["home"] == str(procctl.home) and agent["pool"] == "default", agent
+    assert agent["owned"] >= 0 and agent["stopped_at"] is None, agent
+
+    lines = procctl.ok("agents").out.splitlines()
+    assert lines[0].split() == ["AGENT", "HOST", "POOL", "PID", "STATE", "LEASE", "INSTANCES"]
+    assert len(lines) == 2, lines
+    row = lines[1].split()
+    assert row[0] == agent["id"] and row[3] == str(pid) and row[4] == "alive", lines
+    assert "in " in lines[1], lines  # the lease runs on
+
+    procctl.ok("agent", "stop")  # read from the store with the agent down: stopped
+    stopped = procctl.ok("agents", "--json").json()
+    assert [(a["id"], a["state"], a["alive"]) for a in stopped] == [
+        (agent["id"], "stopped", False)], stopped
+
+
+
+
+def test_list_reads_the_instances_another_home_ran_on_the_shared_store(
+        tmp_path: Path, pg_url: str) -> None:
+    runner = Procctl(tmp_path / "runner")
+    reader = Procctl(tmp_path / "reader")
+    env = {"PROCCTL_STORE_URL": pg_url}
+    runner.env.update(env)
+    try:
+        done = runner.ok("run", SAMPLES / "hello.toml", "--wait", "--json").json()
+        assert done["status"] == "completed", done
+        listed = reader.ok("--home", tmp_path / "reader", "list", "--json", env=env).json()
+        assert [row["instance_id"] for row in listed] == [done["instance_id"]]
+        shown = reader.ok("show", done["instance_id"], "--json", env=env).json()
+        assert shown["status"] == "completed", shown
+        agents = wait_for(lambda: reader.ok("agents", "--json", env=env).json(),
+                          message="the runner's agent in the store")
+        assert [a["home"] for a in agents] == [str(runner.home)], agents
+        assert agents[0]["pid"] == runner.agent_pid() and agents[0]["state"] == "alive"
+        assert not reader.home.exists()
+    finally:
+        runner.stop_agent()
+
+
+def test_agent_status_shows_its_id_pool_store_and_lease(procctl: Procctl) -> None:
+    procctl.ok("config", "set", "pool", "eu-west.2")
+    procctl.ok("config", "set", "lease", "5s")
+    procctl.ok("agent", "start")
+    data = procctl.ok("agent", "status", "--json").json()
+    assert (data["pool"], data["lease_seconds"]) == ("eu-west.2", 5.0), data
+    assert data["store"] == str(procctl.home / "procctl.db"), data
+    listed = procctl.ok("agents", "--json").json()
+    assert [a["id"] for a in listed] == [data["agent_id"]], listed
+    lines = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1)
+                 for line in procctl.ok("agent", "status").out.splitlines())
+    assert lines["Agent ID"] == data["agent_id"], lines
+    assert lines["Pool"] == "eu-west.2" and lines["Store"] == data["store"], lines
+    assert re.fullmatch(r"5s, until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(in [1-5]s\)",
+                        lines["Lease"]), lines
+
+
+def test_a_password_in_procctl_store_url_is_never_shown(tmp_path: Path, pg_url: str) -> None:
+    # The test server trusts its socket, so the password is not checked: it only has to
+    # stay out of every output and log.
+    url = pg_url.replace("postgresql://procctl@", "postgresql://procctl:hunter2@")
+    assert url != pg_url
+    runner = Procctl(tmp_path / "runner")
+    runner.env["PROCCTL_STORE_URL"] = url
+    try:
+        runner.ok("agent", "start")
+        results = [runner.ok("agent", "status"), runner.ok("agent", "status", "--json"),
+                   runner.ok("agents"), runner.ok("list"), runner.ok("config", "show")]
+        assert runner.ok("agent", "status", "--json").json()["store"] == url.replace(
+            "hunter2", "***")
+        results.append(runner.ok("agent", "stop"))
+    finally:
+        runner.stop_agent()
+    for result in results:
+        assert "hunter2" not in result.out + result.err, str(result)
+    for log in ("agent.log", "agent.out"):
+        path = runner.home / log
+        assert not path.exists() or "hunter2" not in path.read_text(), log
