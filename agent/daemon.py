@@ -70,6 +70,7 @@ class Agent:
         self.lease_task: asyncio.Task[None] | None = None
         self.lock = HomeLock(paths.lock)
         self.manager = InstanceManager(self.worker)
+        self.manager.pool = str(self.settings["pool"])
         self.lifecycle = Lifecycle(self.manager, self.worker)
         self.desk = SignalDesk(self.lifecycle, self.worker,
                                paths.signals_dir(str(self.settings["signals_dir"])),

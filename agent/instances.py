@@ -178,6 +178,8 @@ class InstanceManager:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.watchers: dict[str, set[asyncio.Queue[Event]]] = {}
         self.deliver: Deliver | None = None  # set by the agent (signals go through intake)
+        #: this agent's pool (the `pool` setting): it runs definitions of no pool or of it
+        self.pool = "default"
         self._definitions: dict[str, Definition] = {}
         self._batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._batch_wakeup: asyncio.Event | None = None
@@ -267,6 +269,7 @@ class InstanceManager:
                     ) -> tuple[str, asyncio.Queue[Event] | None]:
         """Record a new instance and launch it; with `subscribe`, a queue of its events
         that exists before the first one is sent."""
+        self.refuse_other_pool(definition)
         instance_id = secrets.token_hex(6)
         store = self.worker.store
         await self._pin(definition)
@@ -274,16 +277,41 @@ class InstanceManager:
         record = await self.worker.call(
             store.create_instance, instance_id, definition.sha256, definition.name,
             definition.version, values.dumps(params), json.dumps(trigger),
-            events=[started])
+            events=[started], pool=definition.pool)
         state = self._state(record, definition, dict(params))
         queue = self.subscribe(instance_id) if subscribe else None
         self._launch(instance_id, definition, state, None, started=started)
         return instance_id, queue
 
+    def refuse_other_pool(self, definition: Definition) -> None:
+        """Refused: a new instance of a definition that only another pool may run."""
+        if definition.pool is not None and definition.pool != self.pool:
+            raise Refused(
+                f"process {definition.name!r} runs on agents of pool {definition.pool!r} "
+                f"only, and this agent is in pool {self.pool!r}",
+                hint=f"run it on a host whose agent has pool = {definition.pool!r} "
+                     "(procctl agents lists them)")
+
+    async def _hand_over(self, instance_id: str, definition: Definition) -> bool:
+        """An instance of another pool's definition, running here after a signal, a
+        schedule or a retry: given up to that pool (one of its agents claims it and runs
+        it on from its checkpoint). False when this agent may run it."""
+        if definition.pool is None or definition.pool == self.pool:
+            return False
+        await self.worker.call(self.worker.store.hand_over, instance_id)
+        log.info("instance handed over to its pool", extra={
+            "instance": instance_id, "pool": definition.pool})
+        self.publish(instance_id, {"kind": "instance_settled"})
+        return True
+
     async def start_child(self, parent_id: str, definition: Definition,
                           params: dict[str, Any], call_key: str) -> str:
         """The child instance of a `call`: started now, or found when this parent
         started it before (the same call, reached again after a restart)."""
+        try:
+            self.refuse_other_pool(definition)
+        except Refused as exc:
+            raise StepFailed(f"{exc.message} ({exc.hint})", kind="pool") from None
         store = self.worker.store
         existing = await self.worker.call(store.find_child, parent_id, call_key)
         if existing is not None and existing.status not in ("failed", "cancelled"):
@@ -299,7 +327,7 @@ class InstanceManager:
         record = await self.worker.call(
             store.create_instance, child_id, definition.sha256, definition.name,
             definition.version, values.dumps(params), json.dumps(trigger),
-            parent_id, call_key, events=[started])
+            parent_id, call_key, events=[started], pool=definition.pool)
         self._launch(record.id, definition, self._state(record, definition, dict(params)),
                      None, started=started if record.id == child_id else None)
         return record.id
@@ -336,6 +364,8 @@ class InstanceManager:
                                    error_json=json.dumps(error))
             self.publish(instance_id, {"kind": "instance_settled"})
             return
+        if await self._hand_over(instance_id, definition):
+            return
         info = ResumeInfo(snapshot, resumed_by, payload,
                           values.loads(checkpoint.commit_value_json), checkpoint.iteration,
                           run_recover, pause_again=pause_again)
@@ -345,6 +375,8 @@ class InstanceManager:
         """Run an instance (already `running` in the store) again from its first step."""
         record = await self.worker.call(self.worker.store.get_instance, instance_id)
         definition = await self.definition(record.definition_sha256)
+        if await self._hand_over(instance_id, definition):
+            return
         params = values.loads(record.params_json) or {}
         self._launch(instance_id, definition, self._state(record, definition, dict(params)),
                      None)

@@ -118,6 +118,17 @@ class AgentOps:
                 (self.agent_id, utc_now(), *args, pool, limit)).fetchall()
         return sorted(str(row[0]) for row in rows)
 
+    def hand_over(self, instance_id: str) -> bool:
+        """Give up a running instance this agent owns (its definition belongs to another
+        pool): it becomes an orphan, which an agent of its pool claims. False when this
+        agent does not own it (running) any more."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE instances SET owner = NULL, updated_at = ? WHERE id = ?"
+                " AND status = 'running' AND owner = ?", (utc_now(), instance_id,
+                                                           self.agent_id))
+            return int(cursor.rowcount) == 1
+
     def list_agents(self) -> list[AgentRecord]:
         """Every agent known to the store, the live ones first, with how many running
         instances each owns."""

@@ -70,8 +70,10 @@ REQUIRED_HINTS: dict[tuple[str, str], str] = {
     ("intermediate_return", "value"): 'e.g. value = { accepted = true }',
     ("signal", "correlation_id"): 'e.g. correlation_id = "approval-{{ order }}"',
 }
-PROCESS_FIELDS = {"name", "version", "description", "params", "on_crash"}
+PROCESS_FIELDS = {"name", "version", "description", "params", "on_crash", "pool"}
 ON_CRASH = ("fail", "restart", "hold")
+#: a pool's name (the agents' `pool` setting, a definition's `pool`)
+POOL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 PARAM_FIELDS = {"type", "default", "required", "description"}
 RETRY_FIELDS = {"attempts", "delay", "backoff", "factor", "max_delay", "jitter", "on"}
 CASE_FIELDS = {"name", "when", "do"}

@@ -19,6 +19,7 @@ from procctl.agent.definition.fields import (
     IDENTIFIER,
     ON_CRASH,
     PARAM_FIELDS,
+    POOL_NAME,
     PROCESS_FIELDS,
     TOML_POSITION,
     did_you_mean,
@@ -123,6 +124,13 @@ class _Builder(StepBuilders):
                          hint=did_you_mean(str(on_crash), ON_CRASH)
                          or "fail (the default), restart or hold")
             on_crash = "fail"
+        pool = process.get("pool")
+        if pool is not None and (not isinstance(pool, str) or POOL_NAME.fullmatch(pool) is None):
+            self.problem(f"pool {pool!r} is not a pool name: 1 to 64 letters, digits, "
+                         "'-', '_' or '.'", line=self.line_of(r"^\s*pool\s*="),
+                         hint='name the agents\' pool, as their `pool` setting does: '
+                              'pool = "build-hosts"')
+            pool = None
         params = self.build_params(process.get("params", {}))
         raw_steps = data.get("steps")
         if raw_steps is None:
@@ -137,7 +145,7 @@ class _Builder(StepBuilders):
         return Definition(
             name=name, version=None if version is None else str(version),
             description=str(description), params=params, steps=steps,
-            source=self.source, sha256=sha, file=self.file, on_crash=str(on_crash),
+            source=self.source, sha256=sha, file=self.file, on_crash=str(on_crash), pool=pool,
             children=dict(self.children),
         )
 

@@ -332,6 +332,9 @@ class Definition:
     #: what recovery does with an instance interrupted before its first checkpoint:
     #: "fail" (the default), "restart" (from the beginning, same params) or "hold"
     on_crash: str = "fail"
+    #: the pool of agents that may run it (a definition whose `exec`, files or plugins
+    #: exist on some hosts only); None: any agent
+    pool: str | None = None
     #: checkpoint (and call) step id -> what a snapshot there stores (computed at load)
     liveness: dict[str, Liveness] = field(default_factory=dict, compare=False)
     #: the definitions `call` steps run, by the file name as written (pinned with this)

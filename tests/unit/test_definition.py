@@ -238,3 +238,33 @@ kind = "return"
         "param 'm': default 'three' is not int",
     ]
     assert found[0].line == 3
+
+
+POOLED = """\
+[process]
+name = "build"
+pool = "{pool}"
+
+[[steps]]
+id = "compile"
+kind = "set"
+values = {{ done = true }}
+"""
+
+
+def test_a_pool_is_kept_and_changes_the_definition_s_hash() -> None:
+    pooled = parse_definition(POOLED.format(pool="build-hosts.eu_1"), "build.toml")
+    assert pooled.pool == "build-hosts.eu_1"
+    unpooled = parse_definition(POOLED.format(pool="x").replace('pool = "x"\n', ""),
+                                "build.toml")
+    assert unpooled.pool is None
+    assert pooled.sha256 != unpooled.sha256
+
+
+@pytest.mark.parametrize("bad", ["two words", "", "x" * 65, "a/b"])
+def test_a_pool_that_is_not_a_name_is_refused_with_its_line(bad: str) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        parse_definition(POOLED.format(pool=bad), "build.toml")
+    problem = caught.value.problems[0]
+    assert problem.line == 3
+    assert "is not a pool name" in problem.message
