@@ -104,6 +104,8 @@ def test_load_config_refuses_a_password_found_in_the_file(paths: HomePaths, url:
     with pytest.raises(UsageError):  # the read commands find their store through it
         store_url(paths)
     assert paths.config.read_bytes() == before
+    set_config_value(paths.config, "store_url", "")  # how the user puts it right
+    assert "hunter2" not in paths.config.read_text() and store_url(paths) is None
 
 
 @pytest.mark.parametrize(("url", "says"), [
