@@ -6,8 +6,8 @@ PGPASSWORD); config.toml's never does (agent/config.py refuses it). Messages sho
 location through `describe`, which hides any password.
 
 Read commands call this on every run: a config.toml that does not mention store_url is
-not parsed (no TOML parser imported), so `procctl list` on SQLite starts as fast as
-before.
+not parsed (no TOML parser or error classes imported), so `procctl list` on SQLite
+starts as fast as before.
 """
 
 from __future__ import annotations
@@ -55,16 +55,24 @@ def describe(paths: HomePaths, settings: dict[str, Any] | None = None) -> str:
 
 
 def _settings(paths: HomePaths) -> dict[str, Any]:
-    """The home's settings as far as the location needs them: a file that does not
-    name store_url is not parsed."""
-    from procctl.agent.homefiles import read_private
-
+    """The home's settings as far as the location needs them: a config.toml that does
+    not name store_url is read, not parsed. Only a file that names it, or one the quick
+    look does not like (a link, another user's, not UTF-8...), goes through
+    `load_config`, which reads it with every check and says what is wrong."""
     try:
-        text = read_private(paths.config)
-    except UnicodeDecodeError:
-        text = "store_url"  # load_config says what is wrong with the file
-    if text is None or "store_url" not in text:
+        fd = os.open(paths.config, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
         return {}
+    except OSError:
+        fd = None
+    if fd is not None:
+        from procctl.store.files import problem_with
+
+        with os.fdopen(fd, "rb") as handle:
+            if problem_with(os.fstat(handle.fileno())) is None:
+                text = handle.read()
+                if b"store_url" not in text:
+                    return {}
     from procctl.agent.config import load_config
 
     return load_config(paths.config)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from procctl.agent.config import load_config, set_config_value
-from procctl.agent.errors import UsageError
+from procctl.agent.errors import UnsafeHome, UsageError
 from procctl.agent.paths import HomePaths
 from procctl.agent.store_location import STORE_URL_ENV, describe, store_url
 
@@ -135,3 +135,19 @@ def test_pool_and_lease_have_defaults_and_are_checked(paths: HomePaths) -> None:
         with pytest.raises(UsageError, match=says):
             set_config_value(paths.config, key, bad)
     assert load_config(paths.config) == {**defaults, "pool": "eu-west.2_a", "lease": "1s"}
+
+
+def test_a_config_that_does_not_name_store_url_is_not_parsed(paths: HomePaths) -> None:
+    paths.config.write_text("log_level = [broken\n", encoding="utf-8")
+    assert store_url(paths) is None  # read commands on SQLite do not trip over it
+    paths.config.write_text('store_url = "service=x\n', encoding="utf-8")
+    with pytest.raises(UsageError, match=r"config\.toml"):
+        store_url(paths)
+
+
+def test_a_config_that_is_a_link_is_refused(paths: HomePaths, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text('log_level = "debug"\n', encoding="utf-8")
+    paths.config.symlink_to(elsewhere)
+    with pytest.raises(UnsafeHome, match="symbolic link"):
+        store_url(paths)
