@@ -26,12 +26,15 @@ from procctl.agent.durations import parse_duration
 from procctl.agent.homefiles import read_private
 from procctl.agent.paths import HomePaths
 from procctl.agent.store_worker import StoreWorker
+from procctl.store import clock
 from procctl.store.errors import Fenced, StoreError
 
 log = logging.getLogger("procctl.agent")
 
 #: instances claimed per tick (the rest waits for the next tick)
 CLAIM_BATCH = 100
+#: a host clock this far (seconds) from the store's is logged
+CLOCK_NOTE = 0.5
 
 
 def agent_id(paths: HomePaths) -> str:
@@ -55,6 +58,8 @@ class Membership:
         self.lease_seconds = parse_duration(settings.get("lease") or "30s")
         self.agent_id = agent_id(paths)
         self.lease_until: str | None = None
+        #: seconds this host's clock is behind the store's (0 on SQLite)
+        self.clock_offset = 0.0
         self._on_lost = on_lost
 
     async def join(self) -> None:
@@ -65,6 +70,7 @@ class Membership:
             home=str(self.paths.home), pid=os.getpid(), version=VERSION,
             lease_seconds=self.lease_seconds)
         self.lease_until = await self.worker.call(store.renew_lease, self.lease_seconds)
+        await self._read_store_clock()
         log.info("agent joined the store", extra={
             "agent_id": self.agent_id, "pool": self.pool, "lease_seconds": self.lease_seconds,
             "store": self.worker.store.location})
@@ -83,6 +89,23 @@ class Membership:
                 return
             except StoreError as exc:
                 log.warning("lease not renewed: %s", exc)
+                continue
+            await self._read_store_clock()
+
+    async def _read_store_clock(self) -> None:
+        """On a shared store, this agent's timestamps follow the store's clock."""
+        if not self.worker.store.shared:
+            return
+        try:
+            offset = await self.worker.call(self.worker.store.clock_offset)
+        except StoreError as exc:
+            log.warning("the store's clock not read: %s", exc)
+            return
+        if abs(offset - self.clock_offset) > CLOCK_NOTE and abs(offset) > CLOCK_NOTE:
+            log.info("host clock differs from the store's", extra={
+                "seconds": round(offset, 3)})
+        self.clock_offset = offset
+        clock.set_offset(offset)
 
     async def claim(self, *, at_start: bool = False) -> list[str]:
         """Running instances left by agents that are gone (at start: also this

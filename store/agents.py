@@ -15,6 +15,7 @@ in `procctl agents`, and at start the agent takes every running instance.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -142,6 +143,14 @@ class AgentOps:
         return [AgentRecord(str(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]),
                             str(r[6]), stamp(float(r[7])), r[8], bool(r[9]), int(r[10]))
                 for r in rows]
+
+    def clock_offset(self) -> float:
+        """Seconds to add to this host's clock to read the store's (the round trip's
+        middle taken as the moment the store read its clock)."""
+        before = time.time()
+        store_now = float(self._db.execute(f"SELECT {self.NOW_SECONDS}").fetchone()[0])
+        after = time.time()
+        return store_now - (before + after) / 2
 
     def owned_running(self) -> list[str]:
         """The running instances this agent owns (what it must be running)."""
