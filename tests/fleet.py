@@ -4,8 +4,8 @@ A `Fleet` starts N `procctl agent run` processes in the foreground (so the test 
 each PID for SIGKILL / SIGSTOP), each with its own home under the test's directory (own
 lock, socket, signals directory, agent ID), all with PROCCTL_STORE_URL set to one
 database, and a short lease written with `procctl config set lease` before the start.
-An agent counts as started once `procctl agent status --json` answers with its PID and
-state "ready". The first agent of a fleet starts alone, as it creates the schema
+An agent counts as started once it answers `agent status` with its PID and state
+"ready". The first agent of a fleet starts alone, as it creates the schema
 (`start(together=True)` starts all at once). Each agent's output goes to a file of the
 test; `close()` kills whatever still runs (also when the test failed) and `logs()`
 gathers what they wrote.
@@ -25,12 +25,15 @@ import os
 import signal
 import subprocess
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from helpers import PROCCTL, Procctl, wait_for
 
+from procctl.agent.client import AgentClient
+from procctl.agent.paths import HomePaths
 from procctl.store import StoreContract, open_store
 
 DEFAULT_LEASE = "2s"
@@ -109,23 +112,27 @@ class FleetAgent:
         return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
-        """Until `agent status` answers with this process's PID and state "ready";
-        fails at once if the process exits first."""
+        """Until the agent answers `agent status` (asked over its socket from this
+        process, which is cheaper than a new `procctl` each poll) with this process's
+        PID and state "ready"; fails at once if the process exits first."""
 
         def ready() -> dict[str, Any] | None:
             if not self.alive:
                 raise AssertionError(f"agent {self.name} exited with {self.returncode} "
                                      f"before it was ready:\n{self.log()}")
-            result = self.procctl("agent", "status", "--json", timeout=30)
-            if result.code != 0:
-                return None
-            data: dict[str, Any] = result.json()
-            return data if data.get("pid") == self.pid and data.get("state") == "ready" \
-                else None
+            data = self.client.status(timeout=5)
+            if data and data.get("pid") == self.pid and data.get("state") == "ready":
+                return data
+            return None
 
-        status: dict[str, Any] = wait_for(ready, timeout=timeout, interval=0.1,
+        status: dict[str, Any] = wait_for(ready, timeout=timeout, interval=0.05,
                                           message=f"agent {self.name} to be ready")
         return status
+
+    @property
+    def client(self) -> AgentClient:
+        """The agent's socket protocol, for requests no `procctl` command makes."""
+        return AgentClient(HomePaths(self.home))
 
     def kill(self) -> None:
         """SIGKILL (a thawed process first, so it dies now), and reap it."""
@@ -223,11 +230,21 @@ class Fleet:
     def add(self, name: str | None = None, *, lease: str | None = None,
             settings: Sequence[tuple[str, str]] = ()) -> FleetAgent:
         """A new home, configured (lease, then `settings`), not started."""
-        name = name or "abcdefghijklmnopqrstuvwxyz"[len(self.agents)]
-        agent = FleetAgent(self, name, self.root / name / "home", self.url)
-        agent.configure(("lease", lease or self.lease), *settings)
-        self.agents.append(agent)
-        return agent
+        return self._add([name], lease, settings)[0]
+
+    def _add(self, names: Sequence[str | None], lease: str | None,
+             settings: Sequence[tuple[str, str]]) -> list[FleetAgent]:
+        added = []
+        for name in names:
+            name = name or "abcdefghijklmnopqrstuvwxyz"[len(self.agents)]
+            agent = FleetAgent(self, name, self.root / name / "home", self.url)
+            self.agents.append(agent)
+            added.append(agent)
+        # each `config set` is a new interpreter: configure the homes at the same time
+        with ThreadPoolExecutor(max_workers=len(added) or 1) as pool:
+            list(pool.map(lambda agent: agent.configure(("lease", lease or self.lease),
+                                                        *settings), added))
+        return added
 
     def start(self, count: int = 2, *, names: Sequence[str] = (),
               settings: Sequence[tuple[str, str]] = (), together: bool = False,
@@ -236,7 +253,7 @@ class Fleet:
         ready. On a fleet that never ran an agent the first one starts alone (it creates
         the schema), then the others together; `together=True` starts all at once."""
         chosen: list[str | None] = list(names) or [None] * count
-        added = [self.add(name, settings=settings) for name in chosen]
+        added = self._add(chosen, None, settings)
         rest = added
         if not together and not any(agent.runs for agent in self.agents if agent not in added):
             added[0].start()
