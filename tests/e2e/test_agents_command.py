@@ -9,7 +9,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from helpers import SAMPLES, Procctl, wait_for
+from helpers import SAMPLES, Procctl, run_paused, wait_for
 
 from procctl.store import Store, open_store
 
@@ -218,3 +218,27 @@ def test_a_password_in_procctl_store_url_is_never_shown(tmp_path: Path, pg_url: 
     for log in ("agent.log", "agent.out"):
         path = runner.home / log
         assert not path.exists() or "hunter2" not in path.read_text(), log
+
+
+def test_the_paused_signals_and_purge_reads_of_a_shared_store(tmp_path: Path,
+                                                              pg_url: str) -> None:
+    runner = Procctl(tmp_path / "runner")
+    runner.env["PROCCTL_STORE_URL"] = pg_url
+    reader = Procctl(tmp_path / "reader")  # no home of its own: the store is the server
+    env = {"PROCCTL_STORE_URL": pg_url}
+    try:
+        paused = run_paused(runner, SAMPLES / "approval.toml", "-p", "order=PG-1")
+        table, as_json, signals, purge = reader.many(
+            ("list-paused",), ("list-paused", "--json"), ("signals", "--json"),
+            ("purge-expired", "--dry-run"), env=env)
+    finally:
+        runner.stop_agent()
+    for result in (table, as_json, signals, purge):
+        assert result.code == 0, str(result)
+        assert "No procctl home" not in result.out + result.err, str(result)
+    assert "approval-PG-1" in table.out and paused["instance_id"] in table.out, table.out
+    assert [(r["instance_id"], r["correlation_id"]) for r in as_json.json()] == [
+        (paused["instance_id"], "approval-PG-1")]
+    assert signals.json() == {"signals": [], "unread_files": []}
+    assert purge.out == "Nothing has expired.\n", str(purge)
+    assert not reader.home.exists()
