@@ -24,10 +24,15 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from figures import spread
+
 from procctl.agent import VERSION, values
 from procctl.agent.client import AgentClient
 from procctl.agent.paths import HomePaths
-from procctl.store import Store
+from procctl.store import StoreContract, open_store
+
+#: the variable that points an agent and the commands at a PostgreSQL store
+STORE_URL_ENV = "PROCCTL_STORE_URL"
 
 # One instance saves `items` checkpoints in a foreach loop. The body reads `blob` after
 # the checkpoint (so liveness stores it in every snapshot) with an `if` whose condition
@@ -141,10 +146,21 @@ def iso(moment: float) -> str:
 
 
 class Bench:
-    def __init__(self, workdir: Path) -> None:
+    """One agent in its own home under `workdir`: on the home's SQLite store, or on the
+    PostgreSQL store at `store_url` (PROCCTL_STORE_URL in its environment). Without a
+    `store_url`, a PROCCTL_STORE_URL of the caller's is not passed on: the home's SQLite
+    file is what is measured."""
+
+    def __init__(self, workdir: Path, home: str = "home",
+                 store_url: str | None = None) -> None:
         self.workdir = workdir
-        self.home = HomePaths.resolve(workdir / "home")
-        self.env = {**os.environ, "PROCCTL_HOME": str(self.home.home), "NO_COLOR": "1"}
+        self.name = home
+        self.store_url = store_url
+        self.home = HomePaths.resolve(workdir / home)
+        self.env = {k: v for k, v in os.environ.items() if k != STORE_URL_ENV}
+        self.env.update({"PROCCTL_HOME": str(self.home.home), "NO_COLOR": "1"})
+        if store_url:
+            self.env[STORE_URL_ENV] = store_url
         self.procctl = self._procctl_command()
         self.client = AgentClient(self.home)
         self.files: dict[str, Path] = {}
@@ -175,15 +191,15 @@ class Bench:
         """`procctl agent run` in the background (this script owns the process); stopped
         at the end the way `procctl agent stop` does it."""
         self.home.ensure()
-        with open(self.workdir / "agent.out", "wb") as out:
+        log = self.workdir / ("agent.out" if self.name == "home" else f"{self.name}.out")
+        with open(log, "wb") as out:
             process = subprocess.Popen([*self.procctl, "agent", "run"], env=self.env,
                                        stdin=subprocess.DEVNULL, stdout=out, stderr=out)
         try:
             deadline = time.monotonic() + 60
             while not self.client.is_running():
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the agent did not start: "
-                                       + (self.workdir / "agent.out").read_text())
+                    raise RuntimeError("the agent did not start: " + log.read_text())
                 time.sleep(0.05)
             yield
         finally:
@@ -195,6 +211,10 @@ class Bench:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+    def agent_id(self) -> str:
+        """The running agent's ID in the store (`agent_id` of its status)."""
+        return str(self.client.request("status")["agent_id"])
 
     # -- submitting and reading ------------------------------------------------------
 
@@ -218,31 +238,37 @@ class Bench:
         return summary
 
     @contextmanager
-    def store(self) -> Iterator[Store]:
+    def store(self) -> Iterator[StoreContract]:
         """The store, read-only use: the same rows `procctl show --json` prints."""
-        store = Store(self.home.db, must_exist=True)
+        store = open_store(self.home.db, url=self.store_url, must_exist=True,
+                           read_only=self.store_url is not None)
         try:
             yield store
         finally:
             store.close()
 
     def wait_status(self, ids: list[str], statuses: set[str], timeout: float) -> None:
+        """Until every instance of `ids` has one of `statuses` (polled every 50 ms; an
+        instance seen there is not read again, and a poll stops at the first one that is
+        not, so that waiting adds little load to the store being measured)."""
         deadline = time.monotonic() + timeout
+        pending = list(ids)
         with self.store() as store:
             while True:
-                states = [store.get_instance(i).status for i in ids]
-                if all(s in statuses for s in states):
-                    bad = [i for i, s in zip(ids, states, strict=True) if s == "failed"]
-                    if bad and "failed" not in statuses:
-                        raise RuntimeError(f"instance {bad[0]} failed: "
-                                           f"{store.get_instance(bad[0]).error_json}")
+                while pending:
+                    record = store.get_instance(pending[0])
+                    if record.status == "failed" and "failed" not in statuses:
+                        raise RuntimeError(f"instance {pending[0]} failed: "
+                                           f"{record.error_json}")
+                    if record.status not in statuses:
+                        break
+                    pending.pop(0)
+                if not pending:
                     return
-                if "failed" in states:
-                    failed = ids[states.index("failed")]
-                    raise RuntimeError(f"instance {failed} failed: "
-                                       f"{store.get_instance(failed).error_json}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"timed out waiting for {statuses}: {states[:5]}...")
+                    raise RuntimeError(f"timed out waiting for {statuses}: {len(pending)} "
+                                       f"of {len(ids)} not yet, {pending[0]} is "
+                                       f"{record.status}")
                 time.sleep(0.05)
 
     def history(self, instance_id: str) -> list[dict[str, Any]]:
@@ -290,48 +316,8 @@ class Bench:
             if time.time() > go_at:
                 print(f"  note: submitting took past the gate in {label}", file=sys.stderr)
             self.wait_status(ids, {"completed"}, timeout=600)
-        histories = [self.history(i) for i in ids]
-        saved = [e for h in histories for e in h if e["kind"] == "checkpoint_saved"]
-        expected = len(ids) * per_instance
-        if len(saved) != expected:
-            raise RuntimeError(f"{label}: {len(saved)} checkpoint_saved events, "
-                               f"expected {expected}")
-        if any("blob" not in e["data"]["variables"] for e in saved):
-            raise RuntimeError(f"{label}: a snapshot did not store blob")
-        groups = [histories] if instances > 1 else [[h] for h in histories]
-        spans: list[float] = []
-        intervals = 0
-        window_events = 0
-        for group in groups:
-            times = sorted(parse_at(e["at"]) for h in group for e in h
-                           if e["kind"] == "checkpoint_saved")
-            spans.append(times[-1] - times[0])
-            intervals += len(times) - 1
-            window_events += sum(1 for h in group for e in h
-                                 if times[0] <= parse_at(e["at"]) <= times[-1])
-        # Per checkpoint: the time from one checkpoint_saved event of an instance to its
-        # next (the checkpoint's commit and the steps between two checkpoints).
-        gaps: list[float] = []
-        for h in histories:
-            own_times = [parse_at(e["at"]) for e in h if e["kind"] == "checkpoint_saved"]
-            gaps += [b - a for a, b in pairwise(own_times)]
-        first = [min(parse_at(e["at"]) for e in h if e["kind"] == "checkpoint_saved")
-                 for h in histories]
-        last = [max(parse_at(e["at"]) for e in h if e["kind"] == "checkpoint_saved")
-                for h in histories]
-        overlap = sum(1 for f in first if f <= min(last)) if instances > 1 else 1
-        sizes = [int(e["data"]["bytes"]) for e in saved]
-        span = sum(spans)
-        own = [e for e in histories[0] if e["kind"] == "checkpoint_saved"]
-        return {
-            "label": label, "ids": ids, "first_at": first[0], "last_at": last[0],
-            "first_count": len(own),
-            "instances": instances, "checkpoints": len(saved), "runs": len(groups),
-            "bytes": statistics.median(sizes), "span": span,
-            "rate": intervals / span if span > 0 else float("inf"),
-            "wall": statistics.mean(walls) if walls else None, "overlap": overlap,
-            "events_per_checkpoint": window_events / len(saved), "intervals": gaps,
-        }
+        return throughput_figures(label, ids, [self.history(i) for i in ids],
+                                  per_instance, walls, concurrent=instances > 1)
 
     def growth(self, iterations: int) -> dict[str, Any]:
         instance_id = self.submit_and_wait("growth", items=iterations,
@@ -433,6 +419,70 @@ class Bench:
             completed = sum(store.get_instance(i).status == "completed" for i in ids)
         return {"signals": count, "commits": total, "per_signal": total / count,
                 "completed": completed, "per_applied": (total - completed) / count}
+
+
+def throughput_figures(label: str, ids: list[str], histories: list[list[dict[str, Any]]],
+                       per_instance: int, walls: list[float],
+                       concurrent: bool) -> dict[str, Any]:
+    """Bench.throughput's figures from the instances' histories: `concurrent` instances
+    ran at once (one span across them all), else one after the other (a span per run,
+    summed)."""
+    instances = len(ids) if concurrent else 1
+    saved = [e for h in histories for e in h if e["kind"] == "checkpoint_saved"]
+    expected = len(ids) * per_instance
+    if len(saved) != expected:
+        raise RuntimeError(f"{label}: {len(saved)} checkpoint_saved events, "
+                           f"expected {expected}")
+    if any("blob" not in e["data"]["variables"] for e in saved):
+        raise RuntimeError(f"{label}: a snapshot did not store blob")
+    groups = [histories] if concurrent else [[h] for h in histories]
+    spans: list[float] = []
+    intervals = 0
+    window_events = 0
+    for group in groups:
+        times = sorted(parse_at(e["at"]) for h in group for e in h
+                       if e["kind"] == "checkpoint_saved")
+        spans.append(times[-1] - times[0])
+        intervals += len(times) - 1
+        window_events += sum(1 for h in group for e in h
+                             if times[0] <= parse_at(e["at"]) <= times[-1])
+    # Per checkpoint: the time from one checkpoint_saved event of an instance to its
+    # next (the checkpoint's commit and the steps between two checkpoints).
+    gaps: list[float] = []
+    for h in histories:
+        own_times = [parse_at(e["at"]) for e in h if e["kind"] == "checkpoint_saved"]
+        gaps += [b - a for a, b in pairwise(own_times)]
+    first = [min(parse_at(e["at"]) for e in h if e["kind"] == "checkpoint_saved")
+             for h in histories]
+    last = [max(parse_at(e["at"]) for e in h if e["kind"] == "checkpoint_saved")
+            for h in histories]
+    overlap = sum(1 for f in first if f <= min(last)) if concurrent else 1
+    sizes = [int(e["data"]["bytes"]) for e in saved]
+    span = sum(spans)
+    own = [e for e in histories[0] if e["kind"] == "checkpoint_saved"]
+    return {
+        "label": label, "ids": ids, "first_at": first[0], "last_at": last[0],
+        "first_count": len(own),
+        "instances": instances, "checkpoints": len(saved), "runs": len(groups),
+        "bytes": statistics.median(sizes), "span": span,
+        "rate": intervals / span if span > 0 else float("inf"),
+        "wall": statistics.mean(walls) if walls else None, "overlap": overlap,
+        "events_per_checkpoint": window_events / len(saved), "intervals": gaps,
+    }
+
+
+def throughput_json(row: dict[str, Any]) -> dict[str, Any]:
+    """Bench.throughput's figures as --json gives them."""
+    gaps = row["intervals"]
+    return {
+        "label": row["label"], "instances": row["instances"], "runs": row["runs"],
+        "checkpoints": row["checkpoints"], "snapshot_bytes": row["bytes"],
+        "span_s": row["span"], "checkpoints_per_s": row["rate"],
+        "events_per_checkpoint": row["events_per_checkpoint"],
+        "run_wait_s": row["wall"], "overlap": row["overlap"],
+        "interval_p50_ms": statistics.median(gaps) * 1000,
+        "interval_p99_ms": spread(gaps)["p99_ms"],
+    }
 
 
 def machine_facts(home: Path) -> list[tuple[str, str]]:

@@ -3,6 +3,8 @@
     python bench/checkpoints.py            # about 25 s on a quiet machine
     python bench/checkpoints.py --quick    # about 13 s
     python bench/checkpoints.py --json     # every figure as one JSON object
+    python bench/checkpoints.py --pg-throwaway           # and on PostgreSQL, 1 and 3 agents
+    python bench/checkpoints.py --store-url postgresql://...   # ... on your server
 
 In a temporary home it measures, in one run and on one file system, procctl's own
 figures from a real agent (`procctl agent run`, agent_workloads.py, read from the
@@ -11,28 +13,33 @@ between its runs, just before and after it, or one sample after each of its own)
 SQLite WAL + synchronous=FULL commit loops (raw_limits.py) and the signal floor
 (signal_floor.py); then the time to encode a nested 100 KB snapshot (encode_time.py).
 It prints each procctl figure beside its limit and issue 11's target (targets.py), then
-the rest. See bench/README.md for what each figure means.
+the rest. With --store-url (or --pg-throwaway) it then runs the checkpoint workloads of
+(a) on that PostgreSQL server, with one agent and with three (pg_workloads.py), beside
+SQLite's from the same run and beside the server's raw commit loops (pg_limits.py).
+See bench/README.md for what each figure means.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from agent_workloads import LARGE_PAD, SMALL_PAD, Bench, machine_facts, parse_at
+from agent_workloads import LARGE_PAD, SMALL_PAD, Bench, machine_facts, parse_at, throughput_json
 from encode_time import time_encode
 from figures import spread
-from raw_limits import CommitLoop, RawLoop, RawStore, measure, merged
+from pg_figures import comparisons
+from pg_limits import BenchSetupError
+from pg_report import print_postgres
+from raw_limits import RawLoop, RawStore, Slices, beside, measure
 from report import print_commits, print_report
 from signal_floor import SignalFloor
 from targets import issue_targets, median_shares
@@ -73,52 +80,6 @@ def note(text: str) -> None:
     """Progress, on stderr (stdout holds the report or the JSON)."""
     print(f"  .. {time.perf_counter() - _STARTED:5.1f} s  {text}", file=sys.stderr,
           flush=True)
-
-
-def throughput_json(row: dict[str, Any]) -> dict[str, Any]:
-    gaps = row["intervals"]
-    return {
-        "label": row["label"], "instances": row["instances"], "runs": row["runs"],
-        "checkpoints": row["checkpoints"], "snapshot_bytes": row["bytes"],
-        "span_s": row["span"], "checkpoints_per_s": row["rate"],
-        "events_per_checkpoint": row["events_per_checkpoint"],
-        "run_wait_s": row["wall"], "overlap": row["overlap"],
-        "interval_p50_ms": statistics.median(gaps) * 1000,
-        "interval_p99_ms": spread(gaps)["p99_ms"],
-    }
-
-
-T = TypeVar("T")
-L = TypeVar("L")
-
-
-def beside(limit: Callable[[], L], figure: Callable[[], T]) -> tuple[T, list[L]]:
-    """A procctl figure with its limit measured right before and right after it."""
-    before = limit()
-    result = figure()
-    return result, [before, limit()]
-
-
-class Slices:
-    """A raw loop measured in slices between procctl's runs (`take` is the `between`
-    hook of Bench.throughput), so that both meet the same moments of the machine."""
-
-    def __init__(self, store: RawStore, loop: RawLoop, slices: int) -> None:
-        self.store = store
-        self.loop = loop
-        self.size = max(1, loop.commits // slices)
-        self.taken: list[CommitLoop] = []
-
-    def take(self) -> None:
-        if not self.taken:  # unmeasured commits of its own kind first
-            self.store.commit_loop(self.loop.row_bytes, max(1, self.loop.commits // 10),
-                                   self.loop.rows_per_commit)
-        self.taken.append(self.store.commit_loop(self.loop.row_bytes, self.size,
-                                                 self.loop.rows_per_commit))
-
-    def result(self) -> list[dict[str, Any]]:
-        return [{"when": f"between the runs ({len(self.taken)} slices)",
-                 **merged(self.taken).to_json()}]
 
 
 def run(plan: Plan, workdir: Path, quick: bool) -> dict[str, Any]:
@@ -201,6 +162,42 @@ def run(plan: Plan, workdir: Path, quick: bool) -> dict[str, Any]:
     return figures
 
 
+def postgres_server(args: argparse.Namespace,
+                    stack: contextlib.ExitStack) -> tuple[str, str]:
+    """The URL of the bench's own database on the server, and where that server is (for
+    the report); both torn down by `stack`."""
+    from pg_limits import bench_database, throwaway_server
+
+    from procctl.store.urls import redacted
+
+    if args.store_url:
+        server_url, where = args.store_url, redacted(args.store_url)
+    else:
+        note("PostgreSQL: starting a throwaway cluster")
+        server_url = stack.enter_context(throwaway_server())
+        where = f"a throwaway cluster (tests/pg_server.py): {server_url}"
+    return stack.enter_context(bench_database(server_url, keep=args.keep)), where
+
+
+def postgres(plan: Plan, workdir: Path, url: str, where: str) -> dict[str, Any]:
+    """The PostgreSQL figures, after SQLite's: the same workloads of (a) with one agent
+    and with three, and the comparisons with SQLite's figures and the raw limits."""
+    from pg_workloads import run_postgres
+
+    began = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    pg = run_postgres(url, workdir, (plan.raw_small, plan.raw_large, plan.raw_batch),
+                      single=plan.single, repeats=plan.repeats, instances=plan.instances,
+                      each_small=plan.each_small, each_large=plan.each_large,
+                      warm_up=plan.warm_up, note=note)
+    load_after = os.getloadavg()[0]
+    pg["server"]["where"] = where
+    pg["run"] = {"seconds": time.perf_counter() - began, "load_before": load_before,
+                 "load_after": load_after,
+                 "busy": max(load_before, load_after) > (os.cpu_count() or 1)}
+    return pg
+
+
 def commits_only(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="procctl-bench-", dir=args.dir))
     bench = Bench(workdir)
@@ -226,13 +223,37 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary home")
     parser.add_argument("--commits", action="store_true",
                         help="only (c): durable commits per checkpoint and per signal")
+    parser.add_argument("--store-url", metavar="URL", default=None,
+                        help="also run the checkpoint workloads on this PostgreSQL server "
+                             "(a libpq URL or key=value settings; the bench creates a "
+                             "database of its own there and drops it afterwards)")
+    parser.add_argument("--pg-throwaway", action="store_true",
+                        help="the same on a throwaway PostgreSQL cluster started for the "
+                             "run, as the tests start one (tests/pg_server.py)")
     args = parser.parse_args()
+    if args.store_url and args.pg_throwaway:
+        parser.error("--store-url and --pg-throwaway: give one of them")
+    if args.commits and (args.store_url or args.pg_throwaway):
+        parser.error("--commits measures the SQLite store only; leave out --store-url "
+                     "and --pg-throwaway")
     if args.commits:
         commits_only(args)
         return
+    plan = QUICK if args.quick else FULL
     workdir = Path(tempfile.mkdtemp(prefix="procctl-bench-", dir=args.dir))
     try:
-        figures = run(QUICK if args.quick else FULL, workdir, args.quick)
+        with contextlib.ExitStack() as stack:
+            server = None
+            if args.store_url or args.pg_throwaway:
+                # The server first: a bad URL fails before the SQLite part runs.
+                server = postgres_server(args, stack)
+            figures = run(plan, workdir, args.quick)
+            if server is not None:
+                pg = postgres(plan, workdir, *server)
+                pg["comparisons"] = comparisons(figures["procctl"], pg)
+                figures["postgresql"] = pg
+    except BenchSetupError as exc:
+        sys.exit(f"bench: {exc}")
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -240,6 +261,8 @@ def main() -> None:
         print(json.dumps(figures, indent=2))
     else:
         print_report(figures)
+        if "postgresql" in figures:
+            print_postgres(figures["postgresql"])
 
 
 if __name__ == "__main__":

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from figures import percentile
 
@@ -60,6 +62,18 @@ class CommitLoop:
                 "commits_per_s": self.commits_per_second,
                 "rows_per_s": self.rows_per_second,
                 "commit_p50_ms": self.p50 * 1000, "commit_p99_ms": self.p99 * 1000}
+
+
+def check_loop(row_bytes: int, commits: int, rows_per_commit: int) -> None:
+    if commits < 1 or rows_per_commit < 1 or row_bytes < 16:
+        raise ValueError("commits and rows_per_commit >= 1, row_bytes >= 16")
+
+
+def row_text(serial: int, row_bytes: int) -> str:
+    """A row of `row_bytes` characters carrying `serial` every 512 characters, so that
+    consecutive rows differ throughout (see RawStore.commit_loop)."""
+    blocks = -(-row_bytes // 512)
+    return ((f"{serial:016d}" + "r" * 496) * blocks)[:row_bytes]
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -116,10 +130,7 @@ class RawStore:
         row differing in its first bytes alone would cost one page, not 25 (a
         checkpoint's snapshot changes throughout: its loop state comes before the
         variables, so they shift)."""
-        if commits < 1 or rows_per_commit < 1 or row_bytes < 16:
-            raise ValueError("commits and rows_per_commit >= 1, row_bytes >= 16")
-        blocks = -(-row_bytes // 512)
-        filler = "r" * 496
+        check_loop(row_bytes, commits, rows_per_commit)
         sql = ("INSERT INTO rows (key, body) VALUES (?, ?)"
                " ON CONFLICT (key) DO UPDATE SET body = excluded.body")
         times: list[float] = []
@@ -130,7 +141,7 @@ class RawStore:
             batch = []
             for key in range(rows_per_commit):
                 serial += 1
-                batch.append((key, ((f"{serial:016d}" + filler) * blocks)[:row_bytes]))
+                batch.append((key, row_text(serial, row_bytes)))
             start = time.perf_counter()
             db.execute("BEGIN IMMEDIATE")
             if rows_per_commit == 1:
@@ -143,6 +154,13 @@ class RawStore:
         return CommitLoop(row_bytes, rows_per_commit, commits, seconds, tuple(times))
 
 
+class CommitLoopStore(Protocol):
+    """Where raw loops run: RawStore (SQLite), pg_limits.PgRawStore (PostgreSQL)."""
+
+    def commit_loop(self, row_bytes: int, commits: int,
+                    rows_per_commit: int = 1) -> CommitLoop: ...
+
+
 @dataclass(frozen=True)
 class RawLoop:
     """One raw loop to measure: its rows' size, commits, rows per commit."""
@@ -152,7 +170,7 @@ class RawLoop:
     rows_per_commit: int = 1
 
 
-def measure(store: RawStore, loop: RawLoop) -> CommitLoop:
+def measure(store: CommitLoopStore, loop: RawLoop) -> CommitLoop:
     """The loop, after a tenth as many unmeasured commits of its own kind."""
     store.commit_loop(loop.row_bytes, max(1, loop.commits // 10), loop.rows_per_commit)
     return store.commit_loop(loop.row_bytes, loop.commits, loop.rows_per_commit)
@@ -168,3 +186,36 @@ def merged(loops: list[CommitLoop]) -> CommitLoop:
                       sum(loop.commits for loop in loops),
                       sum(loop.seconds for loop in loops),
                       tuple(t for loop in loops for t in loop.times))
+
+
+T = TypeVar("T")
+L = TypeVar("L")
+
+
+def beside(limit: Callable[[], L], figure: Callable[[], T]) -> tuple[T, list[L]]:
+    """A procctl figure with its limit measured right before and right after it."""
+    before = limit()
+    result = figure()
+    return result, [before, limit()]
+
+
+class Slices:
+    """A raw loop measured in slices between procctl's runs (`take` is the `between`
+    hook of Bench.throughput), so that both meet the same moments of the machine."""
+
+    def __init__(self, store: CommitLoopStore, loop: RawLoop, slices: int) -> None:
+        self.store = store
+        self.loop = loop
+        self.size = max(1, loop.commits // slices)
+        self.taken: list[CommitLoop] = []
+
+    def take(self) -> None:
+        if not self.taken:  # unmeasured commits of its own kind first
+            self.store.commit_loop(self.loop.row_bytes, max(1, self.loop.commits // 10),
+                                   self.loop.rows_per_commit)
+        self.taken.append(self.store.commit_loop(self.loop.row_bytes, self.size,
+                                                 self.loop.rows_per_commit))
+
+    def result(self) -> list[dict[str, Any]]:
+        return [{"when": f"between the runs ({len(self.taken)} slices)",
+                 **merged(self.taken).to_json()}]
