@@ -7,6 +7,10 @@ store, for the races). Tests use the StoreContract's methods only.
 
 from __future__ import annotations
 
+import os
+import random
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -61,3 +65,56 @@ def deliver(store: StoreContract, correlation_id: str, **options: Any) -> Delive
     the signal finds and writes the decision, in one transaction)."""
     return store.deliver_signal(correlation_id=correlation_id, source="contract",
                                 decide=delivery_write, **options)
+
+
+#: a lease no test outlives (seconds)
+LONG_LEASE = 120.0
+#: the most a thread of `in_lockstep` waits (seconds, at random) after each release
+JITTER = 0.002
+
+
+def join_as_agent(backend: Opener, agent_id: str, *, lease: float = LONG_LEASE,
+                  pool: str = "default") -> StoreContract:
+    """A new connection that joins the store as agent `agent_id` with a lease of `lease`
+    seconds: its writes are that agent's (and, on a shared store, fenced by its lease)."""
+    store = backend()
+    store.register_agent(agent_id, host="contract-host", pool=pool,
+                         home=f"/homes/{agent_id}", pid=os.getpid(), version="contract",
+                         lease_seconds=lease)
+    return store
+
+
+def wait_lease_out(store: StoreContract, agent_id: str, timeout: float = 10.0) -> None:
+    """Poll `list_agents` (the store's clock) until `agent_id` is listed as not alive."""
+    deadline = time.monotonic() + timeout
+    while any(a.alive for a in store.list_agents() if a.id == agent_id):
+        assert time.monotonic() < deadline, f"agent {agent_id}'s lease did not run out"
+        time.sleep(0.02)
+
+
+def in_lockstep(rounds: int, *actions: Callable[[int], Any],
+                timeout: float = 60.0) -> list[list[Any]]:
+    """Run every action once per round, each on a thread of its own for all rounds; a
+    barrier releases the threads together at each round, then each waits up to JITTER
+    seconds at random, so the rounds try many interleavings. Returns, per round, what each
+    action returned (or the exception it raised)."""
+    barrier = threading.Barrier(len(actions))
+    results: list[list[Any]] = [[None] * len(actions) for _ in range(rounds)]
+
+    def run(index: int, action: Callable[[int], Any]) -> None:
+        for n in range(rounds):
+            barrier.wait(timeout=timeout)
+            time.sleep(random.random() * JITTER)
+            try:
+                results[n][index] = action(n)
+            except Exception as exc:
+                results[n][index] = exc
+
+    threads = [threading.Thread(target=run, args=(i, a), daemon=True)
+               for i, a in enumerate(actions)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+        assert not thread.is_alive(), "a thread of in_lockstep is stuck"
+    return results
