@@ -18,7 +18,7 @@ from procctl.agent.decisions import ResumeTarget, decide_resume_target
 from procctl.agent.errors import AgentError, UsageError
 from procctl.agent.paths import HomePaths
 from procctl.agent.signals import signal_id_problem
-from procctl.cli.options import read_store
+from procctl.cli.options import has_store, read_store
 from procctl.store import StoreContract
 from procctl.store.clock import utc_now
 
@@ -75,7 +75,7 @@ def refusal(home: HomePaths, correlation_id: str) -> Refusal | None:
     target_id: str | None = None
     reason: str | None = None
     paused: list[str] | None = None
-    if home.db.exists():
+    if has_store(home):
         target, paused = read_store(home, lambda store: _read(store, correlation_id))
         if target.resumable:
             return None

@@ -242,3 +242,20 @@ def test_the_paused_signals_and_purge_reads_of_a_shared_store(tmp_path: Path,
     assert signals.json() == {"signals": [], "unread_files": []}
     assert purge.out == "Nothing has expired.\n", str(purge)
     assert not reader.home.exists()
+
+
+def test_resume_on_a_shared_store_from_a_home_with_no_file(tmp_path: Path, pg_url: str) -> None:
+    """`resume` checks the correlation ID in the store the home names, not in a file."""
+    runner = Procctl(tmp_path / "runner")
+    runner.env["PROCCTL_STORE_URL"] = pg_url
+    try:
+        paused = run_paused(runner, SAMPLES / "approval.toml", "-p", "order=PG-1")
+        assert not (runner.home / "procctl.db").exists()
+        listed = runner.ok("list-paused", "--json").json()
+        assert [r["instance_id"] for r in listed] == [paused["instance_id"]]
+        done = runner("resume", "--correlation-id", "approval-PG-1", "--data", "approved=true",
+                      "--data", "by=ada", "--json")
+        assert done.code == 0, str(done)
+        assert runner.ok("show", paused["instance_id"], "--json").json()["status"] == "completed"
+    finally:
+        runner.stop_agent()

@@ -15,9 +15,9 @@ from pathlib import Path
 from helpers import SAMPLES, Procctl
 
 COMMANDS = ("run", "show", "list", "validate", "graph", "resume", "retry", "list-paused",
-            "purge-expired", "signals", "agent", "config")
-COMMAND_MODULES = ("agent", "config", "graph", "listing", "paused", "purge", "resume", "retry",
-                   "run", "show", "signals", "validate")
+            "purge-expired", "signals", "agent", "agents", "config")
+COMMAND_MODULES = ("agent", "agents", "config", "graph", "listing", "paused", "purge", "resume",
+                   "retry", "run", "show", "signals", "validate")
 # Each command's help and one option or subcommand that must be in it.
 FULL_HELP = {
     ("run",): "--params-file",
@@ -28,6 +28,7 @@ FULL_HELP = {
     ("resume",): "--correlation-id",
     ("retry",): "{instance_id}",
     ("list-paused",): "--json",
+    ("agents",): "--all",
     ("purge-expired",): "--dry-run",
     ("signals",): "--json",
     ("agent",): "status",
