@@ -12,6 +12,7 @@ every instance completed once, and nothing a fenced agent tried to write landed.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -26,6 +27,7 @@ from pg_server import PgServer, require_psycopg
 from procctl.agent import values
 from procctl.agent.client import AgentClient
 from procctl.agent.paths import HomePaths
+from procctl.store import open_store
 
 require_psycopg()
 
@@ -174,6 +176,33 @@ def check_ledger(book: Path, ids: list[str], at_kill: dict[str, str],
                           f"committed: {names}")
 
 
+# -- 0. starting together -----------------------------------------------------------------
+
+
+def test_agents_opening_an_empty_store_at_the_same_moment_all_open_it(
+        pg_url: str, tmp_path: Path) -> None:
+    """Agents started together on a new database: one creates the schema under the
+    schema lock, the others wait for it and use it (issue 12: "two agents starting
+    together do not both migrate"). Three connections open the store at once, as three
+    agents' start-ups do."""
+    barrier = threading.Barrier(3)
+    errors: list[str] = []
+
+    def open_one(number: int) -> None:
+        barrier.wait()
+        try:
+            open_store(tmp_path / f"{number}.db", url=pg_url).close()
+        except Exception as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=open_one, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [], errors
+
+
 # -- 1. kill -9 --------------------------------------------------------------------------
 
 
@@ -308,9 +337,21 @@ def test_frozen_agent_woken_while_its_peer_runs_its_instances_is_refused(
 # -- 3. the server restarted --------------------------------------------------------------
 
 
+def cut_off(pg_server: PgServer, how: str, dbname: str) -> None:
+    """Take the server away from the agents for a moment: a clean restart (clients
+    disconnected), a crash-like one (recovery at start), or their sessions ended."""
+    if how == "restart":
+        pg_server.restart()
+    elif how == "crash":
+        pg_server.restart("immediate")
+    else:
+        assert pg_server.terminate_backends(dbname) > 0
+
+
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["restart", "crash", "terminate"])
 def test_server_restart_mid_run_every_instance_completes(
-        fleet: Fleet, pg_server: PgServer, tmp_path: Path) -> None:
+        fleet: Fleet, pg_server: PgServer, tmp_path: Path, how: str) -> None:
     # The lease outlasts the restart: an agent cut off longer than its lease is fenced
     # (that is test 2); here both must ride the outage out.
     lease = 8.0
@@ -324,9 +365,9 @@ def test_server_restart_mid_run_every_instance_completes(
              message="every instance to commit its first checkpoint")
 
     began = time.monotonic()
-    pg_server.restart()
+    cut_off(pg_server, how, fleet.url.split("?")[0].rsplit("/", 1)[1])
     outage = time.monotonic() - began
-    print(f"\nserver restarted in {outage:.2f}s")
+    print(f"\nserver {how}: {outage:.2f}s")
     assert outage < lease - 1, f"the restart took {outage:.2f}s: the test needs a longer lease"
 
     wait_completed(fleet, ids)
