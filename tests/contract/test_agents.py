@@ -344,17 +344,25 @@ def test_a_takeover_and_a_late_pause_never_both_succeed(store: StoreContract,
         started = time.monotonic()
         late.renew_lease(lease)  # it runs out at about started + lease
         offset = -0.03 + 0.06 * n / (rounds - 1)  # from before its end to after it
+        done = threading.Event()
 
         def pause(_round: int, late: StoreContract = late, instance: str = instance,
-                  at: float = started + lease + offset) -> object:
+                  at: float = started + lease + offset, done: threading.Event = done
+                  ) -> object:
             time.sleep(max(0.0, at - time.monotonic()))
-            return late.pause_instance(instance, commit_value_json=None, resume_at=None)
+            try:
+                return late.pause_instance(instance, commit_value_json=None, resume_at=None)
+            finally:
+                done.set()
 
-        def claim(_round: int, until: float = started + lease + 0.15) -> list[str]:
-            taken: list[str] = []
-            while not taken and time.monotonic() < until:
-                taken = peer.claim_orphans(pool="default")
-            return taken
+        def claim(_round: int, done: threading.Event = done,
+                  until: float = started + 10.0) -> list[str]:
+            # Until it takes the instance, or the pause had ended before it looked.
+            while time.monotonic() < until:
+                ended = done.is_set()
+                if (taken := peer.claim_orphans(pool="default")) or ended:
+                    return taken
+            return []
 
         [[paused_result, claimed]] = in_lockstep(1, pause, claim)
         record = store.get_instance(instance)
