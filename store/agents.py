@@ -99,24 +99,44 @@ class AgentOps:
         what this agent's last incarnation left running (and, on a store only one agent
         uses, every running instance). Returns their IDs, to be run on from their
         checkpoints."""
-        now = self.NOW_SECONDS
-        gone = (f"(i.owner IS NULL OR NOT EXISTS (SELECT 1 FROM agents a WHERE"
-                f" a.id = i.owner AND a.stopped_at IS NULL AND a.lease_until > {now}))")
-        if at_start:
-            gone = "1 = 1" if not self.shared else f"(i.owner = ? OR {gone})"
-        args: tuple[Any, ...] = (self.agent_id,) if at_start and self.shared else ()
+        def orphan(moment: str) -> str:
+            """Running and taken by no live agent at `moment` (SQL): its owner's lease
+            ended, it stopped, or it has none; at start, also this agent's own."""
+            gone = (f"(i.owner IS NULL OR NOT EXISTS (SELECT 1 FROM agents a WHERE"
+                    f" a.id = i.owner AND a.stopped_at IS NULL AND a.lease_until > {moment}))")
+            if at_start:
+                return "1 = 1" if not self.shared else f"(i.owner = ? OR {gone})"
+            return gone
+
+        own: tuple[Any, ...] = (self.agent_id,) if at_start and self.shared else ()
         if not at_start and self._db.execute(
                 "SELECT 1 FROM instances i WHERE i.status = 'running' AND"
-                f" {gone} AND (i.pool IS NULL OR i.pool = ?) LIMIT 1",
+                f" {orphan(self.NOW_SECONDS)} AND (i.pool IS NULL OR i.pool = ?) LIMIT 1",
                 (pool,)).fetchone() is None:
             return []  # the common case: no write transaction
         with self._write() as db:
+            # One moment for the whole claim: no agent counts as gone unless its row was
+            # locked below at that moment.
+            moment = float(db.execute(f"SELECT {self.NOW_SECONDS}").fetchone()[0])
+            if self.shared:
+                # Write the rows of the agents whose instances are taken: a write of
+                # theirs under way (its fence holds the row FOR SHARE: store/postgres.py)
+                # commits first, and one that starts now waits for this transaction, then
+                # reads the row again and finds its lease over.
+                db.execute("UPDATE agents SET lease_until = lease_until WHERE id IN"
+                           " (SELECT id FROM agents WHERE (stopped_at IS NOT NULL OR"
+                           " lease_until <= ?) AND id IN (SELECT owner FROM instances"
+                           " WHERE status = 'running') ORDER BY id FOR UPDATE)", (moment,))
+            timed: tuple[Any, ...] = () if at_start and not self.shared else (moment,)
+            # MATERIALIZED: the limited, locking choice runs once (PostgreSQL would
+            # otherwise run it again for each row it joins, past the limit).
             rows = db.execute(
-                "UPDATE instances SET owner = ?, epoch = epoch + 1, updated_at = ?"
-                " WHERE status = 'running' AND id IN (SELECT i.id FROM instances i"
-                f" WHERE i.status = 'running' AND {gone} AND (i.pool IS NULL OR i.pool = ?)"
-                f" ORDER BY i.updated_at LIMIT ? {self.CLAIM_LOCK}) RETURNING id",
-                (self.agent_id, utc_now(), *args, pool, limit)).fetchall()
+                "WITH picked AS MATERIALIZED (SELECT i.id FROM instances i WHERE"
+                f" i.status = 'running' AND {orphan('?')} AND (i.pool IS NULL OR i.pool = ?)"
+                f" ORDER BY i.updated_at LIMIT ? {self.CLAIM_LOCK})"
+                " UPDATE instances SET owner = ?, epoch = epoch + 1, updated_at = ?"
+                " WHERE status = 'running' AND id IN (SELECT id FROM picked) RETURNING id",
+                (*own, *timed, pool, limit, self.agent_id, utc_now())).fetchall()
         return sorted(str(row[0]) for row in rows)
 
     def hand_over(self, instance_id: str) -> bool:
