@@ -329,13 +329,16 @@ class Bench:
 
     # -- (b) signal file rename -> next step running -------------------------------------
 
-    def signal_latency(self, count: int,
-                       between: Callable[[], object] | None = None) -> dict[str, Any]:
+    def signal_latency(self, count: int, between: Callable[[], object] | None = None,
+                       via: Bench | None = None, tag: str = "bench") -> dict[str, Any]:
         """`count` paused instances, each resumed by a signal file in turn; `between`
-        is called after each (the bench takes a signal floor sample there)."""
+        is called after each (the bench takes a signal floor sample there). The files
+        go to this agent's signals directory, or to that of the agent `via` (on a shared
+        store, that agent applies the signal and runs the instance on). The signal IDs
+        are `<tag>-N`: another call on the same store needs another tag."""
         ids = [self.submit("signal") for _ in range(count)]
         self.wait_status(ids, {"paused"}, timeout=300)
-        directory = Path(self.client.request("status")["signals_dir"])
+        directory = Path((via or self).client.request("status")["signals_dir"])
         samples: list[float] = []
         applied: list[float] = []
         resumed: list[float] = []
@@ -343,11 +346,11 @@ class Bench:
         with self.store() as store:
             for number, instance_id in enumerate(ids):
                 document = {"correlation_id": f"lat-{instance_id}",
-                            "payload": {"n": number}, "signal_id": f"bench-{number}"}
-                temporary = directory / f"bench-{number}.json.tmp"
+                            "payload": {"n": number}, "signal_id": f"{tag}-{number}"}
+                temporary = directory / f"{tag}-{number}.json.tmp"
                 temporary.write_text(json.dumps(document), encoding="utf-8")
                 renamed_at = time.time()
-                os.rename(temporary, directory / f"bench-{number}.json")
+                os.rename(temporary, directory / f"{tag}-{number}.json")
                 deadline = time.monotonic() + 30
                 started_next = None
                 while started_next is None:

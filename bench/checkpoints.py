@@ -73,6 +73,9 @@ QUICK = Plan(single=100, repeats=2, instances=50, each_small=4, each_large=2, gr
              raw_small=RawLoop(KB, 500), raw_large=RawLoop(100 * KB, 150),
              raw_batch=RawLoop(KB, 30, 100), encodes=50)
 
+#: signals for each of PostgreSQL's signal latencies (at most: --quick has fewer)
+PG_SIGNALS = 100
+
 _STARTED = time.perf_counter()
 
 
@@ -189,7 +192,8 @@ def postgres(plan: Plan, workdir: Path, url: str, where: str) -> dict[str, Any]:
     pg = run_postgres(url, workdir, (plan.raw_small, plan.raw_large, plan.raw_batch),
                       single=plan.single, repeats=plan.repeats, instances=plan.instances,
                       each_small=plan.each_small, each_large=plan.each_large,
-                      warm_up=plan.warm_up, note=note)
+                      warm_up=plan.warm_up, signals=min(plan.signals, PG_SIGNALS),
+                      note=note)
     load_after = os.getloadavg()[0]
     pg["server"]["where"] = where
     pg["run"] = {"seconds": time.perf_counter() - began, "load_before": load_before,
@@ -262,7 +266,7 @@ def main() -> None:
     else:
         print_report(figures)
         if "postgresql" in figures:
-            print_postgres(figures["postgresql"])
+            print_postgres(figures["postgresql"], figures["procctl"])
 
 
 if __name__ == "__main__":

@@ -39,6 +39,11 @@ def _psycopg() -> Any:
     return psycopg
 
 
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def database_url(url: str, dbname: str) -> str:
     """`url` (a libpq URL or key=value settings) naming the database `dbname` instead, as
     key=value settings (libpq reads both)."""
@@ -58,10 +63,15 @@ def bench_database(url: str, keep: bool = False) -> Iterator[str]:
     psycopg = _psycopg()
     name = f"procctl_bench_{uuid.uuid4().hex[:10]}"
     try:
-        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    except psycopg.Error as exc:
+        raise BenchSetupError(f"cannot reach the PostgreSQL server at {redacted(url)}: "
+                              f"{_first_line(exc)}") from None
+    try:
+        with conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.Error as exc:
-        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        problem = _first_line(exc)
         raise BenchSetupError(
             f"cannot create the bench's database on {redacted(url)}: {problem} (the bench "
             "makes a database of its own, procctl_bench_..., and drops it afterwards: "

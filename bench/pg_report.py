@@ -81,6 +81,30 @@ def print_pg_throughput(pg: dict[str, Any]) -> None:
                   f"{r['instances']} overlapped{split}")
 
 
+def print_pg_signal(pg: dict[str, Any], sqlite: dict[str, Any]) -> None:
+    one, across = pg["signal"]["one_agent"], pg["signal"]["across_agents"]
+    count = int(one["next_step_started"]["samples"])
+    print(f"\n(b) on PostgreSQL: signal file renamed -> next step started ({count} paused "
+          "instances each,\none signal at a time), beside SQLite's (b) from this run\n")
+    names = (("signal_applied", "rename -> signal_applied"),
+             ("instance_resumed", "rename -> instance_resumed"),
+             ("next_step_started", "rename -> next step_started"))
+    print(table(
+        ["stage", "PG 1 agent p50", "p99", "PG across p50", "p99", "SQLite p50", "p99"],
+        [[name, _ms(one[k]["p50_ms"]), _ms(one[k]["p99_ms"]), _ms(across[k]["p50_ms"]),
+          _ms(across[k]["p99_ms"]), _ms(sqlite["signal"][k]["p50_ms"]),
+          _ms(sqlite["signal"][k]["p99_ms"])] for k, name in names]))
+    print("  across: paused on agent 1, each file dropped into agent 2's signals directory "
+          "(agent 2\n  applies the signal and runs the instance on)")
+    if count < 100:
+        print(f"  (with {count} samples the p99 is the largest sample)")
+    commits = pg["commits_per_checkpoint"]
+    print(f"\n(c) on PostgreSQL, 1 agent: durable commits per checkpoint "
+          f"{commits['per_checkpoint']:.2f} (a run of {commits['small']} checkpoints took "
+          f"{commits['commits'][0]} commits, one of {commits['large']} took "
+          f"{commits['commits'][1]})")
+
+
 def print_comparisons(pg: dict[str, Any]) -> None:
     print("\nPostgreSQL beside SQLite (one agent, this run) and beside the server's raw "
           "limit (the better\nof its measurements; for the 100-row batches, those taken "
@@ -106,9 +130,11 @@ def print_pg_busy(pg: dict[str, Any]) -> None:
               "part:\n  the agents, the server and other work shared the CPU")
 
 
-def print_postgres(pg: dict[str, Any]) -> None:
+def print_postgres(pg: dict[str, Any], sqlite: dict[str, Any]) -> None:
+    """The PostgreSQL part; `sqlite` is the run's SQLite figures (`procctl` of --json)."""
     print_server(pg)
     print_pg_limits(pg)
     print_pg_throughput(pg)
+    print_pg_signal(pg, sqlite)
     print_comparisons(pg)
     print_pg_busy(pg)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_workloads import LARGE_PAD, SMALL_PAD, Bench, throughput_figures, throughput_json
+from figures import spread
 from pg_figures import split_work
 from pg_limits import PgRawStore, server_facts
 from raw_limits import RawLoop, Slices, beside, measure
@@ -65,10 +66,11 @@ def throughput_across(benches: list[Bench], label: str, instances: int, per_inst
 
 def run_postgres(url: str, workdir: Path, raw_loops: tuple[RawLoop, RawLoop, RawLoop],
                  single: int, repeats: int, instances: int, each_small: int,
-                 each_large: int, warm_up: int,
+                 each_large: int, warm_up: int, signals: int,
                  note: Callable[[str], None]) -> dict[str, Any]:
     """The PostgreSQL figures (JSON-able): the server, its raw loops, one agent's four
-    workloads of (a), and the two concurrent ones with three agents."""
+    workloads of (a), its signal latency (b) and commits per checkpoint (c), the two
+    concurrent workloads with three agents, and the signal latency across agents."""
     raw_small_loop, raw_large_loop, raw_batch_loop = raw_loops
     facts = server_facts(url)
     benches = [Bench(workdir, f"pg-home-{n + 1}", store_url=url) for n in range(AGENTS)]
@@ -97,6 +99,10 @@ def run_postgres(url: str, workdir: Path, raw_loops: tuple[RawLoop, RawLoop, Raw
             note(f"PostgreSQL, 1 agent: {instances} instances, ~100 KB")
             many_large = benches[0].throughput(f"{instances} instances, ~100 KB",
                                                instances, each_large, LARGE_PAD)
+            note(f"PostgreSQL, 1 agent: signal latency ({signals} signals)")
+            signal_one = benches[0].signal_latency(signals)
+            note("PostgreSQL, 1 agent: commits per checkpoint")
+            durable = benches[0].commits_per_checkpoint(50, 250)
             note(f"PostgreSQL: {AGENTS - 1} more agents, warm-up")
             for bench in benches[1:]:
                 agents.enter_context(bench.agent())
@@ -110,6 +116,10 @@ def run_postgres(url: str, workdir: Path, raw_loops: tuple[RawLoop, RawLoop, Raw
             note(f"PostgreSQL, {AGENTS} agents: {instances} instances, ~100 KB")
             three_large = throughput_across(benches, f"{instances} instances, ~100 KB",
                                             instances, each_large, LARGE_PAD)
+            note(f"PostgreSQL: signal latency, paused on agent 1, the file dropped on "
+                 f"agent 2 ({signals} signals)")
+            signal_across = benches[0].signal_latency(signals, via=benches[1],
+                                                       tag="across")
     finally:
         raw_store.close()
     batches = [("before", 1, batch_one[0]), ("after", 1, batch_one[1]),
@@ -124,6 +134,9 @@ def run_postgres(url: str, workdir: Path, raw_loops: tuple[RawLoop, RawLoop, Raw
                       "one_instance_100kb": throughput_json(one_large),
                       "many_instances_1kb": throughput_json(many_small),
                       "many_instances_100kb": throughput_json(many_large)},
+        "signal": {"one_agent": signal_json(signal_one),
+                   "across_agents": signal_json(signal_across)},
+        "commits_per_checkpoint": durable,
         "three_agents": {
             "agents": AGENTS,
             "many_instances_1kb": {**throughput_json(three_small),
@@ -134,3 +147,9 @@ def run_postgres(url: str, workdir: Path, raw_loops: tuple[RawLoop, RawLoop, Raw
                                      "owners_match": three_large["owners_match"]}},
     }
 
+
+def signal_json(latency: dict[str, Any]) -> dict[str, Any]:
+    """Bench.signal_latency's samples as spreads, as checkpoints.py gives SQLite's."""
+    return {"signal_applied": spread(latency["applied"]),
+            "instance_resumed": spread(latency["resumed"]),
+            "next_step_started": spread(latency["samples"])}
