@@ -52,6 +52,8 @@ class FleetAgent:
         self.output = fleet.root / f"{name}.out"
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0  # how many times this agent was started
+        #: what `agent status` answered when it was last found ready
+        self.ready_status: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<FleetAgent {self.name} pid={self.pid} alive={self.alive}>"
@@ -78,7 +80,8 @@ class FleetAgent:
 
     @property
     def signals_dir(self) -> Path:
-        return Path(self.status()["signals_dir"])
+        """Where this agent reads signal files (as its status said when it was ready)."""
+        return Path((self.ready_status or self.status())["signals_dir"])
 
     def status(self) -> dict[str, Any]:
         """`procctl agent status --json` of this home (the agent must answer)."""
@@ -120,13 +123,14 @@ class FleetAgent:
             if not self.alive:
                 raise AssertionError(f"agent {self.name} exited with {self.returncode} "
                                      f"before it was ready:\n{self.log()}")
-            data = self.client.status(timeout=5)
+            data: dict[str, Any] | None = self.client.status(timeout=5)
             if data and data.get("pid") == self.pid and data.get("state") == "ready":
                 return data
             return None
 
         status: dict[str, Any] = wait_for(ready, timeout=timeout, interval=0.05,
                                           message=f"agent {self.name} to be ready")
+        self.ready_status = status
         return status
 
     @property
@@ -276,7 +280,7 @@ class Fleet:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
-            return list(conn.execute(query, params).fetchall())  # type: ignore[arg-type]
+            return list(conn.execute(query, params).fetchall())
 
     def logs(self) -> str:
         return "\n".join(f"===== agent {a.name} ({a.home}) =====\n{a.log()}"

@@ -210,6 +210,13 @@ def signal_rows(fleet: Fleet, column: str, value: str) -> list[tuple[str, str, s
     return [(str(r[0]), str(r[1]), r[2]) for r in rows]
 
 
+def show_on_both(a: FleetAgent, b: FleetAgent, instance_id: str) -> list[Result]:
+    """`procctl show ID --json` on both homes at once."""
+    results = at_once((a, ("show", instance_id, "--json")), (b, ("show", instance_id, "--json")))
+    assert all(r.code == 0 for r in results), "\n".join(map(str, results))
+    return results
+
+
 def resume_on(agent: FleetAgent, fleet: Fleet, *args: str) -> Result:
     """`procctl resume ARGS` on the agent's home, which must succeed; on failure the
     message has the instances as the store holds them."""
@@ -237,14 +244,15 @@ def test_agents_started_at_once_on_a_new_database_all_start(fleet: Fleet) -> Non
     """The first agents of a store start together: one creates the schema under its
     lock, the others use it (issue 12: "two agents starting together do not both
     migrate")."""
-    a, b = fleet.start(2, together=True)
-    assert a.alive and b.alive
+    agents = fleet.start(3, together=True)
+    assert all(agent.alive for agent in agents)
     assert fleet.sql("SELECT max(version) FROM procctl_schema")[0][0] > 0
 
 
 def test_a_signal_file_dropped_on_b_resumes_what_a_paused_once(
-        fleet: Fleet, tmp_path: Path) -> None:
-    a, b = fleet.start(2)
+        pair: Fleet, tmp_path: Path) -> None:
+    fleet = pair
+    a, b = pair
     key = unique_key()
     paused = a.procctl.ok("run", _write(tmp_path, "pause.toml", PAUSE), "-p", f"key={key}",
                           "--wait", "--json").json()
@@ -260,8 +268,7 @@ def test_a_signal_file_dropped_on_b_resumes_what_a_paused_once(
     assert (b.signals_dir / "processed" / f"answer-{key}.json").is_file()
     assert not list(a.signals_dir.glob("*.json")), "nothing reached A's directory"
 
-    shown_a, shown_b = (agent.procctl.ok("show", instance_id, "--json").json()
-                        for agent in (a, b))
+    shown_a, shown_b = (r.json() for r in show_on_both(a, b, instance_id))
     assert shown_a == shown_b
     assert shown_b["result"] == {"by": "signal", "payload": {"approved": True}}
     history = Counter(e["kind"] for e in shown_b["history"])
@@ -272,8 +279,9 @@ def test_a_signal_file_dropped_on_b_resumes_what_a_paused_once(
 
 
 def test_resume_on_b_and_one_signal_id_sent_to_both_agents_at_once(
-        fleet: Fleet, tmp_path: Path) -> None:
-    a, b = fleet.start(2)
+        pair: Fleet, tmp_path: Path) -> None:
+    fleet = pair
+    a, b = pair
     definition = _write(tmp_path, "pause.toml", PAUSE)
     first, second = unique_key(), unique_key()
     ids = {}
@@ -313,8 +321,9 @@ def test_resume_on_b_and_one_signal_id_sent_to_both_agents_at_once(
 
 
 def test_a_parent_on_a_completes_when_its_child_is_resumed_on_b(
-        fleet: Fleet, tmp_path: Path) -> None:
-    a, b = fleet.start(2)
+        pair: Fleet, tmp_path: Path) -> None:
+    fleet = pair
+    a, b = pair
     _write(tmp_path, "child.toml", CHILD)
     key = unique_key()
     parent = a.procctl.ok("run", _write(tmp_path, "parent.toml", PARENT), "-p",
@@ -325,8 +334,8 @@ def test_a_parent_on_a_completes_when_its_child_is_resumed_on_b(
     resumed = resume_on(b, fleet, "--correlation-id", f"child-{key}", "-d", "answer=42")
     assert "completed" in resumed.out, str(resumed)
     done = wait_status(fleet, parent["instance_id"], "completed")
-    shown = {agent.name: agent.procctl.ok("show", parent["instance_id"], "--json").json()
-             for agent in (a, b)}
+    shown = dict(zip("ab", (r.json() for r in show_on_both(a, b, parent["instance_id"])),
+                     strict=True))
     assert shown["a"] == shown["b"]
     assert shown["a"]["result"] == {"child": {"answer": 42, "by": "manual"}}, shown["a"]
     history = Counter(e["kind"] for e in shown["a"]["history"])
@@ -336,21 +345,18 @@ def test_a_parent_on_a_completes_when_its_child_is_resumed_on_b(
 
 
 def test_scheduled_resumes_and_expiries_happen_once_across_two_agents(
-        fleet: Fleet, tmp_path: Path) -> None:
-    a, b = fleet.start(2)
+        pair: Fleet, tmp_path: Path) -> None:
+    fleet = pair
+    a, b = pair
     timer = _write(tmp_path, "timer.toml", TIMER)
     expiring = _write(tmp_path, "expiring.toml", EXPIRING)
     per_agent = 2
-    commands: dict[str, list[tuple[str | Path, ...]]] = {"a": [], "b": []}
-    for agent in ("a", "b"):
-        for definition in (timer, expiring):
-            commands[agent] += [("run", definition, "-p", f"key={unique_key()}", "--json")
-                                for _ in range(per_agent)]
+    calls = [(agent, ("run", str(definition), "-p", f"key={unique_key()}", "--json"))
+             for agent in (a, b) for definition in (timer, expiring) for _ in range(per_agent)]
     started: dict[str, str] = {}  # instance ID -> the definition's name
-    for agent in (a, b):
-        for result in agent.procctl.many(*commands[agent.name]):
-            assert result.code == 0, str(result)
-            started[result.json()["instance_id"]] = Path(result.args[1]).stem
+    for result in at_once(*calls):  # started together, so they fall due together
+        assert result.code == 0, str(result)
+        started[result.json()["instance_id"]] = Path(result.args[1]).stem
     assert len(started) == 4 * per_agent
 
     for instance_id in started:
