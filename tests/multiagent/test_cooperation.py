@@ -76,6 +76,32 @@ kind = "return"
 value = { child = "{{ results['sub'] }}" }
 """
 
+# The same call inside a parallel branch: the parent cannot pause there, so it waits
+# for its child in memory, on the agent that runs it.
+PARENT_IN_MEMORY = """
+[process]
+name = "ma-parent-in-memory"
+[process.params.key]
+type = "str"
+
+[[steps]]
+id = "both"
+kind = "parallel"
+
+[[steps.branches]]
+name = "asked"
+[[steps.branches.do]]
+id = "sub"
+kind = "call"
+file = "child.toml"
+params = { key = "{{ key }}" }
+
+[[steps]]
+id = "done"
+kind = "return"
+value = { child = "{{ results['sub'] }}" }
+"""
+
 TIMER = """
 [process]
 name = "ma-timer"
@@ -342,6 +368,28 @@ def test_a_parent_on_a_completes_when_its_child_is_resumed_on_b(
     assert (history["child_started"], history["instance_resumed"],
             history["instance_completed"]) == (1, 1, 1), history
     assert done.owner in (a.agent_id, b.agent_id)
+
+
+def test_a_parent_waiting_in_memory_on_a_wakes_when_its_child_ends_on_b(
+        pair: Fleet, tmp_path: Path) -> None:
+    fleet = pair
+    a, b = pair
+    _write(tmp_path, "child.toml", CHILD)
+    key = unique_key()
+    parent_id = a.procctl.ok("run", _write(tmp_path, "parent.toml", PARENT_IN_MEMORY), "-p",
+                             f"key={key}", "--json").json()["instance_id"]
+    child_id = wait_for(lambda: [r[0] for r in fleet.sql(
+        "SELECT id FROM instances WHERE parent_id = %s AND status = 'paused'", parent_id)],
+        message="the child to pause")[0]
+    assert record(fleet, parent_id).status == "running"  # waiting in A's memory
+
+    resume_on(b, fleet, "--correlation-id", f"child-{key}", "-d", "answer=7")
+    assert record(fleet, child_id).owner == b.agent_id
+    done = wait_status(fleet, parent_id, "completed", timeout=10)
+    assert done.owner == a.agent_id and done.epoch == 0, (done.owner, done.epoch)
+    assert json.loads(str(done.result_json)) == {"child": {"answer": 7, "by": "manual"}}
+    history = Counter(kinds(fleet, parent_id))
+    assert (history["child_started"], history["instance_completed"]) == (1, 1), history
 
 
 def test_scheduled_resumes_and_expiries_happen_once_across_two_agents(
