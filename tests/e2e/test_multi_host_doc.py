@@ -20,7 +20,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from helpers import REPO, SAMPLES, Procctl, Result, wait_for
+from helpers import REPO, SAMPLES, Procctl, Result, unique_key, wait_for
+from pg_server import PgServer
 
 from procctl.store import StoreContract, open_store
 
@@ -207,3 +208,35 @@ def test_the_trial_in_multi_host_md(tmp_path: Path, pg_url: str) -> None:
     finally:
         for host in (a, b):
             host.stop_agent()
+
+
+def test_a_role_that_does_not_own_its_database_cannot_start_the_first_agent(
+        tmp_path: Path, pg_server: PgServer, pg_url: str) -> None:
+    """The doc's set-up: without `createdb --owner`, the first agent stops at once."""
+    role = f"notowner_{unique_key()}"
+    pg_server.admin("CREATE ROLE {} LOGIN", ident=role)
+    try:
+        url = pg_url.replace("postgresql://procctl@", f"postgresql://{role}@", 1)
+        host = Procctl(tmp_path / "home")
+        started = host("agent", "start", env={"PROCCTL_STORE_URL": url})
+        assert started.code == 6, str(started)
+        assert started.err.splitlines()[0] == (
+            f"Error: the agent exited at start (status 6): the store {url} failed: "
+            "permission denied for schema public"), str(started)
+        host.stop_agent()
+    finally:
+        pg_server.drop_database(pg_url.split("/")[3].split("?")[0])
+        pg_server.admin("DROP ROLE {}", ident=role)
+
+
+def test_a_store_that_cannot_be_reached_is_one_line_and_a_hint(tmp_path: Path) -> None:
+    """The doc's troubleshooting: what a command says when the server is not there."""
+    url = f"postgresql://procctl@/procctl?host={tmp_path}"  # no server on this socket
+    result = Procctl(tmp_path / "home")("agents", env={"PROCCTL_STORE_URL": url})
+    assert result.code == 6, str(result)
+    first, hint = result.err.splitlines()
+    assert first.startswith(f"Error: the store {url} cannot be reached: "), str(result)
+    assert first.endswith(f'"{tmp_path}/.s.PGSQL.5432" failed: No such file or directory'), \
+        str(result)
+    assert hint == ("Hint: check that the PostgreSQL server runs and accepts this user "
+                    "(see docs/multi-host.md)"), str(result)
