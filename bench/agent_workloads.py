@@ -212,6 +212,15 @@ class Bench:
                     process.kill()
                     process.wait()
 
+    def clock_offset(self) -> float | None:
+        """On a shared store, the seconds the agent adds to its host's clock to stamp
+        events with the store's (`clock_offset_seconds` of its status); None on SQLite,
+        or when the agent does not report it."""
+        if self.store_url is None:
+            return None
+        value = self.client.request("status").get("clock_offset_seconds")
+        return None if value is None else float(value)
+
     def agent_id(self) -> str:
         """The running agent's ID in the store (`agent_id` of its status)."""
         return str(self.client.request("status")["agent_id"])
@@ -335,10 +344,19 @@ class Bench:
         is called after each (the bench takes a signal floor sample there). The files
         go to this agent's signals directory, or to that of the agent `via` (on a shared
         store, that agent applies the signal and runs the instance on). The signal IDs
-        are `<tag>-N`: another call on the same store needs another tag."""
+        are `<tag>-N`: another call on the same store needs another tag.
+
+        On PostgreSQL the agent that applies the signal stamps its events with the
+        store's clock as it estimates it (its host's clock plus an offset measured over
+        one round trip, again at each lease renewal): when its status reports that
+        offset, the samples are taken back to this host's clock by it, and a sample
+        during which the offset changed is left out (`offset_changed`)."""
         ids = [self.submit("signal") for _ in range(count)]
         self.wait_status(ids, {"paused"}, timeout=300)
-        directory = Path((via or self).client.request("status")["signals_dir"])
+        stamper = via or self
+        directory = Path(stamper.client.request("status")["signals_dir"])
+        offset = stamper.clock_offset()
+        changed = 0
         samples: list[float] = []
         applied: list[float] = []
         resumed: list[float] = []
@@ -362,16 +380,23 @@ class Bench:
                     if time.monotonic() > deadline:
                         raise RuntimeError(f"signal {number} ({iso(renamed_at)}) did not "
                                            f"resume {instance_id} within 30 s")
+                self.wait_status([instance_id], {"completed"}, timeout=30)
+                if offset is not None:  # asked after the sample: the agent was idle
+                    now_offset = stamper.clock_offset()
+                    if now_offset != offset:
+                        offset, changed = now_offset, changed + 1
+                        continue
+                shift = renamed_at + (offset or 0.0)
                 for event in events:
                     if event.kind == "signal_applied":
-                        applied.append(parse_at(event.at) - renamed_at)
+                        applied.append(parse_at(event.at) - shift)
                     elif event.kind == "instance_resumed":
-                        resumed.append(parse_at(event.at) - renamed_at)
-                samples.append(started_next - renamed_at)
-                self.wait_status([instance_id], {"completed"}, timeout=30)
+                        resumed.append(parse_at(event.at) - shift)
+                samples.append(started_next - shift)
                 if between is not None:
                     between()
-        return {"samples": samples, "applied": applied, "resumed": resumed}
+        return {"samples": samples, "applied": applied, "resumed": resumed,
+                "offset_corrected": offset is not None, "offset_changed": changed}
 
 
     # -- (c) durable commits ------------------------------------------------------------

@@ -98,6 +98,17 @@ def print_pg_signal(pg: dict[str, Any], sqlite: dict[str, Any]) -> None:
           "(agent 2\n  applies the signal and runs the instance on)")
     if count < 100:
         print(f"  (with {count} samples the p99 is the largest sample)")
+    if one["offset_corrected"] and across["offset_corrected"]:
+        left_out = one["offset_changed"] + across["offset_changed"]
+        print("  each agent's clock offset (its status) taken out of its event times"
+              + (f"; {left_out} sample(s) left out, the offset changed during them"
+                 if left_out else ""))
+    else:
+        print("  note: the agents stamp events with the store's clock as they estimate it "
+              "(host clock plus an\n  offset measured over one round trip, again at each "
+              "lease renewal) and do not report\n  that offset: on one host these "
+              "latencies are off by it, up to half a round trip (several\n  ms under "
+              "load; a negative figure is the estimate's error)")
     commits = pg["commits_per_checkpoint"]
     print(f"\n(c) on PostgreSQL, 1 agent: durable commits per checkpoint "
           f"{commits['per_checkpoint']:.2f} (a run of {commits['small']} checkpoints took "

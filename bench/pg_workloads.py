@@ -152,4 +152,6 @@ def signal_json(latency: dict[str, Any]) -> dict[str, Any]:
     """Bench.signal_latency's samples as spreads, as checkpoints.py gives SQLite's."""
     return {"signal_applied": spread(latency["applied"]),
             "instance_resumed": spread(latency["resumed"]),
-            "next_step_started": spread(latency["samples"])}
+            "next_step_started": spread(latency["samples"]),
+            "offset_corrected": latency["offset_corrected"],
+            "offset_changed": latency["offset_changed"]}
