@@ -57,9 +57,9 @@ def start_instances(agent: FleetAgent, definition: Path,
     return ids
 
 
-def ledger_definition(tmp_path: Path, name: str) -> Path:
+def ledger_definition(tmp_path: Path, name: str, checkpoints: int = CHECKPOINTS) -> Path:
     path = tmp_path / f"{name}.toml"
-    path.write_text(ledger_process(name, CHECKPOINTS))
+    path.write_text(ledger_process(name, checkpoints))
     return path
 
 
@@ -154,7 +154,7 @@ def check_taken_over_once(instance_id: str, history: History,
 
 
 def check_ledger(book: Path, ids: list[str], at_kill: dict[str, str],
-                 length_at_kill: int) -> None:
+                 length_at_kill: int, checkpoints: int = CHECKPOINTS) -> None:
     """The ledger the steps appended to: per instance, the order kit.check_ledger_order
     allows (at-least-once steps between checkpoints, commit blocks once); every step
     ran; and no line written after the kill is of a step the store's checkpoint at the
@@ -165,7 +165,7 @@ def check_ledger(book: Path, ids: list[str], at_kill: dict[str, str],
                 if words[0] == instance_id]
         check_ledger_order(instance_id, [words for _, words in mine])
         names = [words[1] for _, words in mine]
-        for k in range(1, CHECKPOINTS + 2):
+        for k in range(1, checkpoints + 2):
             assert f"s{k}" in names, f"{instance_id} never ran s{k}: {names}"
         step = at_kill.get(instance_id)
         if step is None:
@@ -358,8 +358,10 @@ def test_server_restart_mid_run_every_instance_completes(
     a = fleet.add("a", lease=f"{lease:g}s").start()
     b = fleet.add("b", lease=f"{lease:g}s").start()
     book = tmp_path / "ledger.txt"
-    definition = ledger_definition(tmp_path, "server-restart")
-    params = [{"ledger": str(book), "nap": 0.7}] * 10
+    # Many short checkpoints: commits are in flight when the server goes away.
+    checkpoints = 12
+    definition = ledger_definition(tmp_path, "server-restart", checkpoints)
+    params = [{"ledger": str(book), "nap": 0.2}] * 10
     ids = start_instances(a, definition, params) + start_instances(b, definition, params)
     wait_for(lambda: len(committed(fleet, ids)) == len(ids), timeout=30, interval=0.05,
              message="every instance to commit its first checkpoint")
@@ -391,6 +393,6 @@ def test_server_restart_mid_run_every_instance_completes(
         assert kinds["instance_failed"] == 0, (instance_id, found[instance_id])
         # The leases held through the outage: no agent took over, nothing recovered.
         assert kinds["instance_recovered"] == 0, (instance_id, found[instance_id])
-    check_ledger(book, ids, {}, 0)
+    check_ledger(book, ids, {}, 0, checkpoints)
     shown = a.procctl.ok("show", ids[0], "--json").json()
-    assert shown["result"]["resumed_by"] == [None] * CHECKPOINTS, shown
+    assert shown["result"]["resumed_by"] == [None] * checkpoints, shown
