@@ -27,6 +27,8 @@ from procctl.store import StoreContract, open_store
 
 DOC = REPO / "docs" / "multi-host.md"
 AGENTS_HEADER = ["AGENT", "HOST", "POOL", "PID", "STATE", "LEASE", "INSTANCES"]
+#: the store the doc's trial used, in place of the test's throwaway one
+DOC_URL = "postgresql://procctl@localhost/procctl"
 ROUNDS = 6
 
 
@@ -36,6 +38,15 @@ def doc_toml(name: str) -> str:
     found = [block for block in blocks if block.startswith(f"# {name}:")]
     assert len(found) == 1, f"docs/multi-host.md has {len(found)} toml blocks for {name}"
     return found[0]
+
+
+def in_doc(output: str, url: str | None = None) -> None:
+    """Each line of `output` (the test's store URL written as the doc's) is in the doc,
+    as the doc pastes it (without trailing blanks)."""
+    text = DOC.read_text(encoding="utf-8")
+    for line in output.splitlines():
+        line = (line if url is None else line.replace(url, DOC_URL)).rstrip()
+        assert line in text, f"docs/multi-host.md does not show: {line}"
 
 
 def agents_table(result: Result) -> dict[str, list[str]]:
@@ -87,17 +98,20 @@ def test_the_trial_in_multi_host_md(tmp_path: Path, pg_url: str) -> None:
         assert setting.err == ("A running agent uses it after: procctl agent stop && "
                                "procctl agent start\n"), str(setting)
         assert host.ok("config", "set", "lease", "3s").out == "lease = '3s'\n"
+        in_doc(setting.out + setting.err, pg_url)
     refused = a("config", "set", "store_url",
                 "postgresql://procctl:s3cret@localhost/procctl")
     assert (refused.code, refused.err) == (2, (
         "Error: setting store_url: it holds a password; passwords go in ~/.pgpass, "
         "PGPASSFILE or PGPASSWORD, never in config.toml\n")), str(refused)
     assert a.ok("config", "show", "--json").json()["store_url"] == pg_url  # not written
+    in_doc(refused.err)
 
     blank = a("agents")  # no agent has created the schema yet
     assert (blank.code, blank.err) == (6, (
         f"Error: the store {pg_url} holds no procctl schema\n"
         "Hint: start an agent with this store_url first\n")), str(blank)
+    in_doc(blank.err, pg_url)
 
     pids: list[int] = []
     try:
@@ -125,6 +139,7 @@ def test_the_trial_in_multi_host_md(tmp_path: Path, pg_url: str) -> None:
         assert paused.out.splitlines()[-2:] == [
             "paused at checkpoint wait-for-answer, correlation ID approval-A-17",
             "Resume it with: procctl resume --correlation-id approval-A-17"], str(paused)
+        in_doc("\n".join(paused.out.splitlines()[-2:]))
         instance_id = paused.out.split()[2]
         waiting = b.ok("list-paused").out.splitlines()
         assert waiting[1].split()[:4] == ["approval-A-17", instance_id, "approval",
@@ -170,6 +185,7 @@ def test_the_trial_in_multi_host_md(tmp_path: Path, pg_url: str) -> None:
             "Error: process 'report' runs on agents of pool 'reports' only, and this agent "
             "is in pool 'default'\nHint: run it on a host whose agent has pool = 'reports' "
             "(procctl agents lists them)\n")), str(refused)
+        in_doc(refused.err)
 
         # kill -9 of A while it runs count.toml: B takes it over from its checkpoint
         count = tmp_path / "trial" / "count.toml"
@@ -223,6 +239,7 @@ def test_a_role_that_does_not_own_its_database_cannot_start_the_first_agent(
         assert started.err.splitlines()[0] == (
             f"Error: the agent exited at start (status 6): the store {url} failed: "
             "permission denied for schema public"), str(started)
+        in_doc(started.err.splitlines()[0].replace(url, "postgresql://procctl@localhost/other"))
         host.stop_agent()
     finally:
         pg_server.drop_database(pg_url.split("/")[3].split("?")[0])
@@ -240,3 +257,4 @@ def test_a_store_that_cannot_be_reached_is_one_line_and_a_hint(tmp_path: Path) -
         str(result)
     assert hint == ("Hint: check that the PostgreSQL server runs and accepts this user "
                     "(see docs/multi-host.md)"), str(result)
+    in_doc(hint)
