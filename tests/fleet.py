@@ -275,6 +275,16 @@ class Fleet:
         self._stores.append(store)
         return store
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[StoreContract]:
+        """The shared store opened read-only for one look (closed after), as the
+        read commands open it: cheap enough to poll."""
+        store = open_store(self.root / "reader.db", url=self.url, read_only=True)
+        try:
+            yield store
+        finally:
+            store.close()
+
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         """Rows of one read-only query on the shared database (%s placeholders)."""
         import psycopg

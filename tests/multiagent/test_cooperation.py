@@ -189,19 +189,13 @@ def drop_signal(directory: Path, name: str, document: dict[str, Any]) -> None:
 
 
 def record(fleet: Fleet, instance_id: str) -> Any:
-    store = fleet.store()
-    try:
+    with fleet.reading() as store:
         return store.get_instance(instance_id)
-    finally:
-        store.close()
 
 
 def kinds(fleet: Fleet, instance_id: str) -> list[str]:
-    store = fleet.store()
-    try:
+    with fleet.reading() as store:
         return [event.kind for event in store.events(instance_id)]
-    finally:
-        store.close()
 
 
 def wait_status(fleet: Fleet, instance_id: str, status: str, timeout: float = 20) -> Any:
@@ -218,12 +212,9 @@ def wait_owner(fleet: Fleet, instance_id: str, agent: FleetAgent, timeout: float
 
 def wait_step_started(fleet: Fleet, instance_id: str, step: str, timeout: float = 20) -> None:
     def started() -> bool:
-        store = fleet.store()
-        try:
+        with fleet.reading() as store:
             return any(e.kind == "step_started" and e.step_id == step
                        for e in store.events(instance_id))
-        finally:
-            store.close()
     wait_for(started, timeout=timeout, interval=0.05,
              message=f"instance {instance_id} to start step {step}")
 
@@ -410,8 +401,7 @@ def test_scheduled_resumes_and_expiries_happen_once_across_two_agents(
     for instance_id in started:
         wait_status(fleet, instance_id, "completed", timeout=30)
     owners: Counter[str] = Counter()
-    store = fleet.store()
-    try:
+    with fleet.reading() as store:
         for instance_id, name in started.items():
             done = store.get_instance(instance_id)
             owners[str(done.owner)] += 1
@@ -426,9 +416,8 @@ def test_scheduled_resumes_and_expiries_happen_once_across_two_agents(
             assert len(history) == len(set(history)) + 2, (instance_id, history)  # steps x2
             if name == "timer":
                 assert counts["scheduled_resume"] <= 1, (instance_id, history)
-    finally:
-        store.close()
     assert set(owners) <= {a.agent_id, b.agent_id}, owners
+    print(f"resumed by agent: {dict(owners)}")
 
 
 def test_agents_lists_both_and_a_stopped_agents_instance_is_taken_over_at_once(
