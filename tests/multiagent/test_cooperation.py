@@ -257,15 +257,6 @@ def at_once(*calls: tuple[FleetAgent, tuple[str, ...]]) -> list[Result]:
         return list(pool.map(run, calls))
 
 
-def test_agents_started_at_once_on_a_new_database_all_start(fleet: Fleet) -> None:
-    """The first agents of a store start together: one creates the schema under its
-    lock, the others use it (issue 12: "two agents starting together do not both
-    migrate")."""
-    agents = fleet.start(3, together=True)
-    assert all(agent.alive for agent in agents)
-    assert fleet.sql("SELECT max(version) FROM procctl_schema")[0][0] > 0
-
-
 def test_a_signal_file_dropped_on_b_resumes_what_a_paused_once(
         pair: Fleet, tmp_path: Path) -> None:
     fleet = pair
