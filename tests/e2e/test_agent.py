@@ -211,6 +211,9 @@ DEFAULTS = {
     "log_level": "info",
     "expression_timeout": "1s",
     "expression_max_size": 1000000,
+    "store_url": "",
+    "pool": "default",
+    "lease": "30s",
 }
 
 
