@@ -17,11 +17,13 @@ from procctl.cli.options import global_options
 app = typer.Typer(help="Start, stop and inspect the agent for a home.", no_args_is_help=True)
 
 EXIT_NOT_RUNNING = 4
-#: `agent status`: the agent runs but cannot do its work (degraded, waiting for disk)
+#: `agent status`: the agent runs but cannot do its work (degraded, waiting for disk or
+#: for the store's server)
 EXIT_DEGRADED = 9
-TROUBLE = ("degraded", "waiting_for_disk")
+TROUBLE = ("degraded", "waiting_for_disk", "waiting_for_store")
 STATE_STYLES = {"ready": "green", "starting": "cyan", "stopping": "yellow",
-                "degraded": "bold red", "waiting_for_disk": "bold red"}
+                "degraded": "bold red", "waiting_for_disk": "bold red",
+                "waiting_for_store": "bold red"}
 STOP_TIMEOUT = 60.0
 
 
@@ -152,6 +154,10 @@ def trouble_lines(status: dict[str, Any]) -> list[str]:
     if disk:
         lines.append(f"the disk is full: store work waits for free space since "
                      f"{render.short_time(disk['since'])} ({disk['error']})")
+    server = status.get("store_wait")
+    if server:
+        lines.append(f"the store does not answer: store work waits for it since "
+                     f"{render.short_time(server['since'])} ({server['error']})")
     for problem in status.get("problems") or []:
         if problem.get("degraded"):
             lines.append(f"the {problem['component']} has failed {problem['failures']} "
