@@ -165,15 +165,20 @@ class PgStore(AgentOps, InstanceOps, CheckpointOps, PausedQueries, SignalOps):
         if version == PG_SCHEMA_VERSION:
             return
         conn = self._db._conn
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        # A session lock, then a new transaction: one that waited for the lock would
+        # still look tables up in the catalogue as it was before the wait.
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
             version = self._version()  # another agent may have done it meanwhile
-            if version == 0:
-                conn.execute(CREATE)
-            for number in range(version + 1, PG_SCHEMA_VERSION + 1):
-                if version and number in MIGRATIONS:
-                    conn.execute(MIGRATIONS[number])
-                    conn.execute("UPDATE procctl_schema SET version = %s", (number,))
+            with conn.transaction():
+                if version == 0:
+                    conn.execute(CREATE)
+                for number in range(version + 1, PG_SCHEMA_VERSION + 1):
+                    if version and number in MIGRATIONS:
+                        conn.execute(MIGRATIONS[number])
+                        conn.execute("UPDATE procctl_schema SET version = %s", (number,))
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
         self.file_schema = version or PG_SCHEMA_VERSION
 
     @property
