@@ -371,6 +371,11 @@ class Agent:
                     summary["intermediate"] = event["data"]["value"]
                     await send({"type": "result", "data": summary})
                     return
+            if store.shared and record.status == "running" \
+                    and record.id not in self.manager.tasks:
+                # Handed over to its pool, or taken over: it goes on elsewhere.
+                await self._follow_elsewhere(record.id, send, until_intermediate)
+                return
             checkpoint = await self.worker.call(store.find_checkpoint, record.id)
             summary = instance_summary(record, checkpoint)
             child = await self.worker.call(waiting_for, record, store.get_instance)
