@@ -62,10 +62,18 @@ def agents_table(result: Result) -> dict[str, list[str]]:
 
 
 def status_rows(result: Result) -> dict[str, str]:
-    """`procctl agent status`' rows: label -> value."""
-    return {label: value.strip() for label, value in
-            (re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in result.out.splitlines()
-             if line.strip())}
+    """`procctl agent status`' rows: label -> value (a wrapped value joined again)."""
+    rows: dict[str, str] = {}
+    label = ""
+    for line in result.out.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith(" "):  # the value of the row above, wrapped
+            rows[label] += " " + line.strip()
+            continue
+        label, value = re.split(r"\s{2,}", line.strip(), maxsplit=1)
+        rows[label] = value.strip()
+    return rows
 
 
 def started_pid(result: Result, home: Path) -> int:
@@ -258,3 +266,31 @@ def test_a_store_that_cannot_be_reached_is_one_line_and_a_hint(tmp_path: Path) -
     assert hint == ("Hint: check that the PostgreSQL server runs and accepts this user "
                     "(see docs/multi-host.md)"), str(result)
     in_doc(hint)
+
+
+def test_an_agent_started_while_the_server_is_down_waits_for_it(tmp_path: Path) -> None:
+    """The doc's health section: `agent start` returns with a warning, `agent status`
+    says `waiting for store` and exits 9 while no server answers."""
+    url = f"postgresql://procctl@/procctl?host={tmp_path}"  # no server on this socket
+    host = Procctl(tmp_path / "home")
+    host.env["PROCCTL_STORE_URL"] = url
+    try:
+        started = host("agent", "start")
+        assert started.code == 0, str(started)
+        assert started.err.startswith(
+            "Warning: the store does not answer: store work waits for it since "), str(started)
+        assert started.err.rstrip().endswith("; procctl agent status shows when it is over"), \
+            str(started)
+        status = host("agent", "status")
+        assert status.code == 9, str(status)
+        in_doc("\n".join(line for line in status.out.splitlines()
+                         if line.split("  ")[0] in ("Agent", "Start-up")))
+        rows = status_rows(status)
+        assert rows["Problem"].startswith(
+            "the store does not answer: store work waits for it since "), rows
+        text = DOC.read_text(encoding="utf-8")
+        assert "Problem            the store does not answer: store work waits for it since" \
+            in text
+        assert "Warning: the store does not answer: store work waits for it since" in text
+    finally:
+        host.stop_agent()
