@@ -31,7 +31,7 @@ from procctl.agent.snapshot import Snapshot
 from procctl.agent.store_worker import StoreWorker
 from procctl.store import InstanceRecord
 from procctl.store.clock import utc_now
-from procctl.store.errors import Conflict
+from procctl.store.errors import Conflict, Fenced
 from procctl.store.records import CheckpointRecord, Delivery, EventRow, SignalRecord
 from procctl.store.sqlite import TERMINAL_STATUSES
 
@@ -468,12 +468,23 @@ class InstanceManager:
         except asyncio.CancelledError:
             log.warning("instance interrupted by shutdown", extra={"instance": instance_id})
             raise
+        except Fenced:
+            # This agent lost its lease: another agent may run the instance now, and
+            # the agent stops (agent/daemon.py). Nothing more is written for it here.
+            log.warning("instance left to the agents that took it over",
+                        extra={"instance": instance_id})
+            return
         except Exception as exc:  # a bug in the engine: fail this instance, keep the agent
             log.exception("instance crashed", extra={"instance": instance_id})
             outcome = Outcome("failed", error={
                 "kind": "internal", "message": f"procctl bug: {type(exc).__name__}: {exc}"})
         if outcome.status != "paused":
-            await self._finish(instance_id, outcome, emit)
+            try:
+                await self._finish(instance_id, outcome, emit)
+            except Fenced:  # as above: its end is the new owner's to write
+                log.warning("instance left to the agents that took it over",
+                            extra={"instance": instance_id})
+                return
         self.publish(instance_id, {"kind": "instance_settled"})
         if outcome.status != "paused":
             await self.wake_parent(await self.worker.call(store.get_instance, instance_id))

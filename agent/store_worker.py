@@ -81,13 +81,23 @@ class StoreWorker:
         method's own signature, so mypy checks the arguments of every call."""
         return await self._run(method, *args, **kwargs)
 
+    async def call_once(self, method: Callable[P, T], *args: P.args,
+                        **kwargs: P.kwargs) -> T:
+        """`call`, but a store that cannot be reached fails it at once instead of
+        being waited for (what a stopping agent still tries to write)."""
+        loop = asyncio.get_running_loop()
+        name = getattr(method, "__name__", "call").lstrip("_")
+        return await loop.run_in_executor(self._executor, partial(
+            self._until_space, partial(method, *args, **kwargs), name, wait_for_store=False))
+
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
         name = getattr(fn, "__name__", "call").lstrip("_")
         return await loop.run_in_executor(
             self._executor, partial(self._until_space, partial(fn, *args, **kwargs), name))
 
-    def _until_space(self, call: Callable[[], T], name: str) -> T:
+    def _until_space(self, call: Callable[[], T], name: str, *,
+                     wait_for_store: bool = True) -> T:
         """Run a store call; while the disk is full, wait and try again.
 
         A transaction that hits a full disk is rolled back whole (the step is not
@@ -111,7 +121,7 @@ class StoreWorker:
                 # The server is down or restarting: wait for it as for disk space. (A
                 # commit whose answer was lost is tried again: each transition checks
                 # the status it starts from, so one that did commit is refused.)
-                if self._closing:
+                if self._closing or not wait_for_store:
                     raise
                 if not waited:
                     log.error("store unreachable: store calls wait for it", extra={

@@ -89,8 +89,12 @@ def _error(exc: Exception, where: str) -> StoreError | None:
 def translate_pg_errors(cls: C) -> C:
     """Every public method of the class (and those it inherits) turns a psycopg error
     into the store's own (the instance's `location` names the server)."""
-    for klass in reversed(cls.__mro__[:-1]):
-        for name, value in vars(klass).items():
+    seen: set[str] = set()
+    for klass in cls.__mro__[:-1]:  # the class's own first: an override wins
+        for name, value in list(vars(klass).items()):
+            if name in seen:
+                continue
+            seen.add(name)
             if not name.startswith("_") and isinstance(value, FunctionType):
                 setattr(cls, name, _translating(value))
     return cls
