@@ -459,50 +459,63 @@ def _follow(agent: FleetAgent, instance_id: str) -> tuple[list[dict[str, Any]], 
     return events, summary
 
 
-def test_an_instance_run_on_a_is_taken_over_by_b_after_a_kill_and_followed_there(
+def test_an_instance_followed_on_two_agents_is_taken_over_after_a_kill_of_its_runner(
         fleet: Fleet, tmp_path: Path) -> None:
-    a, b = fleet.start(2)
+    """`run --wait` on A loses its agent to kill -9; a peer takes the instance over and
+    runs it on from its checkpoint. Users on B and C who follow it (the agent's `watch`
+    request: no `procctl` command makes it) from before the kill see its remaining
+    steps and its outcome, whichever of the two takes it over."""
+    a, b, c = fleet.start(3)
     definition = _write(tmp_path, "long.toml", LONG)
     key = unique_key()
     waiting = subprocess.Popen(
-        [PROCCTL, "run", str(definition), "-p", f"key={key}", "-p", "nap=30", "-p", "renap=4",
+        [PROCCTL, "run", str(definition), "-p", f"key={key}", "-p", "nap=30", "-p", "renap=1",
          "--wait"],
         env=a.procctl.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True)
+    pool = ThreadPoolExecutor(max_workers=2)
     try:
         instance_id = wait_for(lambda: [r[0] for r in fleet.sql(
             "SELECT id FROM instances WHERE process_name = 'ma-long'")],
             message="the instance in the store")[0]
         wait_step_started(fleet, instance_id, "nap")
+        # B and C follow it while A runs it (they have two seconds, the lease, to
+        # connect before anyone can take it over)
+        followed = {agent.name: pool.submit(_follow, agent, instance_id) for agent in (b, c)}
         a.kill()
+        killed = time.monotonic()
         out, err = waiting.communicate(timeout=30)
+        assert waiting.returncode != 0, (out, err)
+        assert "closed the connection" in err, (out, err)
+
+        peers = {b.agent_id: b, c.agent_id: c}
+        taken = wait_for(lambda: (r := record(fleet, instance_id)).owner in peers and r,
+                         timeout=15, interval=0.05, message="a peer to take the instance over")
+        took = time.monotonic() - killed
+        assert taken.status == "running" and taken.epoch == 1, taken
+        assert took < 2 + 3, f"takeover {took:.1f}s after the kill, lease 2 s"
+        runner = peers[taken.owner]
+        outcomes = {name: future.result(timeout=30) for name, future in followed.items()}
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         if waiting.poll() is None:
             waiting.kill()
             waiting.wait()
-    assert waiting.returncode != 0, (out, err)
-    assert "closed the connection" in err, (out, err)
 
-    killed = time.monotonic()
-    taken = wait_owner(fleet, instance_id, b, timeout=15)
-    took = time.monotonic() - killed
-    assert taken.status == "running" and taken.epoch == 1, taken
-    assert took < 2 + 3, f"takeover {took:.1f}s after the kill, lease 2 s"
-
-    # Followed on B, which runs it, and on A started again, which reads B's progress
-    # from the store.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        on_b = pool.submit(_follow, b, instance_id)
-        a.restart()
-        assert record(fleet, instance_id).status == "running", "nap ended before A was back"
-        on_a = pool.submit(_follow, a, instance_id)
-        (events_b, summary_b), (events_a, summary_a) = on_b.result(), on_a.result()
-    for events, summary in ((events_b, summary_b), (events_a, summary_a)):
-        steps = [(e["kind"], e["step_id"]) for e in events if e["kind"].startswith("step_")]
-        assert ("step_started", "note") in steps and ("step_finished", "done") in steps, events
-        assert [e["kind"] for e in events][-1] == "instance_completed", events
-        assert summary["status"] == "completed", summary
-        assert summary["result"] == {"by": "recovery"}, summary
-    assert record(fleet, instance_id).owner == b.agent_id
+    done = wait_status(fleet, instance_id, "completed")
+    assert done.owner == runner.agent_id
+    for name, (events, summary) in outcomes.items():
+        role = "the agent that took it over" if name == runner.name else "a bystander"
+        what = f"{name} ({role}): {summary.get('status')}, events {events}"
+        assert summary["status"] == "completed", what
+        assert summary["result"] == {"by": "recovery"}, what
+        steps = [(e["kind"], e["step_id"]) for e in events]
+        assert ("step_started", "note") in steps and ("step_finished", "done") in steps, what
+        assert steps[-1] == ("instance_completed", None), what
+    # Both saw the same steps, in the same order, from the recovery on.
+    tails = [[(e["kind"], e["step_id"]) for e in events if e["kind"] != "instance_recovered"]
+             for events, _ in outcomes.values()]
+    tails = [tail[tail.index(("step_started", "note")):] for tail in tails]
+    assert tails[0] == tails[1], tails
     history = Counter(kinds(fleet, instance_id))
     assert history["instance_completed"] == 1 and history["instance_resumed"] == 1, history
