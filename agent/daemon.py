@@ -109,6 +109,7 @@ class Agent:
             start_up = asyncio.create_task(self._start_up(ready))
             await self.stopping.wait()
             self.health.stopping = True
+            self.worker.stop_waiting_for_store()
             notify("STOPPING=1")
             log.info("agent stopping", extra={"running": len(self.manager.tasks)})
             server.close()
@@ -405,8 +406,11 @@ class Agent:
                     summary["intermediate"] = json.loads(event.data_json).get("value")
                     await send({"type": "result", "data": summary})
                     return
-            if record.status != "running" or record.id in self.manager.tasks:
+            if record.status != "running":
                 break
+            if record.id in self.manager.tasks:  # taken over by this agent: its stream
+                await self._follow(record.id, send, None, until_intermediate)
+                return
             await asyncio.sleep(FOLLOW_POLL)
         checkpoint = await self.worker.call(store.find_checkpoint, record.id)
         summary = instance_summary(record, checkpoint)

@@ -58,6 +58,8 @@ class StoreWorker:
         self._events_since: float | None = None
         self._closing = False
         self._wake = threading.Event()  # ends a wait for disk space at close
+        #: set when the agent stops: a store call no longer waits for the server
+        self._stop_waiting = threading.Event()
         self._event_timer: threading.Timer | None = None
 
     async def open(self) -> None:
@@ -121,7 +123,7 @@ class StoreWorker:
                 # The server is down or restarting: wait for it as for disk space. (A
                 # commit whose answer was lost is tried again: each transition checks
                 # the status it starts from, so one that did commit is refused.)
-                if self._closing or not wait_for_store:
+                if self._closing or not wait_for_store or self._stop_waiting.is_set():
                     raise
                 if not waited:
                     log.error("store unreachable: store calls wait for it", extra={
@@ -129,7 +131,7 @@ class StoreWorker:
                         "call": name})
                     self.health.waiting_for_store(f"{name}: {exc}")
                     waited = True
-                self._wake.wait(delay)
+                self._stop_waiting.wait(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             except (sqlite3.Error, StoreError, OSError) as exc:
@@ -218,6 +220,12 @@ class StoreWorker:
             self._arm_event_timer(due_in)
             return
         self._until_space(self._store.write_queued_events, "add_events")
+
+    def stop_waiting_for_store(self) -> None:
+        """The agent stops: a call waiting for an unreachable server fails now, and
+        later ones fail at once (what they would write is recovered at the next start,
+        by this agent or a peer)."""
+        self._stop_waiting.set()
 
     async def close(self) -> None:
         self._closing = True

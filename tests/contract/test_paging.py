@@ -95,3 +95,10 @@ def test_did_you_mean_offers_paused_neighbours_of_a_mistyped_id(
     running(store, "busy")
     store.save_checkpoint("busy", "gate", "approval-A3", "{}", expires_at=None)
     assert "approval-A3" not in store.paused_correlation_ids_near("approval-A")
+
+
+def test_the_planner_s_statistics_are_refreshed(store: StoreContract) -> None:
+    """Each backend refreshes its own statistics (the agent does it hourly)."""
+    paused(store, "i1", "c1")
+    assert store.optimize() in ("analyze", "optimize")
+    assert store.has_statistics()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
-from helpers import SAMPLES, Procctl, run_paused, wait_for
+from helpers import PROCCTL, SAMPLES, Procctl, run_paused, wait_for
 from pg_server import PgServer
 
 
@@ -41,3 +44,29 @@ def test_an_agent_waits_for_a_stopped_server_and_goes_on_when_it_is_back(
     finally:
         pg_server.ensure_running()
         runner.stop_agent()
+
+
+def test_sigterm_stops_an_agent_whose_server_is_down(
+        tmp_path: Path, pg_url: str, pg_server: PgServer) -> None:
+    """A stopping agent tries once to give its lease back; it does not wait for the
+    server (the lease runs out by itself)."""
+    runner = Procctl(tmp_path / "home")
+    runner.env["PROCCTL_STORE_URL"] = pg_url
+    agent = subprocess.Popen([PROCCTL, "agent", "run"], env=runner.env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: runner("agent", "status", "--json").code == 0, timeout=30,
+                 message="agent answering")
+        pg_server.stop()
+        wait_for(lambda: runner("agent", "status", "--json").json()["state"]
+                 == "waiting_for_store", timeout=30, message="agent waiting for the store")
+        started = time.monotonic()
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(timeout=30)
+        assert time.monotonic() - started < 15
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+        pg_server.ensure_running()
