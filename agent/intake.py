@@ -300,6 +300,8 @@ class SignalDesk:
         try:
             store = self.worker.store
             known = await self.worker.call(store.signal_outcome, signal_id)
+            if known is not None and since is not None and known.received_at < since:
+                known = None  # an earlier receipt of this signal_id: this one is a repeat
             if known is None and file is not None and since is not None:
                 known = await self.worker.call(store.file_rejection,
                                                signals.printable_name(file), since)

@@ -241,3 +241,18 @@ def test_a_held_signal_s_set_is_applied_when_it_is_delivered(
     for shown in (from_cli, from_file):
         [applied] = _applied(shown)
         assert applied["held_pending"] is True and applied["set"] == ["amount"], applied
+
+
+def test_a_repeated_signal_id_is_reported_as_a_duplicate_with_exit_7(
+        procctl: Procctl, write_definition: WriteDefinition) -> None:
+    """The same --signal-id sent again (held with --pending, so it reaches the agent)
+    is the repeat the store records, not the first signal's success."""
+    key = unique_key()
+    run_paused(procctl, write_definition(HELD), "-p", f"key={key}")
+    first = procctl.ok("resume", "-c", f"approval-{key}", "--signal-id", f"sig-{key}",
+                       "--json").json()
+    assert first["signal"]["status"] == "applied"
+    again = procctl("resume", "-c", f"approval-{key}", "--signal-id", f"sig-{key}",
+                    "--pending")
+    assert again.code == 7, str(again)
+    assert "not resumed: duplicate" in one_error_line(again.err)
