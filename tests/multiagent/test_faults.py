@@ -29,7 +29,7 @@ from procctl.agent.client import AgentClient
 from procctl.agent.paths import HomePaths
 from procctl.store import open_store
 
-require_psycopg()
+psycopg = require_psycopg()
 
 CHECKPOINTS = 4
 LEASE = 2.0  # the fleet's default lease, in seconds
@@ -396,3 +396,45 @@ def test_server_restart_mid_run_every_instance_completes(
     check_ledger(book, ids, {}, 0, checkpoints)
     shown = a.procctl.ok("show", ids[0], "--json").json()
     assert shown["result"]["resumed_by"] == [None] * checkpoints, shown
+
+
+#: A deferred trigger that ends its own session while COMMIT runs, once (a sequence is
+#: not rolled back with the transaction it served): the agent's connection is lost in
+#: the middle of a commit, the server rolls the transaction back.
+CUT_AT_COMMIT = """
+CREATE SEQUENCE cut_at_commit_count;
+CREATE FUNCTION cut_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('cut_at_commit_count') = 1 THEN
+        PERFORM pg_terminate_backend(pg_backend_pid());
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER cut_at_commit AFTER INSERT OR UPDATE ON checkpoints
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION cut_at_commit();
+"""
+
+
+@pytest.mark.timeout(120)
+def test_session_lost_during_a_commit_the_agent_connects_again(
+        fleet: Fleet, tmp_path: Path) -> None:
+    """The server ends the agent's session while it commits a checkpoint (as a restart
+    or pg_terminate_backend does at that moment): the agent connects again, the
+    instances complete on it, and its state is back to ready."""
+    (a,) = fleet.start(1)
+    with psycopg.connect(fleet.url, autocommit=True) as conn:
+        conn.execute(CUT_AT_COMMIT)
+    book = tmp_path / "ledger.txt"
+    definition = ledger_definition(tmp_path, "cut-at-commit")
+    ids = start_instances(a, definition, [{"ledger": str(book), "nap": 0.1}] * 5)
+    try:
+        wait_completed(fleet, ids, timeout=30)
+    finally:
+        cuts = fleet.sql("SELECT last_value, is_called FROM cut_at_commit_count")[0]
+        assert cuts[1], "no checkpoint was committed: the session was never cut"
+    assert cuts[0] > 1, "no commit came after the one cut"
+    assert a.alive, a.log()
+    wait_for(lambda: a.status().get("state") == "ready", timeout=15, interval=0.2,
+             message="the agent to be ready again")
+    assert "the store answers again" in full_log(a), a.log()
+    check_ledger(book, ids, {}, 0)
