@@ -438,3 +438,12 @@ def test_session_lost_during_a_commit_the_agent_connects_again(
              message="the agent to be ready again")
     assert "the store answers again" in full_log(a), a.log()
     check_ledger(book, ids, {}, 0)
+    # The history the lost transaction carried is written again with its retry: each
+    # step once, each checkpoint once (nothing crashed, nothing was taken over).
+    for instance_id, history in histories(fleet, ids).items():
+        counts = Counter((kind, step) for _, kind, step in history)
+        wrong = {f"{kind} {step}": n for (kind, step), n in counts.items()
+                 if kind in ("step_started", "step_finished", "checkpoint_saved") and n != 1}
+        wrong.update({f"s{k} never finished": 0 for k in range(1, CHECKPOINTS + 2)
+                      if counts[("step_finished", f"s{k}")] == 0})
+        assert not wrong, f"instance {instance_id}: {wrong}: {history}"
