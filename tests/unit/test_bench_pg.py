@@ -21,7 +21,8 @@ def bench() -> Iterator[dict[str, ModuleType]]:
     """The bench's modules, imported as `python bench/checkpoints.py` imports them."""
     sys.path.insert(0, str(BENCH))
     try:
-        yield {name: importlib.import_module(name) for name in ("pg_figures", "pg_limits")}
+        yield {name: importlib.import_module(name)
+               for name in ("pg_figures", "pg_limits", "pg_workloads", "raw_limits")}
     finally:
         sys.path.remove(str(BENCH))
 
@@ -81,9 +82,11 @@ def test_comparisons_put_each_figure_beside_sqlite_and_its_own_raw_limit(
     assert (large["raw"], large["vs_raw"], large["vs_one_agent"]) == (None, None, 1.5)
 
 
+@pytest.mark.postgres
 def test_raw_loops_commit_on_the_server_in_a_database_of_their_own(
         bench: dict[str, ModuleType], pg_server: PgServer) -> None:
-    psycopg = pytest.importorskip("psycopg")
+    import psycopg  # the pg_server fixture made sure it is there
+
     limits = bench["pg_limits"]
     pg_server.ensure_running()
     with limits.bench_database(pg_server.url()) as url:
@@ -110,6 +113,7 @@ def test_raw_loops_commit_on_the_server_in_a_database_of_their_own(
     assert left[0][0] == 0  # dropped at the end
 
 
+@pytest.mark.postgres
 def test_bench_database_names_the_server_in_one_line_when_it_cannot_create(
         bench: dict[str, ModuleType], pg_server: PgServer) -> None:
     limits = bench["pg_limits"]
@@ -123,3 +127,31 @@ def test_bench_database_names_the_server_in_one_line_when_it_cannot_create(
     assert "\n" not in message
     assert "permission denied to create database" in message
     assert "CREATEDB" in message and "--pg-throwaway" in message
+
+
+@pytest.mark.postgres
+def test_one_agent_then_three_share_the_work_on_one_server(
+        bench: dict[str, ModuleType], pg_server: PgServer, tmp_path: Path) -> None:
+    """The PostgreSQL part end to end, tiny: real agents (`procctl agent run`) in their
+    own homes on one database; every figure read back from the store."""
+    limits, raw = bench["pg_limits"], bench["raw_limits"]
+    pg_server.ensure_running()
+    notes: list[str] = []
+    with limits.bench_database(pg_server.url()) as url:
+        pg = bench["pg_workloads"].run_postgres(
+            url, tmp_path, (raw.RawLoop(1024, 4), raw.RawLoop(4096, 4), raw.RawLoop(1024, 2, 5)),
+            single=3, repeats=1, instances=4, each_small=2, each_large=2, warm_up=1,
+            signals=2, note=notes.append)
+    one, three = pg["one_agent"], pg["three_agents"]
+    assert one["one_instance_1kb"]["checkpoints"] == 3
+    assert one["many_instances_1kb"]["checkpoints"] == 4 * 2
+    for key in ("many_instances_1kb", "many_instances_100kb"):
+        assert three[key]["split"] == [2, 1, 1]
+        assert three[key]["owners_match"] is True  # each ran where it was submitted
+        assert three[key]["checkpoints"] == 4 * 2
+    for where in ("one_agent", "across_agents"):
+        assert pg["signal"][where]["next_step_started"]["samples"] == 2
+    assert pg["commits_per_checkpoint"]["per_checkpoint"] == pytest.approx(1.0, abs=0.05)
+    assert [r["agents"] for r in pg["raw"]["batch_100x1kb"]] == [1, 1, 3, 3]
+    assert pg["server"]["fsync"] == "on"
+    assert any("3 agents" in n for n in notes)
