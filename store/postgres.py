@@ -28,13 +28,16 @@ from types import FunctionType
 from typing import Any, TypeVar
 
 from procctl.store.agents import AgentOps
+from procctl.store.cancelling import CancelOps
 from procctl.store.checkpoints import CheckpointOps
 from procctl.store.errors import Conflict, Fenced, StoreError, StoreUnreachable
 from procctl.store.instances import InstanceOps
+from procctl.store.listing import ListingOps
 from procctl.store.paused import PausedQueries
 from procctl.store.pg_schema import CREATE, MIGRATIONS, PG_SCHEMA_VERSION, SCHEMA_LOCK
 from procctl.store.pg_sql import row_factory, translate
 from procctl.store.records import EventRow
+from procctl.store.retention import RetentionOps
 from procctl.store.signals import SignalOps
 from procctl.store.urls import redacted, require_driver
 
@@ -115,7 +118,8 @@ def _translating(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @translate_pg_errors
-class PgStore(AgentOps, InstanceOps, CheckpointOps, PausedQueries, SignalOps):
+class PgStore(AgentOps, InstanceOps, CheckpointOps, PausedQueries, SignalOps, CancelOps,
+              RetentionOps, ListingOps):
     """One connection to a PostgreSQL store. Not shared between threads.
 
     `read_only=True` (the read commands of the CLI) never creates or migrates the

@@ -20,7 +20,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from procctl.store.cancelling import CancelContract
 from procctl.store.checkpoints import AppliedEvent
+from procctl.store.listing import ListingContract
 from procctl.store.paused import ExpiredRow, ExpiryWrite
 from procctl.store.records import (
     AgentRecord,
@@ -34,10 +36,11 @@ from procctl.store.records import (
     SignalRecord,
     Status,
 )
+from procctl.store.retention import RetentionContract
 from procctl.store.signals import DecideDelivery, DeliveryTarget, SnapshotEdit
 
 
-class StoreContract(Protocol):
+class StoreContract(CancelContract, RetentionContract, ListingContract, Protocol):
     """One connection to a home's store (not shared between threads)."""
 
     path: Path

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from procctl.store.agents import AgentOps
+from procctl.store.cancelling import CancelOps
 from procctl.store.checkpoints import CheckpointOps
 from procctl.store.errors import NotFound, StoreCorrupt, StoreError
 from procctl.store.files import check_store_files
@@ -26,12 +27,14 @@ from procctl.store.integrity import (
     store_error,
     translate_errors,
 )
+from procctl.store.listing import ListingOps
 from procctl.store.paused import PausedQueries
 from procctl.store.reading import ReadOnlyFile, show_as_current
 from procctl.store.records import TERMINAL_STATUSES as TERMINAL_STATUSES  # re-exported
 from procctl.store.records import (
     EventRow,
 )
+from procctl.store.retention import RetentionOps
 from procctl.store.schema import MIGRATIONS, SCHEMA_VERSION
 from procctl.store.signals import SignalOps
 
@@ -45,7 +48,8 @@ CHECK_BUDGET_AT_START = 1.0
 
 
 @translate_errors
-class Store(AgentOps, InstanceOps, CheckpointOps, PausedQueries, SignalOps):
+class Store(AgentOps, InstanceOps, CheckpointOps, PausedQueries, SignalOps, CancelOps,
+            RetentionOps, ListingOps):
     """One connection to `<home>/procctl.db`. Not shared between threads.
 
     `must_exist=True` opens an existing file without creating it (an older schema is

@@ -1,0 +1,22 @@
+"""Cancelling instances (procctl cancel): the transition to cancelled, from running or paused.
+
+Shared by both backends (store/sqlite.py, store/postgres.py), in the SQL both run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from procctl.store.dbapi import Db
+
+
+class CancelContract(Protocol):
+    """The part of the store contract (store/protocol.py) that this module keeps."""
+
+
+class CancelOps:
+    _db: Db
+    _write: Callable[[], AbstractContextManager[Db]]
+    agent_id: str | None
