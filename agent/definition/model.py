@@ -348,6 +348,18 @@ class Definition:
 
 
 @dataclass(frozen=True)
+class PayloadField:
+    """A field of the payload a checkpoint waits for: declared in its `expects` (a param
+    type, `optional` for `"str?"`), or found in what later steps read (`declared` False,
+    type "any": nothing says what it must be)."""
+
+    name: str
+    type: str
+    optional: bool = False
+    declared: bool = True
+
+
+@dataclass(frozen=True)
 class CheckpointStep(Step):
     """Save a snapshot; pause unless `continue_`. `ttl` and `resume_after` are seconds."""
 
@@ -361,6 +373,9 @@ class CheckpointStep(Step):
     resume_at: Expression | None
     on_expire: str  # "fail" | "resume"
     expire_payload: Any = None
+    #: the payload a signal must carry (`expects = { approved = "bool" }`); None: not
+    #: declared (any payload is taken)
+    expects: tuple[PayloadField, ...] | None = None
 
     def blocks(self) -> tuple[tuple[str, tuple[AnyStep, ...]], ...]:
         return (("commit", self.commit), ("recover", self.recover))

@@ -1,0 +1,91 @@
+"""What the person who resumes a paused instance must send: the payload fields its
+checkpoint expects (declared with `expects`, or found in what later steps read), and a
+ready-to-paste `procctl resume` line. `show`, `list-paused --wide` and `explain` print
+them; the failed-instance hint (cli/outcome.py) too.
+
+The definition model (and Jinja with it) is imported only when a function here is
+called: importing this module costs nothing to `list`'s start-up.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from procctl.agent.definition.model import Definition, PayloadField
+    from procctl.store import StoreContract
+
+__all__ = ["PayloadField", "expected_fields", "fields_text", "pinned_definition",
+           "resume_line"]
+
+#: what `--data NAME=VALUE` gets for each type (a JSON value where the type is not str)
+_EXAMPLES = {"bool": "true", "int": "1", "float": "1.5", "str": "TEXT", "list": "[]",
+             "dict": "{}", "any": "VALUE"}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PayloadField":  # the model's, imported when asked for
+        from procctl.agent.definition.model import PayloadField
+        return PayloadField
+    raise AttributeError(name)
+
+
+def expected_fields(definition: Definition, step_id: str) -> list[PayloadField]:
+    """The payload fields checkpoint `step_id` waits for: its `expects` when declared
+    (`declared` True), else the fields later steps read (type "any"); [] for a step
+    that is no checkpoint, or when nothing reads the payload's fields."""
+    from procctl.agent.definition.model import CheckpointStep
+
+    step = next((s for s in definition.all_steps() if s.id == step_id), None)
+    if not isinstance(step, CheckpointStep):
+        return []
+    if step.expects is not None:
+        return list(step.expects)
+    from procctl.agent.definition.payload_fields import payload_fields_read
+    return payload_fields_read(definition, step_id)
+
+
+def resume_line(correlation_id: str, fields: Sequence[PayloadField]) -> str:
+    """`procctl resume --correlation-id ID --data approved=true --data by=TEXT`: the
+    required fields with an example value of their type (optional ones left out)."""
+    parts = ["procctl", "resume", "--correlation-id", shlex.quote(correlation_id)]
+    for field in fields:
+        if not field.optional:
+            value = _EXAMPLES.get(field.type, "VALUE")
+            parts += ["--data", shlex.quote(f"{field.name}={value}")]
+    return " ".join(parts)
+
+
+def fields_text(fields: Sequence[PayloadField]) -> str:
+    """`approved (bool), by (str), note (str, optional)` for declared fields;
+    `approved, by (optional)` for fields found in later steps ("none" when empty)."""
+    shown = []
+    for field in fields:
+        notes = [field.type] if field.declared else []
+        if field.optional:
+            notes.append("optional")
+        shown.append(field.name + (f" ({', '.join(notes)})" if notes else ""))
+    return ", ".join(shown) or "none"
+
+
+def pinned_definition(store: StoreContract, sha256: str) -> Definition:
+    """The definition an instance runs, parsed from the store (with the definitions
+    its calls run, as pinned with it), as the agent does (agent/instances.py)."""
+    from procctl.agent.definition import parse_definition
+    from procctl.agent.definition.children import PinnedChildren
+
+    record = store.get_definition(sha256)
+    refs = json.loads(record.children_json or "{}")
+    texts: dict[str, tuple[str, str | None, dict[str, str]]] = {}
+    todo = list(refs.values())
+    while todo:
+        sha = todo.pop()
+        if sha not in texts:
+            child = store.get_definition(sha)
+            child_refs = json.loads(child.children_json or "{}")
+            texts[sha] = (child.source, child.path, child_refs)
+            todo.extend(child_refs.values())
+    return parse_definition(record.source, record.path, children=PinnedChildren(refs, texts))
