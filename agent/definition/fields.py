@@ -46,7 +46,7 @@ def _fields_of(kind: StepKindName) -> tuple[set[str], tuple[str, ...]]:
             return {"message"}, ("message",)
         case "checkpoint":
             return ({"correlation_id", "ttl", "continue", "commit", "recover", "resume_after",
-                     "resume_at", "on_expire"}, ())
+                     "resume_at", "on_expire", "expects"}, ())
         case "scheduled_resume":
             return {"after", "at", "max_iterations"}, ()
         case "signal":

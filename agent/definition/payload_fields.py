@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from difflib import get_close_matches
 from typing import Any
 
 from jinja2 import Environment, nodes
@@ -44,9 +45,11 @@ def parse_expects(raw: Any) -> tuple[tuple[PayloadField, ...], list[tuple[str, s
         base = text[:-1] if optional else text
         if base not in PARAM_TYPES:
             shown = json.dumps(kind) if not isinstance(kind, str) else repr(kind)
+            close = get_close_matches(base, PARAM_TYPES, n=1)
+            guess = f"did you mean {close[0] + '?' * optional!r}? " if close else ""
             problems.append((f"expects: field {name!r} has unknown type {shown}",
-                             f"use one of {', '.join(PARAM_TYPES)}, with ? for an optional "
-                             'field (e.g. "str?")'))
+                             f"{guess}use one of {', '.join(PARAM_TYPES)}, with ? for an "
+                             'optional field (e.g. "str?")'))
             continue
         fields.append(PayloadField(name, base, optional, declared=True))
     return tuple(fields), problems

@@ -3,6 +3,8 @@ problems recorded)."""
 
 from __future__ import annotations
 
+import json
+import shlex
 from datetime import datetime
 from difflib import get_close_matches
 from pathlib import Path
@@ -28,6 +30,7 @@ from procctl.agent.definition.model import (
     InclusiveStep,
     IntermediateReturnStep,
     ParallelStep,
+    PayloadField,
     RetryPolicy,
     ReturnStep,
     ScheduledResumeStep,
@@ -40,9 +43,10 @@ from procctl.agent.definition.model import (
     ThrowStep,
     WhileStep,
 )
+from procctl.agent.definition.payload_fields import parse_expects, payload_problem
 from procctl.agent.durations import parse_duration
-from procctl.agent.errors import DefinitionError
-from procctl.agent.expressions import Expression
+from procctl.agent.errors import DefinitionError, ExpressionError
+from procctl.agent.expressions import Expression, compile_template
 from procctl.agent.tasks import BUILTIN_TASKS
 from procctl.agent.tasks.plugins import check_task_reference, is_plugin_reference
 
@@ -121,11 +125,32 @@ class StepBuilders(BuilderBase):
                 if required and key not in args:
                     self.problem(f"task {task!r} needs argument {key!r}", step=where,
                                  hint=f"add it under with = {{ {key} = ... }}")
+        if task == "exec":
+            self.check_argv(args.get("argv"), where)
         expressions = self.templates(args, where, "with")
         timeout = self.duration(raw, "timeout", where)
         return TaskStep(**base, task=task, args=tuple(args.items()),
                         arg_expressions=expressions, timeout=timeout,
                         retry=self.retry_policy(raw, where))
+
+    def check_argv(self, argv: Any, where: Where) -> None:
+        """`argv = "ls -l"`: a string where the list of the program and its arguments is
+        meant (no shell splits it). One `{{ expression }}` may give a list: let through."""
+        if not isinstance(argv, str):
+            return
+        try:
+            if compile_template(argv).kind == "template":
+                return
+        except ExpressionError:
+            return  # reported with the task's templates
+        try:
+            words = shlex.split(argv)
+        except ValueError:
+            words = argv.split()
+        written = "[" + ", ".join(json.dumps(word) for word in words) + "]"
+        self.problem(f"argv must be a list (the program, then each argument), not the "
+                     f"string {argv!r}", step=where, key="with",
+                     hint=f"write argv = {written}: exec runs no shell to split it")
 
     def base_dir(self) -> Path:
         return Path(self.file).resolve().parent if self.file else Path.cwd()
@@ -432,12 +457,28 @@ class StepBuilders(BuilderBase):
             self.problem("give resume_after or resume_at, not both", step=where,
                          key="resume_at")
         on_expire, payload = self.expire_policy(raw.get("on_expire", "fail"), where)
+        expects = self.expects(raw, where)
+        if expects is not None and on_expire == "resume":
+            unfit = payload_problem(expects, payload)
+            if unfit is not None:
+                self.problem(f"on_expire: its resume {unfit}", step=where, key="on_expire",
+                             hint="the payload on_expire resumes with must fit expects too")
         commit = self.build_block(raw.get("commit", []), f"{where.path}.commit")
         recover = self.build_block(raw.get("recover", []), f"{where.path}.recover")
         return CheckpointStep(
             **base, correlation_id=correlation, ttl=ttl, continue_=keep_going, commit=commit,
             recover=recover, resume_after=self.duration(raw, "resume_after", where),
-            resume_at=resume_at, on_expire=on_expire, expire_payload=payload)
+            resume_at=resume_at, on_expire=on_expire, expire_payload=payload,
+            expects=expects)
+
+    def expects(self, raw: dict[str, Any], where: Where) -> tuple[PayloadField, ...] | None:
+        """A checkpoint's `expects`: the fields the payload that resumes it must carry."""
+        if "expects" not in raw:
+            return None
+        fields, problems = parse_expects(raw["expects"])
+        for message, hint in problems:
+            self.problem(message, step=where, key="expects", hint=hint)
+        return None if problems else fields
 
     def moment(self, raw: dict[str, Any], key: str, where: Where) -> Expression | None:
         """A `resume_at` / `at` field: an expression, or a constant that must be an

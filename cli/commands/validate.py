@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from procctl.agent.definition import load_definition
-from procctl.agent.definition.model import CheckpointStep
+from procctl.agent.definition.model import CheckpointStep, Definition
 from procctl.agent.errors import DefinitionError
 from procctl.cli import render
+from procctl.cli.payload_hints import expected_fields, fields_text
 
 
 def validate_command(
@@ -34,7 +35,8 @@ def validate_command(
     checkpoint_ids = {step.id for step in steps if isinstance(step, CheckpointStep)}
     checkpoints = {
         step_id: {"variables": sorted(live.variables),
-                  "results": ["*"] if live.all_results else sorted(live.results)}
+                  "results": ["*"] if live.all_results else sorted(live.results),
+                  "payload": _payload(definition, step_id)}
         for step_id, live in definition.liveness.items()
         if step_id in checkpoint_ids}
     if as_json:
@@ -65,3 +67,20 @@ def validate_command(
                              + render.safe_text(", ".join(stores["variables"]) or "no variables")
                              + (render.safe_text(f"; results of {', '.join(stores['results'])}")
                                 if stores["results"] else ""))
+        fields = expected_fields(definition, step_id)
+        if fields and fields[0].declared:
+            render.console.print(f"  checkpoint [bold]{render.safe_text(step_id)}[/] expects: "
+                                 + render.safe_text(fields_text(fields)))
+        elif fields:
+            render.console.print(f"  checkpoint [bold]{render.safe_text(step_id)}[/] payload "
+                                 "fields read later (no expects): "
+                                 + render.safe_text(fields_text(fields)))
+
+
+def _payload(definition: Definition, step_id: str) -> dict[str, Any]:
+    """What the signal that resumes checkpoint `step_id` carries, as --json prints it."""
+    step = next(s for s in definition.all_steps() if s.id == step_id)
+    fields = expected_fields(definition, step_id)
+    return {"declared": isinstance(step, CheckpointStep) and step.expects is not None,
+            "fields": [{"name": f.name, "type": f.type, "optional": f.optional}
+                       for f in fields]}
