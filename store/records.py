@@ -9,19 +9,22 @@ from enum import StrEnum
 class Status(StrEnum):
     """An instance's status: the store's one vocabulary for `instances.status`.
 
-    running -> paused -> running ... -> completed | failed; a failed instance that kept
-    its snapshot may run again (retry). Nothing cancels an instance today, so there is
-    no `cancelled` (a `procctl cancel` would add it together with what produces it).
+    running -> paused -> running ... -> completed | failed | cancelled; a failed
+    instance that kept its snapshot may run again (retry). `procctl cancel` moves a
+    running or paused instance to cancelled (store/cancelling.py); a cancelled instance
+    keeps no checkpoint and never runs again.
     """
 
     RUNNING = "running"
     PAUSED = "paused"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 #: an instance in one of these has ended (a failed one may still be retried)
-TERMINAL_STATUSES: frozenset[Status] = frozenset({Status.COMPLETED, Status.FAILED})
+TERMINAL_STATUSES: frozenset[Status] = frozenset(
+    {Status.COMPLETED, Status.FAILED, Status.CANCELLED})
 
 
 class SignalStatus(StrEnum):
@@ -113,6 +116,9 @@ class CheckpointRecord:
     #: 1: the checkpoint pauses and the instance has not paused at it yet (see
     #: docs/reliability.md, "A pausing checkpoint pauses")
     pausing: int = 0
+    #: the payload the checkpoint declares (`expects`), as
+    #: agent/definition/payload_fields.py writes it; None: any payload
+    expects_json: str | None = None
 
 
 @dataclass(frozen=True)
