@@ -16,12 +16,23 @@ from procctl.agent.errors import (
     AgentStartFailed,
     AgentUnreachable,
     InstanceNotFound,
+    ProtocolMismatch,
     Refused,
     RemoteDefinitionError,
     StoreFailed,
     UsageError,
 )
 from procctl.agent.homefiles import open_private
+from procctl.agent.messages import (
+    Event,
+    Failure,
+    Reply,
+    Request,
+    Result,
+    parse_reply,
+    parse_request,
+    request_message,
+)
 from procctl.agent.paths import HomePaths
 
 #: a starting agent that shows no progress for this long is reported as not starting
@@ -36,6 +47,7 @@ _ERROR_KINDS: dict[str, type[AgentError]] = {
     "definition": RemoteDefinitionError,
     "refused": Refused,
     "store": StoreFailed,
+    "version": ProtocolMismatch,
 }
 
 
@@ -50,7 +62,8 @@ class AgentClient:
             return False
         return True
 
-    def request(self, op: str, *, timeout: float | None = 30, **args: Any) -> dict[str, Any]:
+    def request(self, op: str | Request, *, timeout: float | None = 30,
+                **args: Any) -> dict[str, Any]:
         """Send one request and return its result's data."""
         data: dict[str, Any] = {}
         for kind, payload in self.stream(op, timeout=timeout, **args):
@@ -59,9 +72,23 @@ class AgentClient:
         return data
 
     def stream(
-        self, op: str, *, timeout: float | None = None, **args: Any
+        self, op: str | Request, *, timeout: float | None = None, **args: Any
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """Send a request and yield ("event", event) ... ("result", data)."""
+        """Send a request (typed, or its op and fields) and yield ("event", event) ...
+        ("result", data); a Failure is raised as the matching AgentError."""
+        request = op if not isinstance(op, str) else parse_request({"op": op, **args})
+        for reply in self.replies(request, timeout=timeout):
+            match reply:
+                case Event(event=event):
+                    yield "event", event
+                case Result(data=data):
+                    yield "result", data
+                    return
+                case Failure(kind=kind, message=message, hint=hint):
+                    raise _ERROR_KINDS.get(kind, AgentError)(message, hint)
+
+    def replies(self, request: Request, *, timeout: float | None = None) -> Iterator[Reply]:
+        """Send a typed request and yield the agent's typed replies, up to the last."""
         try:
             sock = protocol.connect(self.paths.socket, timeout=timeout)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
@@ -71,8 +98,9 @@ class AgentClient:
             ) from exc
         except OSError as exc:
             raise AgentUnreachable(f"cannot reach the agent at {self.paths.socket}: {exc}") from exc
+        op = request.op
         with sock, sock.makefile("rb") as reader:
-            sock.sendall(protocol.encode({"op": op, **args}))
+            sock.sendall(protocol.encode(request_message(request)))
             while True:
                 try:
                     line = reader.readline(protocol.MAX_LINE)
@@ -83,16 +111,18 @@ class AgentClient:
                         f"the agent closed the connection during {op!r}",
                         hint=f"see its log: {self.paths.log}",
                     )
-                message = protocol.decode(line)
-                kind = message.get("type")
-                if kind == "error":
-                    error = message["error"]
-                    cls = _ERROR_KINDS.get(error.get("kind"), AgentError)
-                    raise cls(error["message"], error.get("hint"))
-                if kind == "event":
-                    yield "event", message["event"]
-                elif kind == "result":
-                    yield "result", message["data"]
+                try:
+                    reply = parse_reply(protocol.decode(line))
+                except protocol.VersionMismatch as mismatch:
+                    raise ProtocolMismatch(
+                        f"the agent for home {self.paths.home} speaks protocol "
+                        f"{mismatch.version!r} and this procctl speaks protocol "
+                        f"{protocol.PROTOCOL_VERSION}: they are different procctl versions",
+                        hint="stop the agent with the procctl that started it (procctl "
+                             "agent stop), then start it again with the one installed now",
+                    ) from None
+                yield reply
+                if not isinstance(reply, Event):
                     return
 
     def status(self, timeout: float = 5) -> dict[str, Any] | None:

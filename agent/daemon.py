@@ -3,7 +3,8 @@
 The socket answers as soon as the agent holds the home's lock; the start-up work (open
 the store, recover interrupted instances, apply the signal files that wait) goes on
 behind it. `status` answers at once, with the start-up's progress; the other operations
-wait for the part of the start-up they need (see `Agent._gate`).
+wait for the part of the start-up they need (see `Agent.gate`). Each request is handled
+by its own module in agent/handlers/.
 """
 
 from __future__ import annotations
@@ -15,13 +16,11 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-from procctl.agent import VERSION, expression_limits, protocol, values
+from procctl.agent import VERSION, expression_limits, protocol
 from procctl.agent.config import load_config
-from procctl.agent.definition import parse_definition, resolve_params
 from procctl.agent.durations import parse_duration
 from procctl.agent.errors import (
     AgentError,
@@ -30,6 +29,8 @@ from procctl.agent.errors import (
     Refused,
     UsageError,
 )
+from procctl.agent.follower import Follower, Send
+from procctl.agent.handlers import dispatch
 from procctl.agent.health import DONE, RECOVERING, SIGNAL_FILES, Health
 from procctl.agent.instances import InstanceManager
 from procctl.agent.intake import SignalDesk
@@ -37,22 +38,25 @@ from procctl.agent.lifecycle_runs import Lifecycle
 from procctl.agent.lock import HomeLock
 from procctl.agent.logs import setup_logging
 from procctl.agent.membership import Membership
+from procctl.agent.messages import (
+    Failure,
+    Reply,
+    Result,
+    StopRequest,
+    parse_request,
+    reply_message,
+)
 from procctl.agent.paths import HomePaths
 from procctl.agent.scheduler import Scheduler
 from procctl.agent.sdnotify import notify
 from procctl.agent.store_location import describe, store_url
 from procctl.agent.store_worker import StoreWorker
-from procctl.agent.summary import instance_summary, signal_summary, waiting_for
 from procctl.store import StoreError
 from procctl.store.clock import utc_now
 from procctl.store.errors import Fenced, NotFound
 
 log = logging.getLogger("procctl.agent")
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-#: seconds between two reads of the history of an instance another agent runs
-FOLLOW_POLL = 0.2
 
 
 class Agent:
@@ -71,6 +75,7 @@ class Agent:
         self.lock = HomeLock(paths.lock)
         self.manager = InstanceManager(self.worker)
         self.manager.pool = str(self.settings["pool"])
+        self.follower = Follower(self.manager, self.worker)
         self.lifecycle = Lifecycle(self.manager, self.worker)
         self.desk = SignalDesk(self.lifecycle, self.worker,
                                paths.signals_dir(str(self.settings["signals_dir"])),
@@ -187,7 +192,7 @@ class Agent:
         self.health.enter(phase)
         notify(f"STATUS=start-up: {phase.replace('_', ' ')}")
 
-    async def _gate(self, gate: asyncio.Event) -> None:
+    async def gate(self, gate: asyncio.Event) -> None:
         """Wait until the start-up has passed `gate`; refused if the agent stops first."""
         if not gate.is_set():
             waits = [asyncio.ensure_future(gate.wait()),
@@ -237,11 +242,27 @@ class Agent:
             if not line:
                 return
 
-            async def send(message: dict[str, Any]) -> None:
-                writer.write(protocol.encode(message))
+            async def send(reply: Reply) -> None:
+                writer.write(protocol.encode(reply_message(reply)))
                 await writer.drain()
 
-            await self._dispatch(line, send)
+            try:
+                message = protocol.decode(line)
+            except protocol.VersionMismatch as mismatch:
+                # Answered in the sender's own version, so that it can print it. A stop
+                # is obeyed whatever the version: how an upgrade replaces the agent.
+                stop = json.loads(line).get("op") == StopRequest.op
+                reply = (Result({"pid": os.getpid(), "stopping": True}) if stop
+                         else self._version_failure(mismatch.version))
+                writer.write(protocol.encode(reply_message(reply), version=mismatch.version))
+                await writer.drain()
+                if stop:
+                    self.stopping.set()
+                return
+            except ValueError as exc:
+                await send(Failure("usage", f"not a request of the protocol: {exc}"))
+                return
+            await self._dispatch(message, send)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -251,252 +272,45 @@ class Agent:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _dispatch(self, line: bytes, send: Send) -> None:
+    def _version_failure(self, version: object) -> Failure:
+        return Failure(
+            "version",
+            f"this procctl speaks protocol {version!r} and the agent for home "
+            f"{self.paths.home} speaks protocol {protocol.PROTOCOL_VERSION} (procctl "
+            f"{VERSION}): they are different procctl versions",
+            hint="stop the agent with the procctl that started it (procctl agent stop), "
+                 "then start it again with the one installed now")
+
+    async def _dispatch(self, message: dict[str, Any], send: Send) -> None:
+        """The request's handler (agent/handlers/), its errors as one Failure."""
         try:
-            request = protocol.decode(line)
-            op = str(request.get("op", ""))
-            handler = getattr(self, f"op_{op}", None)
-            if handler is None:
-                raise UsageError(f"the agent has no operation {op!r}")
-            await handler(request, send)
-        except (ValueError, json.JSONDecodeError) as exc:
-            await send({"type": "error", "error": {"kind": "usage", "message": str(exc)}})
+            await dispatch(self, parse_request(message), send)
         except DefinitionError as exc:
-            await send({"type": "error", "error": {
-                "kind": "definition", "message": exc.message, "hint": exc.hint}})
+            await send(Failure("definition", exc.message, exc.hint))
         except (InstanceNotFound, NotFound) as exc:
-            await send({"type": "error", "error": {
-                "kind": "not_found", "message": exc.message, "hint": exc.hint}})
+            await send(Failure("not_found", exc.message, exc.hint))
         except (AgentError, StoreError) as exc:
             kind = ("usage" if isinstance(exc, UsageError)
                     else "refused" if isinstance(exc, Refused)
                     else "store" if isinstance(exc, StoreError) else "agent")
-            await send({"type": "error", "error": {
-                "kind": kind, "message": exc.message, "hint": exc.hint}})
+            await send(Failure(kind, exc.message, exc.hint))
+        except (ValueError, json.JSONDecodeError) as exc:
+            await send(Failure("usage", str(exc)))
 
-    # -- operations (one handler per request, named like the command) ---------------
+    # -- what the handlers read (agent/handlers/) ------------------------------------
 
-    async def op_status(self, request: dict[str, Any], send: Send) -> None:
-        await send({"type": "result", "data": {
-            "pid": os.getpid(),
-            "home": str(self.paths.home),
-            "version": VERSION,
-            "protocol": protocol.PROTOCOL_VERSION,
-            "started_at": self.started_at,
-            "uptime_seconds": round(time.monotonic() - self.started_monotonic, 3),
-            "instances_running": len(self.manager.tasks),
-            "signals_dir": str(self.desk.directory),
-            "store_commits": self._store_commits(),
-            "store": self._store_location(),
-            **self.membership.to_json(),
-            **self.health.to_json(),
-        }})
-
-    def _store_commits(self) -> int | None:
+    def store_commits(self) -> int | None:
         """Write transactions the store has committed since the agent started."""
         try:
             return self.worker.store.commits
         except RuntimeError:  # not open yet
             return None
 
-    def _store_location(self) -> str:
+    def store_location(self) -> str:
         try:
             return self.worker.store.location
         except RuntimeError:  # not open yet
             return describe(self.paths, self.settings)
-
-    async def op_stop(self, request: dict[str, Any], send: Send) -> None:
-        await send({"type": "result", "data": {"pid": os.getpid(), "stopping": True}})
-        self.stopping.set()
-
-    async def op_run(self, request: dict[str, Any], send: Send) -> None:
-        if self.stopping.is_set():
-            raise Refused("the agent is stopping and takes no new instances",
-                             hint="run the command again in a moment")
-        # New instances do not wait for the start-up's signal files, nor for the
-        # recovery: a correlation ID that a recovered instance holds is still refused
-        # (checkpoints.correlation_id is unique in the store).
-        await self._gate(self.listed)
-        file = request.get("file")
-        definition = parse_definition(str(request["source"]), file)
-        params = resolve_params(definition.params, from_file=values.decode(
-            request.get("params") or {}), process_name=definition.name)
-        base_dir = request.get("base_dir") or (str(Path(file).parent) if file else os.getcwd())
-        trigger = {"id": "cli", "kind": "cli", "file": file, "base_dir": base_dir}
-        wait = bool(request.get("wait"))
-        instance_id, queue = await self.manager.start(definition, params, trigger,
-                                                      subscribe=wait)
-        await send({"type": "event", "event": {"kind": "instance_created",
-                                               "instance_id": instance_id}})
-        if queue is None:
-            await send({"type": "result", "data": {"instance_id": instance_id,
-                                                   "status": "running"}})
-            return
-        await self._follow(instance_id, send, queue, until_intermediate=True)
-
-    async def op_watch(self, request: dict[str, Any], send: Send) -> None:
-        """Follow an instance until it completes, fails or pauses."""
-        await self._gate(self.recovered)
-        await self._follow(str(request["instance_id"]), send)
-
-    async def _follow(self, instance_id: str, send: Send,
-                      queue: asyncio.Queue[dict[str, Any]] | None = None,
-                      until_intermediate: bool = False) -> None:
-        """Send an instance's events until it settles; with `until_intermediate`, stop
-        at its first intermediate_return too (the summary then has `intermediate`)."""
-        store = self.worker.store
-        record = await self.worker.call(store.get_instance, instance_id)
-        if queue is None and store.shared and record.status == "running" \
-                and record.id not in self.manager.tasks:
-            # Another agent runs it: its history, as that agent commits it.
-            await self._follow_elsewhere(record.id, send, until_intermediate)
-            return
-        if queue is None:
-            queue = self.manager.subscribe(record.id)
-            record = await self.worker.call(store.get_instance, record.id)
-        try:
-            # A queue subscribed before the instance ran on (resume, retry) holds its
-            # events from the start: they are sent even if it has settled since.
-            while not queue.empty() or (record.status == "running"
-                                        and record.id in self.manager.tasks):
-                event = await queue.get()
-                if event["kind"] == "instance_settled":
-                    record = await self.worker.call(store.get_instance, record.id)
-                    if record.status != "running" or record.id not in self.manager.tasks:
-                        break
-                    continue
-                await send({"type": "event", "event": event})
-                if until_intermediate and event["kind"] == "intermediate_return":
-                    record = await self.worker.call(store.get_instance, record.id)
-                    summary = instance_summary(record, None)
-                    summary["intermediate"] = event["data"]["value"]
-                    await send({"type": "result", "data": summary})
-                    return
-            if store.shared and record.status == "running" \
-                    and record.id not in self.manager.tasks:
-                # Handed over to its pool, or taken over: it goes on elsewhere.
-                await self._follow_elsewhere(record.id, send, until_intermediate)
-                return
-            checkpoint = await self.worker.call(store.find_checkpoint, record.id)
-            summary = instance_summary(record, checkpoint)
-            child = await self.worker.call(waiting_for, record, store.get_instance)
-            if child is not None:
-                summary["waiting_for"] = child
-            await send({"type": "result", "data": summary})
-        finally:
-            self.manager.unsubscribe(record.id, queue)
-
-    async def _follow_elsewhere(self, instance_id: str, send: Send,
-                                until_intermediate: bool) -> None:
-        """Send the events of an instance that another agent sharing the store runs, as
-        that agent commits them (polled every FOLLOW_POLL seconds), until it settles;
-        then its summary, as `_follow` sends it."""
-        store = self.worker.store
-        history = await self.worker.call(store.events, instance_id)
-        after = history[-1].id if history else 0
-        while True:
-            record = await self.worker.call(store.get_instance, instance_id)
-            for event in await self.worker.call(store.events, instance_id, after):
-                after = event.id
-                await send({"type": "event", "event": {
-                    "kind": event.kind, "step_id": event.step_id, "step_path": event.step_path,
-                    "data": json.loads(event.data_json), "at": event.at}})
-                if until_intermediate and event.kind == "intermediate_return":
-                    summary = instance_summary(record, None)
-                    summary["intermediate"] = json.loads(event.data_json).get("value")
-                    await send({"type": "result", "data": summary})
-                    return
-            if record.status != "running":
-                break
-            if record.id in self.manager.tasks:  # taken over by this agent: its stream
-                await self._follow(record.id, send, None, until_intermediate)
-                return
-            await asyncio.sleep(FOLLOW_POLL)
-        checkpoint = await self.worker.call(store.find_checkpoint, record.id)
-        summary = instance_summary(record, checkpoint)
-        child = await self.worker.call(waiting_for, record, store.get_instance)
-        if child is not None:
-            summary["waiting_for"] = child
-        await send({"type": "result", "data": summary})
-
-    async def op_await_signal(self, request: dict[str, Any], send: Send) -> None:
-        """What became of a signal (by its signal_id); with follow, the instance too."""
-        await self._gate(self.recovered)
-        timeout = request.get("wait_seconds")
-        file, since = request.get("file"), request.get("since")
-        signal_id = str(request["signal_id"])
-        # Following: subscribe to the instance before it runs on (the desk does it when
-        # the signal applies), so that every event of the run is sent, in order.
-        slot = self.desk.want_follow(signal_id) if request.get("follow") else None
-        try:
-            if request.get("announce"):  # the sender writes its signal file now
-                await send({"type": "event", "event": {"kind": "awaiting_signal"}})
-            record = await self.desk.wait_for(
-                signal_id, None if timeout is None else float(timeout),
-                file=None if file is None else str(file),
-                since=None if since is None else str(since))
-            if record is None:
-                await send({"type": "result", "data": {"signal": None}})
-                return
-            data: dict[str, Any] = {"signal": signal_summary(record)}
-            if record.status == "applied" and record.instance_id and slot is not None:
-                queue = slot.take(record.instance_id)
-                # What became of the signal first: the command prints its header
-                # before the steps.
-                await send({"type": "event", "event": {
-                    "kind": "signal_outcome", "instance_id": record.instance_id,
-                    "data": data["signal"]}})
-                await self._follow_into(record.instance_id, data, send, queue)
-                return
-            await send({"type": "result", "data": data})
-        finally:
-            if slot is not None:
-                self.desk.drop_follow(slot)
-
-    async def _follow_into(self, instance_id: str, data: dict[str, Any], send: Send,
-                           queue: asyncio.Queue[dict[str, Any]] | None = None) -> None:
-        results: list[dict[str, Any]] = []
-
-        async def collect(message: dict[str, Any]) -> None:
-            if message["type"] == "result":
-                results.append(message["data"])
-            else:
-                await send(message)
-
-        await self._follow(instance_id, collect, queue)
-        await send({"type": "result", "data": {**data, "instance": results[-1]}})
-
-    async def op_retry(self, request: dict[str, Any], send: Send) -> None:
-        """Retry a failed or held instance: from its checkpoint through the recover block
-        when it holds one, else from the beginning with the same params."""
-        await self._gate(self.recovered)
-        record = await self.worker.call(self.worker.store.get_instance,
-                                        str(request["instance_id"]))
-        # Subscribed before it runs again, so that every event of the run is sent.
-        queue = self.manager.subscribe(record.id)
-        try:
-            action = await self.lifecycle.retry(record.id)
-        except BaseException:
-            self.manager.unsubscribe(record.id, queue)
-            raise
-        await send({"type": "event", "event": {"kind": "retry", "instance_id": record.id,
-                                               "data": {"action": action}}})
-        await self._follow(record.id, send, queue)
-
-    async def op_purge_expired(self, request: dict[str, Any], send: Send) -> None:
-        """Apply every TTL policy due now, a batch per transaction: each batch's
-        outcome is sent as a `purge_progress` event as it is done (so the CLI shows
-        progress and never waits long for a line), then the totals."""
-        await self._gate(self.recovered)
-        dry_run = bool(request.get("dry_run"))
-        done = 0
-        # Closed at once if the command goes away mid-purge (the clock takes over).
-        async with contextlib.aclosing(self.scheduler.purge(dry_run=dry_run)) as batches:
-            async for batch in batches:
-                done += len(batch)
-                await send({"type": "event", "event": {"kind": "purge_progress", "data": {
-                    "expired": [e.to_json() for e in batch], "done": done}}})
-        await send({"type": "result", "data": {"dry_run": dry_run, "done": done}})
 
 
 def run_agent(paths: HomePaths, *, foreground: bool = True,

@@ -82,6 +82,10 @@ class AgentUnreachable(AgentError):
     exit_code = 4
 
 
+class ProtocolMismatch(AgentUnreachable):
+    """The agent and this command are different procctl versions: they cannot talk."""
+
+
 class AgentStartFailed(AgentUnreachable):
     """A background agent exited at start. It keeps the agent's own exit code when that
     says why (2 a bad config.toml, 6 a store it refused), else 4."""

@@ -1,10 +1,13 @@
-"""The socket protocol between the CLI and the agent: one JSON object per line.
+"""The socket protocol between the CLI and the agent: one JSON object per line, each a
+typed message of agent/messages.py.
 
-Request:  {"v": 1, "op": "<name>", ...arguments}
-Replies:  {"v": 1, "type": "event", "event": {...}}   (zero or more, for waiting ops)
-          {"v": 1, "type": "result", "data": {...}}   (the last line)
-          {"v": 1, "type": "error", "error": {"kind", "message", "hint"}}
-A peer that sees another `v` refuses the message with a clear error.
+Request:  {"v": 2, "op": "<name>", ...fields}
+Replies:  {"v": 2, "type": "event", "event": {...}}   (zero or more, for following ops)
+          {"v": 2, "type": "result", "data": {...}}   (the last line)
+          {"v": 2, "type": "error", "error": {"kind", "message", "hint"}}
+A peer of another version is answered in its own version with one error (kind
+`version`) that says both versions and what to do, so an older or a newer procctl
+prints one clear line.
 """
 
 from __future__ import annotations
@@ -17,25 +20,33 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-PROTOCOL_VERSION = 1
+#: 2: typed messages (agent/messages.py); `watch` became `follow`
+PROTOCOL_VERSION = 2
 MAX_LINE = 64 * 1024 * 1024
 # sun_path holds 108 bytes on Linux, 104 on macOS; stay clear of both.
 _SUN_PATH_MAX = 100
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    return (json.dumps({"v": PROTOCOL_VERSION, **message}, ensure_ascii=False) + "\n").encode()
+class VersionMismatch(ValueError):
+    """A message of another protocol version (`version`: the peer's, if it said)."""
+
+    def __init__(self, version: Any) -> None:
+        super().__init__(f"protocol version {version!r} is not {PROTOCOL_VERSION}")
+        self.version = version
+
+
+def encode(message: dict[str, Any], version: Any = PROTOCOL_VERSION) -> bytes:
+    return (json.dumps({"v": version, **message}, ensure_ascii=False) + "\n").encode()
 
 
 def decode(line: bytes) -> dict[str, Any]:
+    """A message of this protocol version (VersionMismatch for another, ValueError for
+    what is not a message)."""
     message = json.loads(line)
     if not isinstance(message, dict):
         raise ValueError("a protocol message must be a JSON object")
     if message.get("v") != PROTOCOL_VERSION:
-        raise ValueError(
-            f"protocol version {message.get('v')!r} is not {PROTOCOL_VERSION}; "
-            "the CLI and the agent are different procctl versions"
-        )
+        raise VersionMismatch(message.get("v"))
     return message
 
 
