@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from procctl.agent import values
 from procctl.agent.calls import call_correlation_id
 from procctl.store.records import SignalStatus, Status
 from procctl.store.signals import (
@@ -176,6 +177,11 @@ def decide_delivery(target: DeliveryTarget, now: str, *, allow_retry: bool = Tru
             holder.status in (Status.PAUSED, Status.FAILED):
         return Refuse(f"expired: the checkpoint of instance {holder.instance_id} outlived "
                       "its TTL", holder.instance_id)
+    if holder.status == Status.PAUSED or (holder.status == Status.RUNNING and (
+            holder.iteration == 0 or holder.pausing)):
+        unfit = payload_refusal(holder, target.payload_json)
+        if unfit is not None:
+            return Refuse(unfit, holder.instance_id)
     if holder.status == Status.PAUSED or (holder.status == Status.FAILED and allow_retry):
         return Apply(holder.instance_id, holder.status,
                      None if holder.status == Status.PAUSED else "retry after failure")
@@ -187,6 +193,22 @@ def decide_delivery(target: DeliveryTarget, now: str, *, allow_retry: bool = Tru
                     "held pending", holder.instance_id if holder.pausing else None)
     return Refuse(f"instance {holder.instance_id} is {holder.status}, not paused",
                   holder.instance_id)
+
+
+def payload_refusal(holder: Holder, payload_json: str | None) -> str | None:
+    """Why a payload does not fit what the holder's checkpoint `expects` (None: it fits,
+    or the checkpoint declares nothing). A retry of a failed instance is not checked:
+    it resumes with no payload, through the recover block."""
+    if holder.expects_json is None:
+        return None
+    # Here, not at the top: the CLI reads decisions without the definition model.
+    from procctl.agent.definition.payload_fields import expects_from_json, payload_problem
+
+    expects = expects_from_json(holder.expects_json) or ()
+    problem = payload_problem(expects, values.loads(payload_json))
+    if problem is None:
+        return None
+    return f"payload refused by the checkpoint of instance {holder.instance_id}: {problem}"
 
 
 def gone_reason(correlation_id: str, last: LastHolder | None) -> str | None:

@@ -26,13 +26,13 @@ from procctl.store.errors import Conflict
 from procctl.store.records import CheckpointRecord, EventRow
 
 #: rows per multi-row statement (6 columns an event: far below SQLite's oldest limit
-#: of 999 variables for 12-column checkpoints too)
+#: of 999 variables for 13-column checkpoints too)
 ROWS_PER_STATEMENT = 64
 
 _EVENT_COLUMNS = "instance_id, at, kind, data_json, step_id, step_path"
 _CHECKPOINT_COLUMNS = ("instance_id, step_id, correlation_id, snapshot_json, size, iteration,"
                        " created_at, expires_at, resume_at, on_expire_json, commit_value_json,"
-                       " resume_payload_json, pausing")
+                       " resume_payload_json, pausing, expects_json")
 _UPSERT_SET = ", ".join(
     f"{name} = excluded.{name}" for name in _CHECKPOINT_COLUMNS.split(", ")[1:])
 
@@ -49,6 +49,8 @@ class CheckpointWrite:
     resume_at: str | None = None
     on_expire_json: str | None = None
     pausing: bool = False
+    #: the payload it declares (`expects`): a signal that does not fit is refused
+    expects_json: str | None = None
 
 
 def _chunks(rows: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -64,7 +66,7 @@ def _insert_events_sql(count: int) -> str:
 
 @lru_cache(maxsize=ROWS_PER_STATEMENT)
 def _upsert_checkpoints_sql(count: int) -> str:
-    marks = ", ".join(["(?, ?, ?, ?, ?, 0, ?, ?, ?, ?, NULL, NULL, ?)"] * count)
+    marks = ", ".join(["(?, ?, ?, ?, ?, 0, ?, ?, ?, ?, NULL, NULL, ?, ?)"] * count)
     return (f"INSERT INTO checkpoints ({_CHECKPOINT_COLUMNS}) VALUES {marks}"
             f" ON CONFLICT(instance_id) DO UPDATE SET {_UPSERT_SET}")
 
@@ -115,7 +117,7 @@ def write_checkpoints(db: Db, batch: Sequence[CheckpointWrite],
         outcomes.append(CheckpointRecord(
             item.instance_id, item.step_id, item.correlation_id, item.snapshot_json, size, 0,
             now, item.expires_at, item.resume_at, item.on_expire_json, None,
-            pausing=int(item.pausing)))
+            pausing=int(item.pausing), expects_json=item.expects_json))
     # An instance named twice (not done by the agent, which waits for each commit) keeps
     # the correlation ID of its last checkpoint, as one write after the other would.
     moves = list({item.instance_id: item.correlation_id for item, _ in accepted}.items())
@@ -128,7 +130,7 @@ def write_checkpoints(db: Db, batch: Sequence[CheckpointWrite],
             value for item, size in chunk for value in (
                 item.instance_id, item.step_id, item.correlation_id, item.snapshot_json,
                 size, now, item.expires_at, item.resume_at, item.on_expire_json,
-                int(item.pausing))])
+                int(item.pausing), item.expects_json)])
     return outcomes
 
 

@@ -10,7 +10,7 @@ lock, so two agents starting together do not both do it.
 from __future__ import annotations
 
 #: the schema version this file creates (SQLite's numbering: store/schema.py)
-PG_SCHEMA_VERSION = 7
+PG_SCHEMA_VERSION = 8
 
 #: pg_advisory_lock key of schema changes (any constant; "procctl" in ASCII)
 SCHEMA_LOCK = 0x70726F63_63746C
@@ -81,7 +81,8 @@ CREATE TABLE checkpoints (
     on_expire_json       {_TEXT},
     commit_value_json    {_TEXT},
     resume_payload_json  {_TEXT},
-    pausing              INTEGER NOT NULL DEFAULT 0
+    pausing              INTEGER NOT NULL DEFAULT 0,
+    expects_json         {_TEXT}
 );
 CREATE INDEX checkpoints_by_resume ON checkpoints(resume_at) WHERE resume_at IS NOT NULL;
 CREATE INDEX checkpoints_expiring ON checkpoints(expires_at, instance_id)
@@ -118,5 +119,8 @@ INSERT INTO procctl_schema (version) VALUES ({PG_SCHEMA_VERSION});
 """
 
 #: migrations from version N-1 to N, for versions after PG_SCHEMA_VERSION's first
-#: release (none yet): {N: SQL}
-MIGRATIONS: dict[int, str] = {}
+#: release (7): {N: SQL}
+MIGRATIONS: dict[int, str] = {
+    # 8: a checkpoint's declared payload (store/schema.py, migration 8)
+    8: f"ALTER TABLE checkpoints ADD COLUMN expects_json {_TEXT};",
+}

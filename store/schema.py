@@ -139,6 +139,11 @@ MIGRATIONS: tuple[str, ...] = (
         stopped_at   TEXT
     );
     """,
+    # 8: the payload a checkpoint declares (`expects`, as agent/definition/payload_fields.py
+    # writes it), read in a signal's delivery: one that does not fit is refused there
+    """
+    ALTER TABLE checkpoints ADD COLUMN expects_json TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

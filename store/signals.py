@@ -37,6 +37,8 @@ class Holder:
     iteration: int
     pausing: bool
     expires_at: str | None
+    #: the payload its checkpoint declares (`expects`); None: any payload
+    expects_json: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class DeliveryTarget:
     first: FirstReceipt | None
     holder: Holder | None
     last: LastHolder | None
+    #: the signal's payload (typed JSON), for a checkpoint that declares what it expects
+    payload_json: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,11 @@ def _last_holder(db: Db, correlation_id: str) -> LastHolder | None:
     return None if row is None else LastHolder(row["id"], row["status"], row["error_json"])
 
 
-def read_target(db: Db, correlation_id: str,
-                signal_id: str | None) -> tuple[DeliveryTarget, dict[str, Any] | None]:
-    """What a signal to `correlation_id` finds, and the holder's checkpoint row."""
+def read_target(db: Db, correlation_id: str, signal_id: str | None,
+                payload_json: str | None = None
+                ) -> tuple[DeliveryTarget, dict[str, Any] | None]:
+    """What a signal to `correlation_id` (with `payload_json`) finds, and the holder's
+    checkpoint row."""
     first = None
     if signal_id is not None:
         row = db.execute(
@@ -99,11 +105,11 @@ def read_target(db: Db, correlation_id: str,
         (correlation_id,)).fetchone()
     if checkpoint_row is None:
         return DeliveryTarget(correlation_id, signal_id, first, None,
-                              _last_holder(db, correlation_id)), None
+                              _last_holder(db, correlation_id), payload_json), None
     data = dict(checkpoint_row)
     holder = Holder(data["instance_id"], data.pop("i_status"), data["iteration"],
-                    bool(data["pausing"]), data["expires_at"])
-    return DeliveryTarget(correlation_id, signal_id, first, holder, None), data
+                    bool(data["pausing"]), data["expires_at"], data.get("expects_json"))
+    return DeliveryTarget(correlation_id, signal_id, first, holder, None, payload_json), data
 
 
 #: a pending signal not held for an instance that is about to pause at its checkpoint
@@ -146,7 +152,7 @@ class SignalOps:
             # Two agents delivering to one instance, or one pausing it meanwhile, take
             # turns: each reads what the other wrote (store/postgres.py).
             self._lock_keys(db, correlation_id, signal_id)
-            target, data = read_target(db, correlation_id, signal_id)
+            target, data = read_target(db, correlation_id, signal_id, payload_json)
             write = decide(target, now)
             hold_until = utc_after(hold_seconds) if write.status == "pending" else None
             resolved = None if write.status == "pending" else now

@@ -168,9 +168,9 @@ def _reads_of(expression: Expression, root: str, step_id: str) -> list[tuple[str
     if tree is None:
         return []
     optional_nodes: set[int] = set()
-    for node in tree.find_all(nodes.Filter):
-        if node.name in ("default", "d") and node.node is not None:
-            optional_nodes.add(id(node.node))
+    for applied in tree.find_all(nodes.Filter):
+        if applied.name in ("default", "d") and applied.node is not None:
+            optional_nodes.add(id(applied.node))
     found: list[tuple[str, bool]] = []
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Call)):
         if isinstance(node, nodes.Call):
@@ -181,6 +181,7 @@ def _reads_of(expression: Expression, root: str, step_id: str) -> list[tuple[str
                     and isinstance(node.args[0].value, str)):
                 found.append((node.args[0].value, True))
             continue
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
         name = _key(node)
         if name is None or not _is_payload(node.node, root, step_id):
             continue
