@@ -1,5 +1,5 @@
-"""The agent's clock: scheduled resumes, expiry, pending signals, periodic scans, and
-the planner's statistics.
+"""The agent's clock: scheduled resumes, expiry, pending signals, periodic scans, the
+`retention` purge (agent/retention.py), and the planner's statistics.
 
 A tick that fails is logged and tried again at the next tick; failures in a row make
 the agent `degraded` in `procctl agent status` until a tick succeeds. A tick with nothing
@@ -23,6 +23,7 @@ from procctl.agent.health import DEGRADED_AFTER, Health
 from procctl.agent.intake import SignalDesk
 from procctl.agent.lifecycle_runs import Lifecycle
 from procctl.agent.membership import Membership
+from procctl.agent.retention import RetentionClock
 from procctl.agent.store_worker import StoreWorker
 from procctl.store.clock import utc_now
 
@@ -76,6 +77,8 @@ class Scheduler:
         self.batch = BatchSize()
         #: purges running: the clock leaves expiries to them meanwhile
         self._purging = 0
+        #: the `retention` setting: finished instances purged a batch per tick
+        self.retention = RetentionClock.from_settings(worker, settings)
 
     async def run(self) -> None:
         await self.optimize()
@@ -118,6 +121,7 @@ class Scheduler:
         if time.monotonic() - self._last_scan >= self.scan_interval:
             self._last_scan = time.monotonic()
             self.desk.scan()
+        await self.retention.step()
         if time.monotonic() - self._last_optimize >= OPTIMIZE_SECONDS:
             await self.optimize()
 

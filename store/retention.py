@@ -102,6 +102,7 @@ class RetentionOps:
         about `limit` (a few more when several started at the same moment as the
         last)."""
         rows: list[FinishedRow] = []
+        limit = max(limit, 1)
         first = FINISHED.index(after[0]) if after else 0
         for status in FINISHED[first:]:
             since = after[1] if after and after[0] == status else ""
@@ -112,19 +113,19 @@ class RetentionOps:
 
     def _finished_of(self, status: str, before: str, since: str,
                      limit: int) -> list[FinishedRow]:
-        where = ("i.status = ? AND i.started_at {} ? AND i.started_at < ?"
-                 f" AND i.ended_at IS NOT NULL AND i.ended_at < ? AND {_free('i')}")
-        columns = "i.id, i.status, i.process_name, i.started_at, i.ended_at"
+        select = ("SELECT i.id, i.status, i.process_name, i.started_at, i.ended_at"
+                  " FROM instances i WHERE i.status = ? AND {}"
+                  f" AND i.ended_at IS NOT NULL AND i.ended_at < ? AND {_free('i')}")
         found = [_finished_row(row) for row in self._db.execute(
-            f"SELECT {columns} FROM instances i WHERE {where.format('>')}"
-            " ORDER BY i.started_at LIMIT ?", (status, since, before, before, limit))]
+            select.format("i.started_at > ? AND i.started_at < ?")
+            + " ORDER BY i.started_at LIMIT ?", (status, since, before, before, limit))]
         if len(found) == limit:
             # The rest of the rows that started when the last did, so the next page
             # can start strictly after that moment.
             last, seen = found[-1].started_at, {row.instance_id for row in found}
             found.extend(row for row in map(_finished_row, self._db.execute(
-                f"SELECT {columns} FROM instances i WHERE {where.format('=')}",
-                (status, last, before, before))) if row.instance_id not in seen)
+                select.format("i.started_at = ?"), (status, last, before)))
+                if row.instance_id not in seen)
         return found
 
     def purge_finished(self, instance_ids: Sequence[str], before: str) -> Purged:
@@ -141,9 +142,10 @@ class RetentionOps:
                               f" IN ({marks})", tuple(instance_ids)).fetchall()
             self._lock_keys(db, *(str(row[0]) for row in held))
             finished = ", ".join(f"'{status}'" for status in FINISHED)
+            # `+status`: by the primary key (the planner would walk every finished one)
             locked = tuple(sorted(str(row[0]) for row in db.execute(
                 f"UPDATE instances SET updated_at = updated_at WHERE id IN ({marks})"
-                f" AND status IN ({finished}) AND ended_at IS NOT NULL AND ended_at < ?"
+                f" AND +status IN ({finished}) AND ended_at IS NOT NULL AND ended_at < ?"
                 f" AND {_free('instances')} RETURNING id",
                 (*instance_ids, before)).fetchall()))
             if not locked:

@@ -1,0 +1,118 @@
+"""Retention: finished instances (completed, failed, cancelled) removed with their
+history once they ended longer ago than a cut, and old signal records that resumed
+nothing.
+
+`procctl purge --finished --older-than D` walks one `FinishedPass` to its end; the
+agent's clock (`RetentionClock`, called at every scheduler tick) starts a pass with the
+`retention` setting as the cut every RETENTION_INTERVAL and takes one small batch of
+it per tick, so a backlog never holds the store thread long. `retention = "0"` keeps
+everything: the clock does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from procctl.agent.durations import parse_duration
+from procctl.agent.store_worker import StoreWorker
+from procctl.store import StoreContract
+from procctl.store.clock import utc_after
+from procctl.store.retention import FinishedKey, FinishedRow, Purged
+
+log = logging.getLogger("procctl.retention")
+
+#: how often the agent starts a retention pass (seconds; the first at its start)
+RETENTION_INTERVAL = 300.0
+#: instances the agent purges per tick during a pass (a tick comes every 0.25 s)
+CLOCK_BATCH = 100
+
+
+def retention_seconds(value: object) -> float | None:
+    """The `retention` setting in seconds; None for 0: keep everything."""
+    seconds = parse_duration(value)
+    return seconds if seconds > 0 else None
+
+
+def cut_before(older_than: float) -> str:
+    """The store timestamp `older_than` seconds ago: what ended before it is older."""
+    return utc_after(-older_than)
+
+
+@dataclass
+class FinishedPass:
+    """One walk through the finished instances that ended before `before`, a page at a
+    time, each page read from where the last ended: it ends, whatever finishes
+    meanwhile."""
+
+    before: str
+    after: FinishedKey | None = None
+    done: bool = False
+    purged: int = 0
+
+    def next_page(self, store: StoreContract, limit: int) -> list[FinishedRow]:
+        """The next page (a dry run reads only these)."""
+        rows = store.finished_page(self.before, after=self.after, limit=limit)
+        if rows:
+            self.after = rows[-1].key
+        self.done = len(rows) < limit
+        return rows
+
+    def purge_next(self, store: StoreContract, limit: int) -> tuple[list[FinishedRow], Purged]:
+        """The next page, purged in one transaction: the rows read, and what went (an
+        instance retried meanwhile stays)."""
+        rows = self.next_page(store, limit)
+        purged = store.purge_finished([row.instance_id for row in rows], self.before)
+        self.purged += len(purged.instance_ids)
+        return rows, purged
+
+
+@dataclass
+class RetentionClock:
+    """What the agent's clock does for the `retention` setting."""
+
+    worker: StoreWorker
+    #: seconds; None keeps everything
+    retention: float | None
+    interval: float = RETENTION_INTERVAL
+    batch: int = CLOCK_BATCH
+    _next: float = field(default=0.0, init=False)
+    _pass: FinishedPass | None = field(default=None, init=False)
+    _signals_left: bool = field(default=False, init=False)
+    _signals_cleared: int = field(default=0, init=False)
+
+    @classmethod
+    def from_settings(cls, worker: StoreWorker, settings: dict[str, object]) -> RetentionClock:
+        return cls(worker, retention_seconds(settings["retention"]))
+
+    async def step(self) -> None:
+        """One batch of the pass under way, or a new pass when one is due; nothing
+        otherwise (a monotonic clock read)."""
+        if self.retention is None:
+            return
+        if self._pass is None and not self._signals_left:
+            if time.monotonic() < self._next:
+                return
+            self._next = time.monotonic() + self.interval
+            self._pass = FinishedPass(cut_before(self.retention))
+            self._signals_left, self._signals_cleared = True, 0
+        store = self.worker.store
+        if self._pass is not None:
+            await self.worker.call(self._pass.purge_next, store, self.batch)
+            if self._pass.done:
+                if self._pass.purged:
+                    log.info("retention: purged %d finished instances that ended before %s",
+                             self._pass.purged, self._pass.before,
+                             extra={"purged": self._pass.purged, "before": self._pass.before})
+                self._pass = None
+            return
+        before = cut_before(self.retention)
+        cleared = await self.worker.call(store.clear_old_signals, before, self.batch)
+        self._signals_cleared += cleared
+        if cleared < self.batch:
+            self._signals_left = False
+            if self._signals_cleared:
+                log.info("retention: cleared %d rejected, unmatched or duplicate signal "
+                         "records received before %s", self._signals_cleared, before,
+                         extra={"cleared": self._signals_cleared, "before": before})
