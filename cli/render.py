@@ -1,16 +1,18 @@
 """Rich output: tables, progress lines, errors. No decisions are made here.
 
 rich is imported when something is printed through it: `console` and `err_console` are
-made on first use. The instances table and one-line messages are written without rich
-where procctl can write the very bytes rich would (cli/plain.py): importing rich and
-laying out a table with it takes longer than the rest of `procctl list`
-(bench/cli_startup.py).
+made on first use. Tables and `Name  value` lines are written without rich, fitted to
+the terminal (cli/plain.py), and so are one-line messages where procctl can write the
+very bytes rich would: importing rich and laying out a table with it takes longer than
+the rest of `procctl list` (bench/cli_startup.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -112,7 +114,13 @@ def problem(found: Problem) -> None:
 
 
 def note(message: str) -> None:
-    _console("err_console").print(f"[dim]{safe_text(message)}[/]", soft_wrap=True)
+    """A note on stderr, dim on a terminal, never wrapped (as rich's `[dim]` with
+    soft_wrap), written without rich: a listing's page note costs no rich import."""
+    text = neutralise(message)
+    if sys.stderr.isatty() and os.environ.get("TERM", "").lower() not in ("dumb", "unknown"):
+        text = f"\x1b[2m{text}\x1b[0m"
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def status_text(status: str) -> str:
@@ -142,37 +150,20 @@ def value_text(value: Any) -> str:
                       keep_newlines=True)
 
 
-INSTANCE_COLUMNS = ("INSTANCE", "PROCESS", "STATUS", "STARTED", "DURATION")
+def print_table(columns: Sequence[plain.Column], rows: Sequence[Sequence[plain.Cell]], *,
+                shrink: Sequence[plain.Shrink] = (),
+                styles: Sequence[Sequence[str | None]] | None = None,
+                wide: bool = False) -> None:
+    """A table on stdout, fitted to the terminal (cli/plain.py `grid`): cells are plain
+    text, data in them already neutralised."""
+    sys.stdout.write(plain.grid(columns, rows, plain.output_layout(), shrink=shrink,
+                                styles=styles, wide=wide))
 
 
-def instances_table(rows: list[dict[str, Any]]) -> Table:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in INSTANCE_COLUMNS:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(row["instance_id"], safe_text(row["process"]), status_text(row["status"]),
-                      short_time(row["started_at"]), elapsed(row["started_at"], row["ended_at"]))
-    return table
-
-
-def print_instances(rows: list[dict[str, Any]]) -> None:
-    """The instances as a table on stdout: `instances_table`, or the same text written
-    without rich where procctl can (cli/plain.py)."""
-    layout = plain.stdout_layout()
-    text = None
-    if layout is not None:
-        cells = [[str(row["instance_id"]), neutralise(str(row["process"])),
-                  str(row["status"]), short_time(row["started_at"]),
-                  elapsed(row["started_at"], row["ended_at"])] for row in rows]
-        styles = [[None, None, STATUS_STYLES.get(row["status"], "white"), None, None]
-                  for row in rows]
-        text = plain.table(INSTANCE_COLUMNS, cells, layout, styles)
-    if text is None:
-        _console("console").print(instances_table(rows))
-    else:
-        sys.stdout.write(text)
+def print_pairs(pairs: Sequence[plain.Pair]) -> None:
+    """`Name  value` lines on stdout (cli/plain.py `key_values`): values are plain
+    text, data in them already neutralised."""
+    sys.stdout.write(plain.key_values(pairs, plain.output_layout()))
 
 
 def print_line(text: str) -> None:
@@ -186,14 +177,32 @@ def print_line(text: str) -> None:
         sys.stdout.write(line)
 
 
-def until(iso: str | None) -> str:
-    """`2026-12-01 10:00:00 (in 3d 2h)` or `-`."""
+def compact_time(iso: str | None) -> str:
+    """A local time in fewer columns than `short_time`: `14:53:40` today, `12-02 14:53`
+    this year, `2025-12-02` before; `-` for none."""
+    if not iso:
+        return "-"
+    moment = datetime.fromisoformat(iso).astimezone()
+    today = datetime.now(moment.tzinfo).date()
+    if moment.date() == today:
+        return moment.strftime("%H:%M:%S")
+    return moment.strftime("%m-%d %H:%M" if moment.year == today.year else "%Y-%m-%d")
+
+
+def from_now(iso: str | None) -> str:
+    """`in 6d 23h`, `overdue` for a time past, `-` for none."""
     if not iso:
         return "-"
     moment = datetime.fromisoformat(iso)
     seconds = (moment - datetime.now(moment.tzinfo)).total_seconds()
-    when = "overdue" if seconds < 0 else f"in {format_duration(seconds)}"
-    return f"{short_time(iso)} ({when})"
+    return "overdue" if seconds < 0 else f"in {format_duration(seconds)}"
+
+
+def until(iso: str | None) -> str:
+    """`2026-12-01 10:00:00 (in 3d 2h)` or `-`."""
+    if not iso:
+        return "-"
+    return f"{short_time(iso)} ({from_now(iso)})"
 
 
 def key_value_table(pairs: list[tuple[str, str]]) -> Table:

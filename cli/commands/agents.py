@@ -8,7 +8,6 @@ out without a clean stop has lost it (its peers take its instances over).
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,7 +22,10 @@ if TYPE_CHECKING:
 
 #: stopped agents are listed this long after they stopped (all of them with --all)
 STOPPED_SHOWN_SECONDS = 3600.0
-COLUMNS = ("AGENT", "HOST", "POOL", "PID", "STATE", "LEASE", "INSTANCES")
+COLUMNS = tuple(plain.Column((name,)) for name in (
+    "AGENT", "HOST", "POOL", "PID", "STATE", "LEASE", "INSTANCES"))
+#: the least useful first (an agent's ID starts with its host)
+SHRINK = (("drop", "PID"), ("drop", "HOST"), ("drop", "POOL"))
 STATE_STYLES = {"alive": "green", "lease lost": "red", "stopped": None}
 
 
@@ -64,6 +66,8 @@ def agents_command(
     ctx: typer.Context,
     show_all: Annotated[bool, typer.Option(
         "--all", help="Agents that stopped over an hour ago too.")] = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every column, however wide the terminal.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """List the agents sharing this home's store: host, pool, state, lease, instances."""
@@ -83,37 +87,22 @@ def agents_command(
     if not listed:
         render.print_line(nothing_text("agents", home))
     else:
-        _print_table(listed, now)
+        _print_table(listed, now, wide=wide)
     hidden = len(agents) - len(listed)
     if hidden:
         render.note(f"{hidden} agent(s) that stopped over an hour ago not shown; "
                     "procctl agents --all lists them")
 
 
-def _print_table(agents: list[AgentRecord], now: datetime) -> None:
-    """The table as other lists print theirs: written without rich where procctl can
-    write the same text (cli/plain.py)."""
-    cells = [[render.neutralise(agent.id), render.neutralise(agent.host),
-              render.neutralise(agent.pool), str(agent.pid), state(agent),
-              relative(agent.lease_until, now), str(agent.owned)] for agent in agents]
+def _print_table(agents: list[AgentRecord], now: datetime, *, wide: bool) -> None:
+    """The table, fitted to the terminal (cli/plain.py): the agent's ID is never cut."""
+    cells: list[list[plain.Cell]] = [
+        [render.neutralise(agent.id), render.neutralise(agent.host),
+         render.neutralise(agent.pool), str(agent.pid), state(agent),
+         relative(agent.lease_until, now), str(agent.owned)] for agent in agents]
     styles = [[None, None, None, None, STATE_STYLES[state(agent)], None, None]
               for agent in agents]
-    layout = plain.stdout_layout()
-    text = None if layout is None else plain.table(COLUMNS, cells, layout, styles)
-    if text is not None:
-        sys.stdout.write(text)
-        return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in COLUMNS:
-        table.add_column(column)
-    for row, style in zip(cells, styles, strict=True):
-        marked = [render.escape(cell) if cell_style is None
-                  else f"[{cell_style}]{render.escape(cell)}[/]"
-                  for cell, cell_style in zip(row, style, strict=True)]
-        table.add_row(*marked)
-    render.console.print(table)
+    render.print_table(COLUMNS, cells, shrink=SHRINK, styles=styles, wide=wide)
 
 
 def _aware(iso: str) -> datetime:

@@ -1,16 +1,39 @@
-"""`procctl list`: instances, newest first, from the store."""
+"""`procctl list`: instances, newest first, from the store, a page at a time.
+
+The table fits the terminal (cli/plain.py): at 80 columns STARTED is shortened and
+DURATION dropped before an instance ID would be touched. A NOTE column, shown when a
+row has one, says whose child an instance is (a call step's) and why a failed one
+failed. Pages go by key (`--after ID`): the next page starts after that instance, in
+the same order (started_at, then ID, descending).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import json
+import re
+import shlex
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from procctl.cli import render
+from procctl.cli import plain, render
 from procctl.cli.options import global_options, has_store, no_home_note, nothing_text, read_store
 from procctl.store.records import InstanceRecord, Status
 
+if TYPE_CHECKING:
+    from procctl.store import StoreContract
+
 STATUSES = tuple(Status)
+#: a duration back from now, as --since and --until take it: 30m, 2h, 7d, 1h30m
+_AGO = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
+
+COLUMNS = (plain.Column(("INSTANCE",)), plain.Column(("PROCESS",)),
+           plain.Column(("STATUS",)), plain.Column(("STARTED", "STARTED")),
+           plain.Column(("DURATION",)))
+#: the NOTE column keeps room for `child of ID` whole (an ID is never cut)
+NOTE = plain.Column(("NOTE",), free=True, least=len("child of 123456789abc"))
+SHRINK = (("short", "STARTED"), ("drop", "DURATION"), ("drop", "NOTE"))
 
 
 def table_row(record: InstanceRecord) -> dict[str, Any]:
@@ -19,7 +42,44 @@ def table_row(record: InstanceRecord) -> dict[str, Any]:
     value codec's import), which only --json prints."""
     return {"instance_id": record.id, "process": record.process_name,
             "status": str(record.status), "started_at": record.started_at,
-            "ended_at": record.ended_at}
+            "ended_at": record.ended_at, "parent_id": record.parent_id,
+            "error": json.loads(record.error_json) if record.error_json else None}
+
+
+def note(row: dict[str, Any]) -> str:
+    """Whose child the instance is, and why it failed (its error, on one line)."""
+    parts = []
+    if row.get("parent_id"):
+        parts.append(f"child of {row['parent_id']}")
+    error = row.get("error")
+    if error and row["status"] != Status.COMPLETED:
+        message = str(error.get("message", error) if isinstance(error, dict) else error)
+        step = error.get("step_id") if isinstance(error, dict) else None
+        parts.append(f"{step}: {message}" if step else message)
+    return render.neutralise("; ".join(parts))
+
+
+def parse_when(text: str, option: str, now: datetime | None = None) -> str:
+    """A time as --since and --until take it: a duration back from now (`2h`, `7d`,
+    `1h30m`) or a date and time (`2026-12-01`, `2026-12-01 14:30`, ISO 8601; local
+    time unless it names its zone); as the store writes times (store/clock.py)."""
+    from procctl.agent.durations import parse_duration
+    from procctl.store.clock import to_stamp
+
+    value = text.strip()
+    current = now or datetime.now().astimezone()
+    if _AGO.fullmatch(value):
+        return to_stamp(current - timedelta(seconds=parse_duration(value)))
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is neither a duration back from now (30m, 2h, 7d) nor a time "
+            "(2026-12-01, 2026-12-01 14:30, local unless it names its zone)",
+            param_hint=option) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # local time, as the tables print it
+    return to_stamp(moment)
 
 
 def list_command(
@@ -27,35 +87,76 @@ def list_command(
     status: Annotated[str | None, typer.Option(
         "--status", help=f"Only instances with this status ({', '.join(STATUSES)}).")] = None,
     process: Annotated[str | None, typer.Option("--process", help="Only this process.")] = None,
+    since: Annotated[str | None, typer.Option(
+        "--since", metavar="WHEN", help="Only instances started at or after WHEN: a duration "
+        "back from now (2h, 7d) or a time (2026-12-01 14:30, local).")] = None,
+    until: Annotated[str | None, typer.Option(
+        "--until", metavar="WHEN", help="Only instances started before WHEN (as --since).")
+    ] = None,
+    after: Annotated[str | None, typer.Option(
+        "--after", metavar="ID", help="The next page: start after this instance (the last "
+        "row of the page before; the note under the table gives the command).")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every column, whole, however wide the terminal.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """List instances, newest first."""
+    """List instances, newest first: status, start, duration, whose child, why it failed."""
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"{status!r} is not one of {', '.join(STATUSES)}",
                                  param_hint="--status")
+    lower = None if since is None else parse_when(since, "--since")
+    upper = None if until is None else parse_when(until, "--until")
     options = global_options(ctx)
     home = options.home
-    if not has_store(home):
-        rows = []
-    else:
-        records = read_store(home, lambda store: store.list_instances(
-            status=None if status is None else Status(status), process_name=process, limit=limit))
-        if as_json:
-            from procctl.agent.summary import instance_summary
+    records: list[InstanceRecord] = []
+    if has_store(home):
+        def read(store: StoreContract) -> list[InstanceRecord]:
+            before = None
+            if after is not None:
+                last = store.get_instance(after)
+                before = (last.started_at, last.id)
+            return store.instances_page(
+                status=None if status is None else Status(status), process_name=process,
+                since=lower, until=upper, before=before, limit=max(limit, 0) + 1)
 
-            rows = [instance_summary(record) for record in records]
-        else:
-            rows = [table_row(record) for record in records]
+        records = read_store(home, read)
+    more = len(records) > limit
+    records = records[:max(limit, 0)]
     if as_json:
-        render.print_json(rows)
-        note = no_home_note(home)
-        if note is not None:
-            render.note(note)
+        from procctl.agent.summary import instance_summary
+
+        render.print_json([instance_summary(record) for record in records])
+        note_text = no_home_note(home)
+        if note_text is not None:
+            render.note(note_text)
         return
-    if not rows:
-        filters = ", ".join(f"{name} {value}" for name, value
-                            in (("status", status), ("process", process)) if value)
-        render.print_line(nothing_text("instances", home, filters))
+    filters = [("--status", status), ("--process", process), ("--since", since),
+               ("--until", until)]
+    if not records:
+        said = ", ".join(f"{name[2:]} {value}" for name, value in filters if value)
+        if after:
+            said = ", ".join(filter(None, [said, f"after {after}"]))
+        render.print_line(nothing_text("instances", home, said))
         return
-    render.print_instances(rows)
+    print_instances([table_row(record) for record in records], wide=wide)
+    if more:
+        given = "".join(f" {name} {shlex.quote(value)}" for name, value in filters if value)
+        render.note(f"Showing {len(records)}; next page: procctl list{given} "
+                    f"--limit {limit} --after {records[-1].id}")
+
+
+def print_instances(rows: list[dict[str, Any]], *, wide: bool = False) -> None:
+    """The instances as a table on stdout, fitted to the terminal (cli/plain.py)."""
+    notes = [note(row) for row in rows]
+    columns = [*COLUMNS, NOTE] if any(notes) else list(COLUMNS)
+    cells = []
+    for row, said in zip(rows, notes, strict=True):
+        cell: list[plain.Cell] = [
+            row["instance_id"], render.neutralise(str(row["process"])), str(row["status"]),
+            (render.short_time(row["started_at"]), render.compact_time(row["started_at"])),
+            render.elapsed(row["started_at"], row["ended_at"])]
+        cells.append([*cell, said] if len(columns) > len(COLUMNS) else cell)
+    styles = [[None, None, render.STATUS_STYLES.get(row["status"], "white"), None, None,
+               None][:len(columns)] for row in rows]
+    render.print_table(columns, cells, shrink=SHRINK, styles=styles, wide=wide)

@@ -13,15 +13,15 @@ import json
 import shlex
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from procctl.agent.errors import UsageError
 from procctl.agent.paths import HomePaths
 from procctl.agent.summary import resume_command
-from procctl.cli import render
+from procctl.cli import plain, render
 from procctl.cli.options import (
     global_options,
     has_store,
@@ -142,6 +142,9 @@ def list_paused_command(
     after: Annotated[str | None, typer.Option(
         "--after", metavar="CURSOR", help="Start after this row: the `cursor` of the last "
         "row of the page before (the table's last line says it).")] = None,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Every column, whole, however wide the terminal; with what each "
+        "instance expects and a ready-to-paste resume line.")] = False,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print JSON for scripts: an array written as it is read.")] = False,
 ) -> None:
@@ -167,7 +170,7 @@ def list_paused_command(
         total = reader.count(process) if more and before is None else None
     finally:
         reader.close()
-    _table(rows, options.home, process, more=more, total=total, limit=limit)
+    _table(rows, options.home, process, more=more, total=total, limit=limit, wide=wide)
 
 
 def _stream_json(rows: Iterator[PausedRow]) -> None:
@@ -184,24 +187,50 @@ def _stream_json(rows: Iterator[PausedRow]) -> None:
     out.flush()
 
 
+#: the table's columns; a cell gives the same forms (the full one first)
+COLUMNS = (
+    plain.Column(("CORRELATION ID",)), plain.Column(("INSTANCE",)), plain.Column(("PROCESS",)),
+    plain.Column(("CHECKPOINT",)), plain.Column(("PAUSED SINCE", "PAUSED")),
+    plain.Column(("EXPIRES", "EXPIRES")), plain.Column(("NEXT RESUME", "NEXT RESUME")),
+    plain.Column(("ITER",)), plain.Column(("SIZE",)))
+#: --wide only: what a signal must carry, and the command that sends one
+WIDE_COLUMNS = (plain.Column(("EXPECTS",)), plain.Column(("RESUME WITH",)))
+#: the least useful first; the correlation ID and the instance ID are never touched
+SHRINK = (("drop-empty", "NEXT RESUME"), ("drop", "SIZE"), ("drop", "ITER"),
+          ("short", "EXPIRES"), ("short", "PAUSED SINCE"), ("short", "NEXT RESUME"),
+          ("drop", "CHECKPOINT"), ("drop", "NEXT RESUME"), ("drop", "PROCESS"),
+          ("drop", "PAUSED SINCE"), ("drop", "EXPIRES"))
+
+
+def expects(row: PausedRow) -> tuple[str, str]:
+    """What the paused instance's signal must carry, and a ready-to-paste `procctl
+    resume` line. H8 API: cli/payload_hints.py (`expected_fields`, `resume_line`) is not
+    committed yet; until it is, no fields are named and the line is the generic one."""
+    # TODO(H8): use payload_hints.expected_fields / payload_hints.resume_line here.
+    return "-", resume_command(row.checkpoint.correlation_id) + " [--data key=value]"
+
+
 def _table(rows: list[PausedRow], home: HomePaths, process: str | None, *, more: bool,
-           total: int | None, limit: int) -> None:
+           total: int | None, limit: int, wide: bool) -> None:
     if not rows:
-        render.console.print(render.escape(nothing_text(
-            "paused instances", home, f"process {process}" if process else "")))
+        render.print_line(nothing_text(
+            "paused instances", home, f"process {process}" if process else ""))
         return
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("CORRELATION ID", "INSTANCE", "PROCESS", "CHECKPOINT", "PAUSED SINCE",
-                   "EXPIRES", "NEXT RESUME", "ITER", "SIZE"):
-        table.add_column(column, overflow="fold")
+    cells: list[list[plain.Cell]] = []
     for row in rows:
         shown = _row(row)
-        table.add_row(render.safe_text(shown["correlation_id"]), shown["instance_id"],
-                      render.safe_text(shown["process"]), render.safe_text(shown["checkpoint"]),
-                      render.short_time(shown["paused_at"]),
-                      render.until(shown["expires_at"]), render.until(shown["resume_at"]),
-                      str(shown["iteration"]), f"{shown['bytes']} B")
-    render.console.print(table)
+        cell: list[plain.Cell] = [
+            render.neutralise(shown["correlation_id"]), shown["instance_id"],
+            render.neutralise(shown["process"]), render.neutralise(shown["checkpoint"]),
+            (render.short_time(shown["paused_at"]), render.compact_time(shown["paused_at"])),
+            (render.until(shown["expires_at"]), render.from_now(shown["expires_at"])),
+            (render.until(shown["resume_at"]), render.from_now(shown["resume_at"])),
+            str(shown["iteration"]), f"{shown['bytes']} B"]
+        if wide:
+            cell.extend(render.neutralise(text) for text in expects(row))
+        cells.append(cell)
+    render.print_table([*COLUMNS, *WIDE_COLUMNS] if wide else COLUMNS, cells, shrink=SHRINK,
+                       wide=wide)
     if more:
         counted = (f"{len(rows)} more" if total is None
                    else f"the newest {len(rows)} of {total:,}" if total <= COUNT_CAP
@@ -209,4 +238,22 @@ def _table(rows: list[PausedRow], home: HomePaths, process: str | None, *, more:
         filters = f" --process {shlex.quote(process)}" if process else ""
         render.note(f"Showing {counted}; next page: procctl list-paused"
                     f"{filters} --limit {limit} --after {shlex.quote(cursor(rows[-1]))}")
-    render.note("Resume one with: procctl resume --correlation-id ID [--data key=value]")
+    if wide:
+        render.note(f"Or drop a signal file into {signals_directory(home)}: "
+                    '{"correlation_id": ID, "payload": {...}} as NAME.tmp, then rename it '
+                    "NAME.json")
+    else:
+        render.note("Resume one with: procctl resume --correlation-id ID [--data key=value]"
+                    " (--wide: what each expects)")
+
+
+def signals_directory(home: HomePaths) -> Path:
+    """The real path of the home's signals directory (its `signals_dir` setting,
+    links resolved), where signal files are dropped."""
+    from procctl.agent.config import load_config
+
+    try:
+        setting = str(load_config(home.config)["signals_dir"])
+    except UsageError:
+        setting = "signals"
+    return home.signals_dir(setting).resolve()

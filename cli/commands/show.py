@@ -1,4 +1,9 @@
-"""`procctl show ID`: one instance, from the store (works while the agent is down)."""
+"""`procctl show ID`: one instance, from the store (works while the agent is down).
+
+`Name  value` lines, then the last 20 events of its history (`--history all`: every
+one), both fitted to the terminal (cli/plain.py): a value wraps at spaces, a command to
+paste never wraps, and the history's DETAIL is cut to the room left.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +11,61 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
 from procctl.agent import snapshot as snapshots
 from procctl.agent import values
+from procctl.agent.paths import HomePaths
 from procctl.agent.summary import instance_summary, waiting_for
-from procctl.cli import render
+from procctl.cli import plain, render
 from procctl.cli.options import global_options, read_store
 from procctl.cli.render import waiting_text
 from procctl.store import StoreContract
 from procctl.store.records import CheckpointRecord, EventRecord, InstanceRecord, Status
 
+#: history events shown unless --history says otherwise
+HISTORY = 20
+HISTORY_COLUMNS = (plain.Column(("TIME", "TIME")), plain.Column(("EVENT",)),
+                   plain.Column(("STEP",)), plain.Column(("DETAIL",), free=True, least=30))
+HISTORY_SHRINK = (("short", "TIME"), ("drop", "DETAIL"))
 
-def _read(store: StoreContract, instance_id: str) -> tuple[
-        InstanceRecord, list[EventRecord], CheckpointRecord | None, dict[str, Any] | None]:
-    record = store.get_instance(instance_id)
-    return (record, store.events(record.id), store.find_checkpoint(record.id),
-            waiting_for(record, store.get_instance))
+
+class Shown:
+    """What `show` reads from the store: the instance, its checkpoint, the child it waits
+    for, and its history (the last `limit` events, or all: limit None) with the count."""
+
+    def __init__(self, store: StoreContract, instance_id: str, limit: int | None) -> None:
+        self.record: InstanceRecord = store.get_instance(instance_id)
+        self.checkpoint: CheckpointRecord | None = store.find_checkpoint(self.record.id)
+        self.child = waiting_for(self.record, store.get_instance)
+        self.total = store.count_events(self.record.id)
+        self.events: list[EventRecord] = (store.events(self.record.id) if limit is None
+                                          else store.last_events(self.record.id, limit))
+
+
+def history_limit(text: str) -> int | None:
+    """--history: a number of events, or `all` (None)."""
+    if text == "all":
+        return None
+    if text.isdigit():
+        return int(text)
+    raise typer.BadParameter(f"{text!r} is neither a number of events nor `all`",
+                             param_hint="--history")
 
 
 def show_command(
     ctx: typer.Context,
     instance_id: Annotated[str, typer.Argument(help="Instance ID (a unique prefix will do).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+    history: Annotated[str, typer.Option(
+        "--history", metavar="N|all", help=f"Show the last N history events (default "
+        f"{HISTORY}), or all of them.")] = str(HISTORY),
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print JSON for scripts (with the whole history).")] = False,
 ) -> None:
-    """Show one instance: status, params, result or error, and its history."""
+    """Show one instance: status, params, result or error, how to resume it, its history."""
+    limit = None if as_json else history_limit(history)
     options = global_options(ctx)
-    record, events, checkpoint, child = read_store(options.home, lambda store: _read(
-        store, instance_id))
+    shown = read_store(options.home, lambda store: Shown(store, instance_id, limit))
+    record, checkpoint, child = shown.record, shown.checkpoint, shown.child
     summary = instance_summary(record, checkpoint)
     if child is not None:
         summary["waiting_for"] = child
@@ -45,75 +76,113 @@ def show_command(
         if "resume_command" in summary:
             summary["signal_file"] = {"correlation_id": checkpoint.correlation_id,
                                       "payload": {}}
-    history = [{"at": e.at, "kind": e.kind, "step_id": e.step_id, "step_path": e.step_path,
-                "data": json.loads(e.data_json)} for e in events]
+    events = [{"at": e.at, "kind": e.kind, "step_id": e.step_id, "step_path": e.step_path,
+               "data": json.loads(e.data_json)} for e in shown.events]
     if as_json:
-        render.print_json({**summary, "history": history})
+        render.print_json({**summary, "history": events})
         return
+    render.print_pairs(_pairs(summary, checkpoint, child, options.home))
+    render.print_line("")
+    if shown.total > len(events):
+        render.print_line(f"History (the last {len(events)} of {shown.total} events; "
+                          "--history all shows every one)")
+    else:
+        render.print_line("History")
+    if events:
+        _print_history(events)
+
+
+def _pairs(summary: dict[str, Any], checkpoint: CheckpointRecord | None,
+           child: dict[str, Any] | None, home: HomePaths) -> list[plain.Pair]:
+    """The `Name  value` lines: plain text, data neutralised."""
+    text = render.neutralise
     pairs = [
-        ("Instance", summary["instance_id"]),
-        ("Process", render.safe_text(f"{summary['process']} {summary['version'] or ''}".strip())),
-        ("Status", render.status_text(summary["status"])),
-        ("Started", render.short_time(summary["started_at"])),
-        ("Ended", render.short_time(summary["ended_at"])),
-        ("Params", escape(render.value_text(summary["params"]))),
+        plain.Pair("Instance", summary["instance_id"]),
+        plain.Pair("Process", text(f"{summary['process']} {summary['version'] or ''}".strip())),
+        plain.Pair("Status", summary["status"],
+                   render.STATUS_STYLES.get(summary["status"], "white")),
+        plain.Pair("Started", render.short_time(summary["started_at"])),
+        plain.Pair("Ended", render.short_time(summary["ended_at"])),
+        plain.Pair("Params", render.value_text(summary["params"])),
     ]
     if summary.get("parent_id"):
-        pairs.append(("Parent", render.safe_text(
+        pairs.append(plain.Pair("Parent", text(
             f"{summary['parent_id']} (this instance runs a call step of it: procctl show "
             f"{summary['parent_id']})")))
     if summary["status"] == Status.COMPLETED:
-        pairs.append(("Result", escape(render.value_text(summary["result"]))))
+        pairs.append(plain.Pair("Result", render.value_text(summary["result"])))
     if summary["error"]:
         error = summary["error"]
         where = f" (step {error['step_id']})" if error.get("step_id") else ""
-        pairs.append(("Error", f"[red]{render.safe_text(error.get('message'))}"
-                               f"{render.safe_text(where)}[/]"))
+        pairs.append(plain.Pair("Error", text(f"{error.get('message')}{where}"), "red"))
     if checkpoint is not None:
         pairs += [
-            ("Checkpoint", render.safe_text(
+            plain.Pair("Checkpoint", text(
                 f"{checkpoint.step_id} at {summary['position']}, "
                 f"iteration {checkpoint.iteration}, {checkpoint.size} bytes")),
-            ("Correlation ID", render.safe_text(checkpoint.correlation_id)),
-            ("Expires", render.until(checkpoint.expires_at)),
-            ("Next resume", render.until(checkpoint.resume_at)),
-            ("Stored", escape(render.value_text(summary["stored_variables"]))),
+            plain.Pair("Correlation ID", text(checkpoint.correlation_id), wrap=False),
+            plain.Pair("Expires", render.until(checkpoint.expires_at)),
+            plain.Pair("Next resume", render.until(checkpoint.resume_at)),
+            plain.Pair("Stored", render.value_text(summary["stored_variables"])),
         ]
     if child is not None:
-        pairs.append(("Waiting for", escape(waiting_text(child))))
+        pairs.append(plain.Pair("Waiting for", waiting_text(child)))
     elif "resume_command" in summary:
-        signal_text = json.dumps(summary["signal_file"])
+        from procctl.cli.commands.paused import signals_directory
+
+        expects, line = _expects(summary)
+        if expects:
+            pairs.append(plain.Pair("Expects", text(expects)))
         pairs += [
-            ("Resume", render.safe_text(summary["resume_command"]) + " [--data key=value]"),
-            ("or drop", render.safe_text(f"{signal_text} as NAME.json into the signals "
-                                         "directory (write NAME.tmp, then rename)")),
+            plain.Pair("Resume", text(line), wrap=False),
+            plain.Pair("or drop", text(json.dumps(summary["signal_file"])), wrap=False),
+            plain.Pair("", text(f"as NAME.json into {signals_directory(home)} (write "
+                                "NAME.tmp, then rename it)")),
         ]
     if "retry_command" in summary:  # failed, or held by on_crash = "hold"
         how = ("from its checkpoint, through the recover block" if checkpoint is not None
                else "from the beginning, with the same params")
-        pairs.append(("Retry", render.safe_text(f"{summary['retry_command']}  ({how})")))
+        pairs.append(plain.Pair("Retry", text(f"{summary['retry_command']}  ({how})")))
     elif summary["status"] == Status.FAILED and (summary["error"] or {}).get("kind") == "expired":
-        pairs.append(("Retry", "cannot be retried: its checkpoint expired and the snapshot "
-                               "is gone; run the process again with procctl run"))
-    render.console.print(render.key_value_table(pairs))
-    table = Table(title="History", title_justify="left", box=None, header_style="bold")
-    for column in ("TIME", "EVENT", "STEP", "DETAIL"):
-        table.add_column(column, overflow="fold")
-    for event in history:
-        detail = event["data"].get("message") or event["data"].get("error") or ""
-        if isinstance(detail, dict):
-            detail = detail.get("message", "")
-        if event["kind"] == "step_finished":
-            detail = f"{event['data'].get('duration', 0):.2f}s"
-        elif event["kind"] == "child_started":
-            detail = f"child instance {event['data'].get('instance_id')}"
-        elif event["kind"] == "branch_taken":
-            taken = event["data"].get("branch") or ", ".join(event["data"].get("branches", []))
-            detail = f"took {taken or 'no branch'}"
-        # data: on one line without control characters; a value keeps its JSON layout
-        shown = (render.value_text(event["data"].get("value"))
-                 if event["kind"] == "intermediate_return" else render.neutralise(str(detail)))
-        table.add_row(render.short_time(event["at"]), render.safe_text(event["kind"]),
-                      render.safe_text(event["step_id"] or ""), escape(shown))
-    render.console.print()
-    render.console.print(table)
+        pairs.append(plain.Pair("Retry", "cannot be retried: its checkpoint expired and the "
+                                         "snapshot is gone; run the process again with "
+                                         "procctl run"))
+    return pairs
+
+
+def _expects(summary: dict[str, Any]) -> tuple[str, str]:
+    """The fields a signal must carry (empty: none known) and a ready-to-paste resume
+    line. H8 API: cli/payload_hints.py (`expected_fields`, `resume_line`) is not
+    committed yet; until it is, no fields are named and the line is the generic one."""
+    # TODO(H8): use payload_hints.expected_fields / payload_hints.resume_line here.
+    return "", f"{summary['resume_command']} [--data key=value]"
+
+
+def _detail(event: dict[str, Any]) -> str:
+    """An event's DETAIL cell: on one line, control characters neutralised (a value
+    keeps its JSON layout, made one line)."""
+    data = event["data"]
+    kind = event["kind"]
+    if kind == "intermediate_return":
+        value = data.get("value")
+        return render.neutralise(value if isinstance(value, str) else json.dumps(
+            value, ensure_ascii=False, default=str))
+    if kind == "step_finished":
+        return f"{data.get('duration', 0):.2f}s"
+    if kind == "child_started":
+        return render.neutralise(f"child instance {data.get('instance_id')}")
+    if kind == "branch_taken":
+        taken = data.get("branch") or ", ".join(data.get("branches", []))
+        return render.neutralise(f"took {taken or 'no branch'}")
+    detail = data.get("message") or data.get("error") or ""
+    if isinstance(detail, dict):
+        detail = detail.get("message", "")
+    return render.neutralise(str(detail))
+
+
+def _print_history(events: list[dict[str, Any]]) -> None:
+    cells: list[list[plain.Cell]] = [
+        [(render.short_time(event["at"]), render.compact_time(event["at"])),
+         render.neutralise(event["kind"]), render.neutralise(event["step_id"] or ""),
+         _detail(event)] for event in events]
+    render.print_table(HISTORY_COLUMNS, cells, shrink=HISTORY_SHRINK)
