@@ -22,7 +22,7 @@ from procctl.agent.client import AgentClient
 from procctl.agent.config import load_config
 from procctl.agent.errors import AgentUnreachable, UsageError
 from procctl.agent.signals import encode_document
-from procctl.cli import render
+from procctl.cli import following, render
 from procctl.cli.commands.resume_checks import (
     SignalRefused,
     check_signal_id,
@@ -170,27 +170,33 @@ def _follow(client: AgentClient, signal_id: str, file: str, written_at: str, tim
 
 def _read(stream: Iterator[tuple[str, dict[str, Any]]], write: Callable[[], None],
           outcome: dict[str, Any], *, quiet: bool, correlation_id: str) -> dict[str, Any]:
-    """`_follow`'s reading of the agent's messages; `outcome` records as it goes
-    whether the file was written and the header printed."""
-    for kind, payload in stream:
-        if not outcome.get("written"):
-            # after the agent's announcement (or at its first message, if it makes none)
-            write()
-            outcome["written"] = True
-            if kind == "event" and payload.get("kind") == "awaiting_signal":
-                continue
-        if kind == "result":
-            return {**payload, "written": True,
-                    "header_printed": outcome.get("header_printed", False)}
+    """`_follow`'s reading of the agent's messages (cli/following.py prints the steps);
+    `outcome` records as it goes whether the file was written and the header printed."""
+
+    def written_first() -> bool:
+        """After the agent's announcement (or at its first message, if it makes none),
+        the signal file is written; True when this message was the announcement."""
+        if outcome.get("written"):
+            return False
+        write()
+        outcome["written"] = True
+        return True
+
+    def on_event(payload: dict[str, Any]) -> bool:
+        if written_first() and payload.get("kind") == "awaiting_signal":
+            return True
         if payload.get("kind") == "signal_outcome":
             if not quiet:
                 _header(payload["data"], correlation_id)
             outcome["header_printed"] = True
-            continue
-        line = None if quiet else render.step_line(payload)
-        if line:
-            render.console.print(line)
-    return outcome
+            return True
+        return False
+
+    result = following.follow(stream, quiet=quiet, on_event=on_event)
+    written_first()
+    if not result:
+        return outcome
+    return {**result, "written": True, "header_printed": outcome.get("header_printed", False)}
 
 
 def _header(signal: dict[str, Any], correlation_id: str) -> None:
