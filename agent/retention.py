@@ -102,7 +102,7 @@ class RetentionClock:
             await self.worker.call(self._pass.purge_next, store, self.batch)
             if self._pass.done:
                 if self._pass.purged:
-                    log.info("retention: purged %d finished instances that ended before %s",
+                    log.info("retention: purged %d finished instance(s) that ended before %s",
                              self._pass.purged, self._pass.before,
                              extra={"purged": self._pass.purged, "before": self._pass.before})
                 self._pass = None
@@ -114,5 +114,5 @@ class RetentionClock:
             self._signals_left = False
             if self._signals_cleared:
                 log.info("retention: cleared %d rejected, unmatched or duplicate signal "
-                         "records received before %s", self._signals_cleared, before,
+                         "record(s) received before %s", self._signals_cleared, before,
                          extra={"cleared": self._signals_cleared, "before": before})
