@@ -39,7 +39,9 @@ _ROWS = (("one_instance_1kb", "single_1kb", "commits_per_s", "raw 1 KB commits/s
 
 def comparisons(sqlite: dict[str, Any], postgresql: dict[str, Any]) -> list[dict[str, Any]]:
     """Each PostgreSQL checkpoints/s figure (one agent, then three) beside the same
-    workload's SQLite figure from the run (one agent), beside the server's raw limit
+    workload's SQLite figure (one agent): the one measured beside it
+    (`postgresql["sqlite_beside"]`, pg_workloads.SqliteBeside) when there is one, else
+    `sqlite`, the run's SQLite part; beside the server's raw limit
     (the best of its measurements, as for SQLite's targets), and for three agents beside
     one agent on the same server."""
     raw = postgresql["raw"]
@@ -50,12 +52,14 @@ def comparisons(sqlite: dict[str, Any], postgresql: dict[str, Any]) -> list[dict
             if mine is None:
                 continue
             rate = mine["checkpoints_per_s"]
-            theirs = sqlite[key]["checkpoints_per_s"]
+            measured_beside = postgresql.get("sqlite_beside", {}).get(agents_key, {}).get(key)
+            theirs = (measured_beside or sqlite[key])["checkpoints_per_s"]
             limit = best_limit(raw.get(raw_key or "", []), raw_field, agents)
             one = postgresql["one_agent"].get(key) if agents > 1 else None
             rows.append({
                 "figure": mine["label"], "key": key, "agents": agents,
                 "postgresql": rate, "sqlite": theirs, "vs_sqlite": ratio(rate, theirs),
+                "sqlite_beside": measured_beside is not None,
                 "raw": limit, "raw_name": raw_name, "vs_raw": ratio(rate, limit),
                 "vs_one_agent": ratio(rate, one["checkpoints_per_s"]) if one else None,
             })

@@ -64,10 +64,53 @@ def throughput_across(benches: list[Bench], label: str, instances: int, per_inst
     return row
 
 
+class SqliteBeside:
+    """SQLite's figures taken at the same moments as PostgreSQL's, for the ratios: an
+    agent on a SQLite home of its own whose one-instance runs alternate with
+    PostgreSQL's (in the `between` hook, after the raw slice), and whose concurrent
+    workloads run right before PostgreSQL's."""
+
+    def __init__(self, bench: Bench, single: int, repeats: int) -> None:
+        self.bench = bench
+        self.single = single
+        self.repeats = repeats
+        self.figures: dict[str, dict[str, Any]] = {"one_agent": {}, "three_agents": {}}
+
+    def alternate(self, key: str, raw: Slices, pad: int) -> Callable[[], None]:
+        """The `between` hook of a one-instance workload: a raw slice, then (before each
+        PostgreSQL run, not after the last) one SQLite run of the same instance; the
+        figures are complete after the last call."""
+        ids: list[str] = []
+
+        def between() -> None:
+            raw.take()
+            if len(ids) < self.repeats:
+                summary = self.bench.submit_and_wait("checkpoints", items=self.single,
+                                                     pad=pad)
+                if summary.get("status") != "completed":
+                    raise RuntimeError(f"SQLite's bench instance did not complete: {summary}")
+                ids.append(summary["instance_id"])
+                if len(ids) == self.repeats:
+                    size = "~1 KB" if pad == SMALL_PAD else "~100 KB"
+                    self.figures["one_agent"][key] = throughput_json(throughput_figures(
+                        f"1 instance, {size}", ids, [self.bench.history(i) for i in ids],
+                        self.single, [], concurrent=False))
+
+        return between
+
+    def concurrent(self, agents_key: str, key: str, instances: int, per_instance: int,
+                   pad: int) -> None:
+        size = "~1 KB" if pad == SMALL_PAD else "~100 KB"
+        row = self.bench.throughput(f"{instances} instances, {size}", instances,
+                                    per_instance, pad)
+        self.figures[agents_key][key] = throughput_json(row)
+
+
 def run_postgres(url: str, workdir: Path, raw_loops: tuple[RawLoop, RawLoop, RawLoop],
                  single: int, repeats: int, instances: int, each_small: int,
                  each_large: int, warm_up: int, signals: int,
-                 note: Callable[[str], None]) -> dict[str, Any]:
+                 note: Callable[[str], None],
+                 commit_runs: tuple[int, int] = (50, 250)) -> dict[str, Any]:
     """The PostgreSQL figures (JSON-able): the server, its raw loops, one agent's four
     workloads of (a), its signal latency (b) and commits per checkpoint (c), the two
     concurrent workloads with three agents, and the signal latency across agents."""
@@ -75,45 +118,60 @@ def run_postgres(url: str, workdir: Path, raw_loops: tuple[RawLoop, RawLoop, Raw
     facts = server_facts(url)
     benches = [Bench(workdir, f"pg-home-{n + 1}", store_url=url) for n in range(AGENTS)]
     raw_store = PgRawStore(url)
+    sqlite = SqliteBeside(Bench(workdir, "sqlite-beside"), single, repeats)
     try:
         with ExitStack() as agents:
             agents.enter_context(benches[0].agent())
-            note("PostgreSQL, 1 agent: warm-up")
+            agents.enter_context(sqlite.bench.agent())
+            note("PostgreSQL, 1 agent: warm-up (and SQLite's agent beside it)")
             benches[0].submit_and_wait("checkpoints", items=warm_up, pad=SMALL_PAD)
-            note("PostgreSQL, 1 agent: 1 instance, ~1 KB, between slices of raw 1 KB commits")
+            sqlite.bench.submit_and_wait("checkpoints", items=warm_up, pad=SMALL_PAD)
+            note("PostgreSQL, 1 agent: 1 instance, ~1 KB, alternating with SQLite's runs, "
+                 "between slices of raw 1 KB commits")
             raw_small = Slices(raw_store, raw_small_loop, repeats + 1)
-            one_small = benches[0].throughput("1 instance, ~1 KB", 1, single, SMALL_PAD,
-                                              repeats, between=raw_small.take)
-            note("PostgreSQL, 1 agent: 1 instance, ~100 KB, between slices of raw 100 KB "
-                 "commits")
+            one_small = benches[0].throughput(
+                "1 instance, ~1 KB", 1, single, SMALL_PAD, repeats,
+                between=sqlite.alternate("one_instance_1kb", raw_small, SMALL_PAD))
+            note("PostgreSQL, 1 agent: 1 instance, ~100 KB, alternating with SQLite's runs, "
+                 "between slices of raw 100 KB commits")
             raw_large = Slices(raw_store, raw_large_loop, repeats + 1)
-            one_large = benches[0].throughput("1 instance, ~100 KB", 1, single, LARGE_PAD,
-                                              repeats, between=raw_large.take)
+            one_large = benches[0].throughput(
+                "1 instance, ~100 KB", 1, single, LARGE_PAD, repeats,
+                between=sqlite.alternate("one_instance_100kb", raw_large, LARGE_PAD))
             stored_100kb = raw_store.stored_bytes()
-            note(f"PostgreSQL, 1 agent: {instances} instances, ~1 KB, beside raw 100-row "
-                 "batches")
+            note(f"PostgreSQL, 1 agent: {instances} instances, ~1 KB, after SQLite's, beside "
+                 "raw 100-row batches")
+            sqlite.concurrent("one_agent", "many_instances_1kb", instances, each_small,
+                              SMALL_PAD)
             many_small, batch_one = beside(
                 lambda: measure(raw_store, raw_batch_loop),
                 lambda: benches[0].throughput(f"{instances} instances, ~1 KB", instances,
                                               each_small, SMALL_PAD))
-            note(f"PostgreSQL, 1 agent: {instances} instances, ~100 KB")
+            note(f"PostgreSQL, 1 agent: {instances} instances, ~100 KB, after SQLite's")
+            sqlite.concurrent("one_agent", "many_instances_100kb", instances, each_large,
+                              LARGE_PAD)
             many_large = benches[0].throughput(f"{instances} instances, ~100 KB",
                                                instances, each_large, LARGE_PAD)
             note(f"PostgreSQL, 1 agent: signal latency ({signals} signals)")
             signal_one = benches[0].signal_latency(signals)
             note("PostgreSQL, 1 agent: commits per checkpoint")
-            durable = benches[0].commits_per_checkpoint(50, 250)
+            durable = benches[0].commits_per_checkpoint(*commit_runs)
             note(f"PostgreSQL: {AGENTS - 1} more agents, warm-up")
             for bench in benches[1:]:
                 agents.enter_context(bench.agent())
                 bench.submit_and_wait("checkpoints", items=WARM_UP_EACH, pad=SMALL_PAD)
-            note(f"PostgreSQL, {AGENTS} agents: {instances} instances, ~1 KB, beside raw "
-                 "100-row batches")
+            note(f"PostgreSQL, {AGENTS} agents: {instances} instances, ~1 KB, after SQLite's, "
+                 "beside raw 100-row batches")
+            sqlite.concurrent("three_agents", "many_instances_1kb", instances, each_small,
+                              SMALL_PAD)
             three_small, batch_three = beside(
                 lambda: measure(raw_store, raw_batch_loop),
                 lambda: throughput_across(benches, f"{instances} instances, ~1 KB",
                                           instances, each_small, SMALL_PAD))
-            note(f"PostgreSQL, {AGENTS} agents: {instances} instances, ~100 KB")
+            note(f"PostgreSQL, {AGENTS} agents: {instances} instances, ~100 KB, after "
+                 "SQLite's")
+            sqlite.concurrent("three_agents", "many_instances_100kb", instances, each_large,
+                              LARGE_PAD)
             three_large = throughput_across(benches, f"{instances} instances, ~100 KB",
                                             instances, each_large, LARGE_PAD)
             note(f"PostgreSQL: signal latency, paused on agent 1, the file dropped on "
@@ -126,6 +184,7 @@ def run_postgres(url: str, workdir: Path, raw_loops: tuple[RawLoop, RawLoop, Raw
                ("before", AGENTS, batch_three[0]), ("after", AGENTS, batch_three[1])]
     return {
         "server": facts,
+        "sqlite_beside": sqlite.figures,
         "raw": {"single_1kb": raw_small.result(), "single_100kb": raw_large.result(),
                 "batch_100x1kb": [{"when": f"{when}, {n} agent{'s' if n > 1 else ''}",
                                    "agents": n, **r.to_json()} for when, n, r in batches],

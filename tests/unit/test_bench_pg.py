@@ -80,6 +80,14 @@ def test_comparisons_put_each_figure_beside_sqlite_and_its_own_raw_limit(
     assert (three["vs_sqlite"], three["vs_raw"], three["vs_one_agent"]) == (0.75, 0.6, 1.5)
     large = rows["many_instances_100kb", 3]  # no raw loop of 100 KB batches
     assert (large["raw"], large["vs_raw"], large["vs_one_agent"]) == (None, None, 1.5)
+    assert not any(r["sqlite_beside"] for r in rows.values())
+    # SQLite measured beside PostgreSQL, when there is such a figure, wins over the run's
+    pg["sqlite_beside"] = {"one_agent": {"one_instance_1kb": _rate("1 instance, ~1 KB", 250)},
+                           "three_agents": {}}
+    again = {(r["key"], r["agents"]): r for r in bench["pg_figures"].comparisons(sqlite, pg)}
+    assert again["one_instance_1kb", 1]["vs_sqlite"] == 2.0
+    assert again["one_instance_1kb", 1]["sqlite_beside"] is True
+    assert again["many_instances_1kb", 3]["sqlite"] == 4000
 
 
 @pytest.mark.postgres
@@ -141,7 +149,7 @@ def test_one_agent_then_three_share_the_work_on_one_server(
         pg = bench["pg_workloads"].run_postgres(
             url, tmp_path, (raw.RawLoop(1024, 4), raw.RawLoop(4096, 4), raw.RawLoop(1024, 2, 5)),
             single=3, repeats=1, instances=4, each_small=2, each_large=2, warm_up=1,
-            signals=2, note=notes.append)
+            signals=2, note=notes.append, commit_runs=(2, 6))
     one, three = pg["one_agent"], pg["three_agents"]
     assert one["one_instance_1kb"]["checkpoints"] == 3
     assert one["many_instances_1kb"]["checkpoints"] == 4 * 2
@@ -154,4 +162,12 @@ def test_one_agent_then_three_share_the_work_on_one_server(
     assert pg["commits_per_checkpoint"]["per_checkpoint"] == pytest.approx(1.0, abs=0.05)
     assert [r["agents"] for r in pg["raw"]["batch_100x1kb"]] == [1, 1, 3, 3]
     assert pg["server"]["fsync"] == "on"
+    # SQLite's figures for the ratios, measured at the same moments by an agent of its own
+    beside = pg["sqlite_beside"]
+    assert beside["one_agent"]["one_instance_1kb"]["checkpoints"] == 3
+    assert beside["one_agent"]["many_instances_100kb"]["checkpoints"] == 4 * 2
+    assert set(beside["three_agents"]) == {"many_instances_1kb", "many_instances_100kb"}
+    sqlite_part = {key: {"checkpoints_per_s": -1.0} for key in one}
+    rows = bench["pg_figures"].comparisons(sqlite_part, pg)
+    assert all(r["sqlite_beside"] and r["sqlite"] > 0 for r in rows)
     assert any("3 agents" in n for n in notes)
