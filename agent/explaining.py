@@ -277,13 +277,14 @@ def _running(record: InstanceRecord, owner: Owner | None,
                                    f"start an agent{pool} here, if none runs"))
     elif state == "none":
         reason = (f"it runs {where} on the home's agent (if none runs, the next agent "
-                  "start runs it on from its last checkpoint)")
+                  "start recovers it)")
     else:
         assert owner is not None
         gone = {"stopped": "stopped", "lease lost": "lost its lease",
                 "unknown": "is unknown to the store"}[state]
         then = ("another live agent" + pool + " takes it over" if base["shared"] else
-                "the next agent start runs it on from its last checkpoint")
+                "the next agent start recovers it (from its last checkpoint, if it "
+                "saved one)")
         reason = (f"its agent {owner.agent_id} {gone} while it ran {where}: {then}")
         commands.insert(0, Command("agent", ("agent", "start"),
                                    "start an agent (it recovers the instance)"))

@@ -124,10 +124,10 @@ def lines(explanation: Explanation, hints: dict[str, Any], signals_dir: Path,
     add("Instance", f"{e.instance_id} ({e.process}): {e.status}{where}")
     add("Why", e.reason)
     if e.since:
-        add("Since", _moment(e.since, now))
+        add("Ended" if e.waits_for == "nothing" else "Since", _moment(e.since, now))
     if e.owner is not None and e.owner.agent_id is not None:
         lease = (f", lease until {_moment(e.owner.lease_until, now)}"
-                 if e.owner.lease_until else "")
+                 if e.owner.lease_until and e.owner.state != "stopped" else "")
         host = f" on {e.owner.host}" if e.owner.host else ""
         add("Agent", f"{e.owner.agent_id}{host}: {e.owner.state}{lease}")
     if e.resume_at:

@@ -1,0 +1,156 @@
+"""`procctl explain ID` through the real command and agent: a paused, a failed and a
+running instance, with the agent running and stopped, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+from helpers import Procctl, run_paused, unique_key, wait_for, wait_settled
+
+APPROVAL = """
+[process]
+name = "explain-approval-{key}"
+
+[[steps]]
+id = "wait"
+kind = "checkpoint"
+correlation_id = "approval-{key}"
+ttl = "7d"
+expects = {{ approved = "bool", by = "str" }}
+
+[[steps]]
+id = "done"
+kind = "return"
+value = {{ ok = "{{{{ results['wait'].payload.approved }}}}" }}
+"""
+
+FAILING = """
+[process]
+name = "explain-failing"
+
+[[steps]]
+id = "boom"
+kind = "throw"
+message = "the vendor said no"
+"""
+
+SLEEPY = """
+[process]
+name = "explain-sleepy"
+
+[[steps]]
+id = "nap"
+task = "sleep"
+with = { seconds = 60 }
+"""
+
+
+def at(width: int) -> dict[str, str]:
+    return {"COLUMNS": str(width)}
+
+
+def test_a_paused_instance_at_80_columns_and_its_resume_line_works(
+        shared_procctl: Procctl, tmp_path: Path) -> None:
+    key = unique_key()
+    path = tmp_path / "approval.toml"
+    path.write_text(APPROVAL.format(key=key))
+    instance_id = run_paused(shared_procctl, path)["instance_id"]
+
+    shown = shared_procctl.ok("explain", instance_id, env=at(80)).out.splitlines()
+    assert all(len(line) <= 80 and line == line.rstrip() for line in shown), shown
+    assert shown[0] == f"Instance    {instance_id} (explain-approval-{key}): paused at wait"
+    assert shown[1] == f"Why         it waits for a signal to correlation ID approval-{key}"
+    assert "Expects     approved (bool), by (str)" in shown
+    assert any(line.startswith("Expires     ") and "(in 6d 23h)" in line for line in shown)
+    assert "At expiry   it fails (error kind expired) and its snapshot is discarded" in shown
+
+    explained = shared_procctl.ok("explain", instance_id, "--json").json()
+    assert (explained["status"], explained["waits_for"]) == ("paused", "signal")
+    assert explained["expects"] == [
+        {"name": "approved", "type": "bool", "optional": False, "declared": True},
+        {"name": "by", "type": "str", "optional": False, "declared": True}]
+    line = explained["commands"][0]["command"]
+    assert line == (f"procctl resume --correlation-id approval-{key} "
+                    "--data approved=true --data by=TEXT")
+    assert line == explained["resume_line"]
+    assert explained["signals_directory"] == str(shared_procctl.home / "signals")
+
+    # the line, pasted as it is, resumes it
+    shared_procctl.ok(*shlex.split(line)[1:])
+    done = wait_settled(shared_procctl, instance_id, "completed")
+    assert done["result"] == {"ok": True}
+    after = shared_procctl.ok("explain", instance_id, "--json").json()
+    assert (after["status"], after["waits_for"]) == ("completed", "nothing")
+    assert [c["command"] for c in after["commands"]] == [f"procctl show {instance_id}"]
+
+
+def test_unknown_id_exits_5(shared_procctl: Procctl) -> None:
+    result = shared_procctl("explain", "ffffffffffff")
+    assert result.code == 5, str(result)
+    assert result.err.startswith("Error: no instance 'ffffffffffff'"), str(result)
+    assert result.out == ""
+
+
+def test_with_the_agent_down_failed_and_running_instances(tmp_path: Path) -> None:
+    procctl = Procctl(tmp_path / "home")
+    (tmp_path / "failing.toml").write_text(FAILING)
+    (tmp_path / "sleepy.toml").write_text(SLEEPY)
+    try:
+        procctl.ok("config", "set", "shutdown_grace", "0s")
+        failed = procctl("run", tmp_path / "failing.toml", "--wait", "--json").json()
+        assert failed["status"] == "failed"
+        sleepy = procctl.ok("run", tmp_path / "sleepy.toml", "--json").json()["instance_id"]
+        wait_for(lambda: procctl.ok("explain", sleepy, "--json").json()["running_step"],
+                 message="the sleep step to start")
+        running = procctl.ok("explain", sleepy, "--json").json()
+        agent_id = (procctl.home / "agent.id").read_text().strip()
+        assert running["waits_for"] == "agent"
+        assert running["running_step"] == {"step_id": "nap", "kind": "task"}
+        assert (running["owner"]["agent_id"], running["owner"]["state"]) == (agent_id,
+                                                                             "alive")
+        assert running["reason"].startswith(f"it runs step nap (task) on agent {agent_id}")
+    finally:
+        procctl.stop_agent()
+
+    assert not (procctl.home / "agent.sock").exists()
+    # read from the store: no agent is started for it
+    shown = procctl.ok("explain", failed["instance_id"], env=at(80))
+    assert "Starting the agent" not in shown.err
+    lines = shown.out.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[1] == "Why         it failed at step boom (thrown): the vendor said no"
+    assert lines[2].startswith("Ended       ")
+    assert any(line.startswith(f"Move it on  procctl retry {failed['instance_id']}")
+               for line in lines), lines
+    stopped = procctl.ok("explain", sleepy, "--json").json()
+    assert stopped["owner"]["state"] == "stopped"
+    assert "stopped while it ran step nap" in stopped["reason"]
+    assert stopped["commands"][0]["command"] == "procctl agent start"
+    assert not (procctl.home / "agent.sock").exists()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_it_names_the_agent_and_its_lease(tmp_path: Path, pg_url: str) -> None:
+    procctl = Procctl(tmp_path / "home")
+    procctl.env["PROCCTL_STORE_URL"] = pg_url
+    (tmp_path / "sleepy.toml").write_text(SLEEPY)
+    try:
+        procctl.ok("config", "set", "shutdown_grace", "0s")
+        sleepy = procctl.ok("run", tmp_path / "sleepy.toml", "--json").json()["instance_id"]
+        wait_for(lambda: procctl.ok("explain", sleepy, "--json").json()["running_step"],
+                 message="the sleep step to start")
+        running = procctl.ok("explain", sleepy, "--json").json()
+        agent_id = (procctl.home / "agent.id").read_text().strip()
+        assert (running["owner"]["agent_id"], running["owner"]["state"]) == (agent_id,
+                                                                             "alive")
+        assert running["owner"]["lease_until"]
+        text = procctl.ok("explain", sleepy, env=at(80)).out.splitlines()
+        assert any(line.startswith(f"Agent       {agent_id} on ") and ": alive, lease until"
+                   in line for line in text), text
+    finally:
+        procctl.stop_agent()
+    stopped = procctl.ok("explain", sleepy, "--json").json()
+    assert stopped["owner"]["state"] == "stopped"
+    assert "another live agent takes it over" in stopped["reason"]
