@@ -11,6 +11,7 @@ from typing import Any
 from rich.markup import escape
 
 from procctl.cli import render
+from procctl.cli.payload_hints import missing_field_hint
 from procctl.store.records import Status
 
 #: the exit code of a command whose instance failed
@@ -58,7 +59,10 @@ def print_outcome(summary: dict[str, Any]) -> None:
     where = f" at step {error['step_id']!r}" if error.get("step_id") else ""
     render.error(f"instance {summary['instance_id']} failed{where}: {error.get('message')}",
                  f"see its history with: procctl show {summary['instance_id']}")
-    if summary.get("resume_command"):
+    missing = missing_field_hint(summary)
+    if missing is not None:
+        render.note(missing)
+    elif summary.get("resume_command"):
         render.note("It holds a checkpoint: once the cause is fixed, go on from it with: "
                     + str(summary["retry_command"]))
     elif summary.get("retry_command"):

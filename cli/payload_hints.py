@@ -10,6 +10,7 @@ called: importing this module costs nothing to `list`'s start-up.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
 
 __all__ = ["PayloadField", "expected_fields", "fields_text", "pinned_definition",
            "resume_line"]
+
+#: a failed expression that read a field the resuming signal's payload lacked:
+#: `in "results['wait'].payload.approved": 'dict object' has no attribute 'approved'`
+_MISSING_FIELD = re.compile(
+    r"""^in (?P<source>["'].*["']): '[^']*' has no attribute '(?P<name>[^']+)'$""", re.S)
 
 #: what `--data NAME=VALUE` gets for each type (a JSON value where the type is not str)
 _EXAMPLES = {"bool": "true", "int": "1", "float": "1.5", "str": "TEXT", "list": "[]",
@@ -51,11 +57,14 @@ def expected_fields(definition: Definition, step_id: str) -> list[PayloadField]:
 def resume_line(correlation_id: str, fields: Sequence[PayloadField]) -> str:
     """`procctl resume --correlation-id ID --data approved=true --data by=TEXT`: the
     required fields with an example value of their type (optional ones left out)."""
+    return _line(correlation_id, [(f.name, _EXAMPLES.get(f.type, "VALUE")) for f in fields
+                                  if not f.optional])
+
+
+def _line(correlation_id: str, pairs: Sequence[tuple[str, str]]) -> str:
     parts = ["procctl", "resume", "--correlation-id", shlex.quote(correlation_id)]
-    for field in fields:
-        if not field.optional:
-            value = _EXAMPLES.get(field.type, "VALUE")
-            parts += ["--data", shlex.quote(f"{field.name}={value}")]
+    for name, value in pairs:
+        parts += ["--data", shlex.quote(f"{name}={value}")]
     return " ".join(parts)
 
 
@@ -89,3 +98,31 @@ def pinned_definition(store: StoreContract, sha256: str) -> Definition:
             texts[sha] = (child.source, child.path, child_refs)
             todo.extend(child_refs.values())
     return parse_definition(record.source, record.path, children=PinnedChildren(refs, texts))
+
+
+def missing_payload_field(summary: dict[str, Any]) -> str | None:
+    """The payload field whose absence failed an instance that holds its checkpoint
+    (a summary as agent/summary.py makes it), or None for any other failure."""
+    error = summary.get("error") or {}
+    checkpoint = summary.get("checkpoint") or {}
+    if summary.get("status") != "failed" or error.get("kind") != "expression" \
+            or not checkpoint.get("correlation_id"):
+        return None
+    found = _MISSING_FIELD.match(str(error.get("message") or ""))
+    if found is None:
+        return None
+    name, source = found.group("name"), found.group("source")
+    if not re.search(rf"""payload(\.|\[\s*["']){re.escape(name)}\b""", source):
+        return None
+    return name
+
+
+def missing_field_hint(summary: dict[str, Any]) -> str | None:
+    """For an instance that failed on a missing payload field: resume it with the
+    field (a retry resumes with no payload, and fails the same way). None otherwise."""
+    name = missing_payload_field(summary)
+    if name is None:
+        return None
+    line = _line(str(summary["checkpoint"]["correlation_id"]), [(name, "VALUE")])
+    return (f"The signal that resumed it had no payload field {name!r}: send it again with "
+            f"the field (a retry would fail the same way): {line}")
