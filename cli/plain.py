@@ -158,7 +158,9 @@ ELLIPSIS = "\u2026"
 
 
 def cut(text: str, width: int) -> str:
-    """`text` in at most `width` columns: cut, with an ellipsis, when it is longer."""
+    """`text` in at most `width` columns: cut, with an ellipsis, when it is longer; at
+    the end of a word where one ends in the room (an ID in the text is not shown in
+    part), else inside the first word."""
     if cell_width(text) <= width:
         return text
     kept, used = [], 0
@@ -168,7 +170,10 @@ def cut(text: str, width: int) -> str:
             break
         kept.append(char)
         used += size
-    return "".join(kept).rstrip() + ELLIPSIS
+    shown = "".join(kept)
+    if text[len(shown)] != " " and " " in shown.strip(" "):
+        shown = shown[:shown.rstrip(" ").rindex(" ")]
+    return shown.rstrip(" ") + ELLIPSIS
 
 
 def _paint(text: str, style: str | None, layout: Layout) -> str:

@@ -1,9 +1,9 @@
 """`procctl list`: instances, newest first, from the store, a page at a time.
 
-The table fits the terminal (cli/plain.py): at 80 columns STARTED is shortened and
-DURATION dropped before an instance ID would be touched. A NOTE column, shown when a
-row has one, says whose child an instance is (a call step's) and why a failed one
-failed. Pages go by key (`--after ID`): the next page starts after that instance, in
+The table fits the terminal (cli/plain.py): at 80 columns STARTED is shortened, then
+PARENT and DURATION dropped, before an instance ID would be touched. A call's child is
+marked (`\u21b3` before its process; PARENT names its parent), and NOTE says why a
+failed instance failed. Pages go by key (`--after ID`): the next page starts after that instance, in
 the same order (started_at, then ID, descending).
 """
 
@@ -31,9 +31,13 @@ _AGO = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d|w))+")
 COLUMNS = (plain.Column(("INSTANCE",)), plain.Column(("PROCESS",)),
            plain.Column(("STATUS",)), plain.Column(("STARTED", "STARTED")),
            plain.Column(("DURATION",)))
-#: the NOTE column keeps room for `child of ID` whole (an ID is never cut)
-NOTE = plain.Column(("NOTE",), free=True, least=len("child of 123456789abc"))
-SHRINK = (("short", "STARTED"), ("drop", "DURATION"), ("drop", "NOTE"))
+#: shown when a row is a call's child (its PROCESS is marked CHILD_MARK too)
+PARENT = plain.Column(("PARENT",))
+#: shown when a row has an error: why it failed, cut to the room left on a terminal
+NOTE = plain.Column(("NOTE",), free=True, least=20)
+SHRINK = (("short", "STARTED"), ("drop", "PARENT"), ("drop", "DURATION"), ("drop", "NOTE"))
+#: before a child instance's process name
+CHILD_MARK = "\u21b3 "
 
 
 def table_row(record: InstanceRecord) -> dict[str, Any]:
@@ -47,16 +51,13 @@ def table_row(record: InstanceRecord) -> dict[str, Any]:
 
 
 def note(row: dict[str, Any]) -> str:
-    """Whose child the instance is, and why it failed (its error, on one line)."""
-    parts = []
-    if row.get("parent_id"):
-        parts.append(f"child of {row['parent_id']}")
+    """Why the instance failed: its error, on one line (empty for one with none)."""
     error = row.get("error")
-    if error and row["status"] != Status.COMPLETED:
-        message = str(error.get("message", error) if isinstance(error, dict) else error)
-        step = error.get("step_id") if isinstance(error, dict) else None
-        parts.append(f"{step}: {message}" if step else message)
-    return render.neutralise("; ".join(parts))
+    if not error or row["status"] == Status.COMPLETED:
+        return ""
+    message = str(error.get("message", error) if isinstance(error, dict) else error)
+    step = error.get("step_id") if isinstance(error, dict) else None
+    return render.neutralise(f"{step}: {message}" if step else message)
 
 
 def parse_when(text: str, option: str, now: datetime | None = None) -> str:
@@ -101,7 +102,7 @@ def list_command(
         "--wide", help="Every column, whole, however wide the terminal.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """List instances, newest first: status, start, duration, whose child, why it failed."""
+    """List instances, newest first: status, start, duration, parent, why it failed."""
     if status is not None and status not in STATUSES:
         raise typer.BadParameter(f"{status!r} is not one of {', '.join(STATUSES)}",
                                  param_hint="--status")
@@ -147,16 +148,24 @@ def list_command(
 
 
 def print_instances(rows: list[dict[str, Any]], *, wide: bool = False) -> None:
-    """The instances as a table on stdout, fitted to the terminal (cli/plain.py)."""
+    """The instances as a table on stdout, fitted to the terminal (cli/plain.py); the
+    PARENT and NOTE columns only when a row has something to say there."""
     notes = [note(row) for row in rows]
-    columns = [*COLUMNS, NOTE] if any(notes) else list(COLUMNS)
+    parents = any(row.get("parent_id") for row in rows)
+    columns = [*COLUMNS, *([PARENT] if parents else []), *([NOTE] if any(notes) else [])]
     cells = []
     for row, said in zip(rows, notes, strict=True):
+        process = render.neutralise(str(row["process"]))
         cell: list[plain.Cell] = [
-            row["instance_id"], render.neutralise(str(row["process"])), str(row["status"]),
+            row["instance_id"], CHILD_MARK + process if row.get("parent_id") else process,
+            str(row["status"]),
             (render.short_time(row["started_at"]), render.compact_time(row["started_at"])),
             render.elapsed(row["started_at"], row["ended_at"])]
-        cells.append([*cell, said] if len(columns) > len(COLUMNS) else cell)
-    styles = [[None, None, render.STATUS_STYLES.get(row["status"], "white"), None, None,
-               None][:len(columns)] for row in rows]
+        if parents:
+            cell.append(row.get("parent_id") or "-")
+        if any(notes):
+            cell.append(said)
+        cells.append(cell)
+    styles = [[None, None, render.STATUS_STYLES.get(row["status"], "white")]
+              + [None] * (len(columns) - 3) for row in rows]
     render.print_table(columns, cells, shrink=SHRINK, styles=styles, wide=wide)
