@@ -140,6 +140,19 @@ def _read(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: {exc}", hint="fix the file or remove it") from exc
 
 
+def unknown_setting_hint(key: str) -> str:
+    """The hint for a setting that does not exist: the closest names, and where the
+    list is."""
+    from difflib import get_close_matches
+
+    close = get_close_matches(key.lower().replace("-", "_"), SETTINGS_BY_KEY, n=2,
+                              cutoff=0.6)
+    if close:
+        return ("did you mean " + " or ".join(repr(name) for name in close)
+                + "? procctl config show lists the settings")
+    return "known settings: " + ", ".join(SETTINGS_BY_KEY)
+
+
 def load_config(path: Path) -> dict[str, Any]:
     """Every setting, from the file where set, else its default. Bad files are refused."""
     values = {setting.key: setting.default for setting in SETTINGS}
@@ -147,10 +160,8 @@ def load_config(path: Path) -> dict[str, Any]:
     for key, raw in data.items():
         setting = SETTINGS_BY_KEY.get(key)
         if setting is None:
-            raise UsageError(
-                f"{path}: unknown setting {key!r}",
-                hint="procctl config show lists the settings",
-            )
+            raise UsageError(f"{path}: unknown setting {key!r}",
+                             hint=unknown_setting_hint(key))
         try:
             values[key] = setting.check(raw)
         except (TypeError, ValueError) as exc:
@@ -162,10 +173,7 @@ def set_config_value(path: Path, key: str, raw: str) -> Any:
     """Check and write one setting; returns the stored value."""
     setting = SETTINGS_BY_KEY.get(key)
     if setting is None:
-        raise UsageError(
-            f"unknown setting {key!r}",
-            hint="known settings: " + ", ".join(SETTINGS_BY_KEY),
-        )
+        raise UsageError(f"unknown setting {key!r}", hint=unknown_setting_hint(key))
     value: Any = raw
     if isinstance(setting.default, int):
         try:

@@ -8,11 +8,19 @@ from typing import Annotated
 
 import typer
 
-from procctl.agent import VERSION
 from procctl.agent.paths import HOME_ENV, HomePaths
-from procctl.cli import coercion
+from procctl.cli import coercion, options
 from procctl.cli.lazy import LazyCommand, lazy_group
 from procctl.cli.options import GlobalOptions
+
+try:  # the click that typer 0.29 carries; earlier typers use click itself
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import (  # type: ignore[no-redef,import-not-found]
+        ClickException,
+        NoArgsIsHelpError,
+        UsageError,
+    )
 
 # Start-up imports only what `procctl --help` and `--version` need (typer, and the
 # command table below). rich, the store and the agent's errors come in when a command
@@ -37,6 +45,10 @@ COMMANDS = (
                 "needed)."),
     LazyCommand("show", f"{_COMMANDS}.show:show_command",
                 "Show one instance: status, params, result or error, and its history."),
+    LazyCommand("explain", f"{_COMMANDS}.explain:explain_command",
+                "Explain why an instance is where it is: what it waits for, since and until "
+                "when, what a signal must carry, the signals it did not take, and the "
+                "commands that move it on."),
     LazyCommand("list", f"{_COMMANDS}.listing:list_command",
                 "List instances, newest first."),
     LazyCommand("validate", f"{_COMMANDS}.validate:validate_command",
@@ -52,9 +64,16 @@ COMMANDS = (
                 "Retry a failed or held instance: from its last checkpoint through the "
                 "checkpoint's recover block, or, with no checkpoint, from the beginning "
                 "with the same params."),
+    LazyCommand("follow", f"{_COMMANDS}.follow:follow_command",
+                "Follow an instance: print its steps from where it is until it pauses or "
+                "ends."),
+    LazyCommand("wait", f"{_COMMANDS}.wait:wait_command",
+                "Wait until an instance pauses or ends; the exit code says how it stands."),
     LazyCommand("list-paused", f"{_COMMANDS}.paused:list_paused_command",
                 "List paused instances, newest first: correlation ID, expiry, next "
                 "scheduled resume."),
+    LazyCommand("purge", f"{_COMMANDS}.purge_finished:purge_command",
+                "Remove finished instances that ended long ago, with their history."),
     LazyCommand("purge-expired", f"{_COMMANDS}.purge:purge_expired_command",
                 "Expire paused and failed instances whose checkpoint outlived its TTL."),
     LazyCommand("signals", f"{_COMMANDS}.signals:signals_command",
@@ -74,45 +93,65 @@ app = typer.Typer(
     cls=lazy_group(COMMANDS),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # typer's own --install-completion and --show-completion
     rich_markup_mode=None,
 )
-
-_debug = False
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"procctl {VERSION}")
-        raise typer.Exit()
 
 
 @app.callback()
 def _root(
     ctx: typer.Context,
     home: Annotated[Path | None, typer.Option(
-        "--home", envvar=HOME_ENV, help="The agent's home directory (database, socket, log).",
-        show_default="PROCCTL_HOME or the user state directory")] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+        "--home", envvar=HOME_ENV, help=options.HOME_HELP,
+        show_default=options.HOME_DEFAULT)] = None,
+    debug: Annotated[bool, typer.Option("--debug", help=options.DEBUG_HELP)] = False,
+    version: Annotated[bool, typer.Option("--version", callback=options.print_version,
+                                          is_eager=True, help=options.VERSION_HELP)] = False,
 ) -> None:
-    global _debug
-    _debug = debug
+    # Each command takes --home and --debug too, after its name (cli/options.py).
+    options.set_debug(debug)
     ctx.obj = GlobalOptions(HomePaths.resolve(home), debug)
 
 
 def main() -> None:
-    """Entry point: run the app, turn known errors into one line and an exit code."""
+    """Entry point: run the app, turn known errors into one line and an exit code.
+
+    typer runs the app without its standalone mode, so that a usage error (an unknown
+    option, a missing argument, a bad value) comes here and is printed as every other
+    error is: one `Error:` line and a `Hint:`, not click's usage block."""
     try:
-        app()
-    except KeyboardInterrupt:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # `procctl` alone: the help, exit code 2
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        sys.exit(usage_error(exc))
+    except ClickException as exc:
+        from procctl.cli import render
+
+        render.error(exc.format_message())
+        sys.exit(exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         from procctl.cli import render
 
         render.error("interrupted")
         sys.exit(130)
     except Exception as exc:
         sys.exit(report(exc))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def usage_error(exc: UsageError) -> int:
+    """Print a usage error as one `Error:` line and a `Hint:` with the command's usage
+    line and where its help is; exit code 2."""
+    from procctl.cli import render
+
+    hint = "procctl --help lists the commands and the options they share"
+    if exc.ctx is not None:
+        usage = " ".join(exc.ctx.get_usage().split()).removeprefix("Usage: ")
+        hint = f"usage: {usage} (more: {exc.ctx.command_path} --help)"
+    render.error(exc.format_message(), hint)
+    return exc.exit_code
 
 
 def report(exc: Exception) -> int:
@@ -141,7 +180,7 @@ def report(exc: Exception) -> int:
         render.error(f"procctl bug: {type(exc).__name__}: {exc}",
                      "please report it with the output of the same command with --debug")
         code = EXIT_BUG
-    if _debug:
+    if options.debug_given():
         traceback.print_exception(exc)
     return code
 

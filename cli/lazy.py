@@ -5,6 +5,11 @@ module is imported when that command is invoked (or asked for its own `--help`),
 module that fails to import fails only its own command, through the error mapping in
 `cli/app.py` ("procctl bug: ...", exit code 70), and starting procctl imports nothing
 that the command at hand does not need.
+
+A command is finished here as it loads, the same way for every command module: the
+global options are added to it (cli/options.py), its help ends with its example
+(cli/help_examples.py), NAME=VALUE options say so, and the summaries of a group's
+subcommands are not cut short.
 """
 
 from __future__ import annotations
@@ -16,9 +21,16 @@ import typer
 import typer.main
 from typer.core import MarkupMode, TyperCommand, TyperGroup
 
+from procctl.cli import help_examples, options
+
 if TYPE_CHECKING:
     # The click that typer is built on (typer carries its own copy); named for types only.
     from typer._click import Command, Context
+
+#: options whose values are `name=value` (a list in the command's signature, which
+#: typer's help would show as `<list[str]>`)
+NAME_VALUE_OPTIONS = frozenset({"--param", "--data", "--set"})
+NAME_VALUE = "NAME=VALUE"
 
 
 class LazyCommand(NamedTuple):
@@ -44,7 +56,33 @@ class LazyCommand(NamedTuple):
             holder.add_typer(target, name=self.name)
         else:
             holder.command(self.name)(target)
-        return typer.main.get_group(holder).commands[self.name]
+        command = typer.main.get_group(holder).commands[self.name]
+        finish(command, self.name)
+        return command
+
+
+def finish(command: Command, path: str) -> None:
+    """What every command gets (see the module's doc); `path` is its name after
+    `procctl` ("agent start"). A group's subcommands get it too."""
+    command.epilog = help_examples.epilog(path)
+    if isinstance(command, TyperGroup):
+        for name, sub in command.commands.items():
+            if not sub.short_help and sub.help:
+                sub.short_help = first_paragraph(sub.help)
+            finish(sub, f"{path} {name}")
+        return
+    taken = {name for param in command.params for name in param.opts}
+    for param in command.params:
+        if (param.metavar is None and param.param_type_name == "option"
+                and NAME_VALUE_OPTIONS & set(param.opts)):
+            param.metavar = NAME_VALUE
+    command.params.extend(param for param in options.global_params()
+                          if not taken & set(param.opts))
+
+
+def first_paragraph(text: str) -> str:
+    """A help text's first paragraph, on one line: what a command list shows."""
+    return " ".join(text.strip().split("\n\n")[0].split())
 
 
 class _Deferred(TyperCommand):
@@ -57,7 +95,9 @@ class _Deferred(TyperCommand):
     """
 
     def __init__(self, entry: LazyCommand, rich_markup_mode: MarkupMode) -> None:
-        super().__init__(entry.name, help=entry.help, rich_markup_mode=rich_markup_mode)
+        # short_help: `procctl --help` lists the whole summary, wrapped, not cut short
+        super().__init__(entry.name, help=entry.help, short_help=entry.help,
+                         rich_markup_mode=rich_markup_mode)
         self.entry = entry
         self._loaded: Command | None = None
 
@@ -65,7 +105,13 @@ class _Deferred(TyperCommand):
                      parent: Context | None = None, **extra: Any) -> Context:
         """The real command's context: the group invokes `context.command`, the real one."""
         if self._loaded is None:
-            self._loaded = self.entry.load(self.rich_markup_mode)
+            try:
+                self._loaded = self.entry.load(self.rich_markup_mode)
+            except Exception:
+                # The command's own --debug cannot be parsed without the command.
+                options.set_debug("--debug" in args[:args.index("--")]
+                                  if "--" in args else "--debug" in args)
+                raise
         return self._loaded.make_context(info_name, args, parent=parent, **extra)
 
 

@@ -1,23 +1,40 @@
-"""Options every command shares (set by the app callback), and how the read commands
-open the store. The app imports this module at start-up: the store and rich come in
-when a command reads (`read_store`)."""
+"""Options every command shares, and how the read commands open the store. The app
+imports this module at start-up: the store and rich come in when a command reads
+(`read_store`).
+
+The global options (--home, --debug, --version) are the app callback's, before the
+command (`procctl --home X list`), and every command's too, after it (`procctl list
+--home X`): `global_params` gives the parameters cli/lazy.py adds to each command as it
+loads it. Given after the command, they change the root's GlobalOptions before the
+command runs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from procctl.agent import VERSION
 from procctl.agent.paths import HomePaths
 
 if TYPE_CHECKING:
+    from typer._click import Parameter
+
     from procctl.store import StoreContract
 
 T = TypeVar("T")
 #: how many times a read starts again when an agent opened the store meanwhile
 READ_ATTEMPTS = 3
+
+
+HOME_HELP = "The agent's home directory (database, socket, log)."
+HOME_DEFAULT = "PROCCTL_HOME or the user state directory"
+DEBUG_HELP = "Show tracebacks on errors."
+VERSION_HELP = "Print the version and exit."
 
 
 @dataclass
@@ -26,12 +43,81 @@ class GlobalOptions:
     debug: bool = False
 
 
+#: --debug was given, before or after the command (read by cli/app.py's `report`,
+#: after the command's context is gone)
+_debug_given = False
+
+
+def set_debug(value: bool) -> None:
+    global _debug_given
+    _debug_given = _debug_given or value
+
+
+def debug_given() -> bool:
+    return _debug_given
+
+
+def print_version(value: bool) -> None:
+    """--version's callback (eager): print the version and exit."""
+    if value:
+        typer.echo(f"procctl {VERSION}")
+        raise typer.Exit()
+
+
 def global_options(ctx: typer.Context) -> GlobalOptions:
     options = ctx.find_root().obj
     if not isinstance(options, GlobalOptions):  # a command called without the callback
         options = GlobalOptions(HomePaths.resolve(None))
     options.home.check_path()
     return options
+
+
+def _root_options(ctx: typer.Context) -> GlobalOptions:
+    """The root context's GlobalOptions, made when the app callback has not run."""
+    root = ctx.find_root()
+    if not isinstance(root.obj, GlobalOptions):
+        root.obj = GlobalOptions(HomePaths.resolve(None))
+    return root.obj
+
+
+def _home_after(ctx: typer.Context, value: Path | None) -> None:
+    if value is not None and not ctx.resilient_parsing:
+        _root_options(ctx).home = HomePaths.resolve(value)
+
+
+def _debug_after(ctx: typer.Context, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        _root_options(ctx).debug = True
+        set_debug(True)
+
+
+def _after_the_command(
+    home: Annotated[Path | None, typer.Option(
+        "--home", help=f"The agent's home directory (default: {HOME_DEFAULT}).",
+        callback=_home_after, expose_value=False)] = None,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help=DEBUG_HELP, callback=_debug_after, expose_value=False)] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", help=VERSION_HELP, callback=print_version, is_eager=True,
+        expose_value=False, hidden=True)] = False,
+) -> None:
+    """The global options as a command's own (their values go to the root: see
+    `global_params`)."""
+
+
+@cache
+def global_params() -> tuple[Parameter, ...]:
+    """--home, --debug and --version as parameters of a command (built once; click
+    keeps no state in a parameter). Not exposed to the command's function: their
+    callbacks set the root's GlobalOptions (the app callback has run by then: click
+    parses a command's arguments after its group's callback). `--home` takes no
+    PROCCTL_HOME here: the root's already did, and one after the command overrides
+    it. `--version` works after a command too, but is left out of its help."""
+    import typer.main
+
+    holder = typer.Typer(add_completion=False)
+    holder.command()(_after_the_command)
+    return tuple(typer.main.get_command(holder).params)
 
 
 def home_store_url(home: HomePaths) -> str | None:

@@ -11,6 +11,7 @@ from rich.markup import escape
 from procctl.agent.client import AgentClient
 from procctl.agent.durations import format_duration
 from procctl.agent.errors import AgentUnreachable
+from procctl.agent.paths import HomePaths
 from procctl.cli import render
 from procctl.cli.options import global_options
 
@@ -37,7 +38,10 @@ def run_foreground(ctx: typer.Context) -> None:
 
 
 @app.command("start")
-def start(ctx: typer.Context) -> None:
+def start(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
     """Start the agent in the background, unless one already runs.
 
     Returns once the agent answers and has opened its store; it may still be
@@ -45,8 +49,11 @@ def start(ctx: typer.Context) -> None:
     options = global_options(ctx)
     client = AgentClient(options.home)
     started, status = client.start_background()
-    verb = "Started" if started else "Already running:"
-    render.console.print(f"{verb} agent pid {status['pid']} for home {status['home']}")
+    if as_json:
+        render.print_json({"started": started, **status})
+    else:
+        verb = "Started" if started else "Already running:"
+        render.console.print(f"{verb} agent pid {status['pid']} for home {status['home']}")
     if status.get("state") == "starting":
         render.note(f"It is still starting: {startup_text(status)}; "
                     "follow it with: procctl agent status")
@@ -55,19 +62,76 @@ def start(ctx: typer.Context) -> None:
 
 
 @app.command("stop")
-def stop(ctx: typer.Context) -> None:
-    """Stop the agent; running steps get the shutdown grace time to finish."""
+def stop(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Stop the agent; running steps get the shutdown grace time to finish.
+
+    While it waits, it says for what: the instances still running and the grace they
+    get (the shutdown_grace setting)."""
     options = global_options(ctx)
     client = AgentClient(options.home)
+    began = time.monotonic()
     try:
         data = client.request("stop")
     except AgentUnreachable:
-        render.console.print(f"No agent is running for home {options.home.home}")
+        if as_json:
+            render.print_json({"stopped": False, "running": False,
+                               "home": str(options.home.home)})
+        else:
+            render.console.print(f"No agent is running for home {options.home.home}")
         return
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while time.monotonic() < deadline and options.home.socket.exists():
+    running = data.get("instances_running")
+    if running:
+        render.note(waiting_text(running, _grace(options.home)))
+    stopped = _wait_gone(options.home, began, announce=not running)
+    waited = round(time.monotonic() - began, 3)
+    if as_json:
+        render.print_json({"stopped": stopped, "pid": data["pid"],
+                           "instances_running": running, "waited_seconds": waited})
+    elif stopped:
+        render.console.print(f"Stopped agent pid {data['pid']}")
+    if not stopped:
+        raise AgentUnreachable(
+            f"the agent pid {data['pid']} did not stop within {STOP_TIMEOUT:g}s",
+            hint=f"see its log: {options.home.log}")
+
+
+def waiting_text(running: int, grace: str | None) -> str:
+    """What `agent stop` waits for: the instances running when it asked, and the grace
+    they get."""
+    what = "1 running instance" if running == 1 else f"{running} running instances"
+    given = f" (shutdown_grace {grace})" if grace else ""
+    return f"Waiting for {what} to finish{given}..."
+
+
+def _grace(home: HomePaths) -> str | None:
+    """The shutdown_grace setting as the home's config.toml has it (the agent read the
+    file when it started), or None when the file cannot be read."""
+    from procctl.agent.config import load_config
+    from procctl.agent.errors import AgentError
+
+    try:
+        return str(load_config(home.config)["shutdown_grace"])
+    except (AgentError, OSError):
+        return None
+
+
+def _wait_gone(home: HomePaths, began: float, *, announce: bool) -> bool:
+    """Wait until the home's socket is gone (the agent has stopped), up to
+    STOP_TIMEOUT; after a second, say so once when nothing was said yet."""
+    deadline = began + STOP_TIMEOUT
+    said = not announce
+    while home.socket.exists():
+        now = time.monotonic()
+        if now >= deadline:
+            return False
+        if not said and now - began > 1.0:
+            render.note("Waiting for the agent to finish its store work and stop...")
+            said = True
         time.sleep(0.05)
-    render.console.print(f"Stopped agent pid {data['pid']}")
+    return True
 
 
 @app.command("status")

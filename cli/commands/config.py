@@ -59,10 +59,15 @@ def set_value(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="The setting's name.")],
     value: Annotated[str, typer.Argument(help="The new value.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Change one setting (checked before it is written)."""
+    """Change one setting (checked before it is written). A mistyped name is refused
+    with the setting it is closest to."""
     options = global_options(ctx)
     options.home.ensure()
     stored = set_config_value(options.home.config, key, value)
-    render.console.print(f"{key} = {stored!r}")
+    if as_json:
+        render.print_json({"key": key, "value": stored, "file": str(options.home.config)})
+    else:
+        render.console.print(f"{key} = {render.safe_text(repr(stored))}")
     render.note("A running agent uses it after: procctl agent stop && procctl agent start")

@@ -24,7 +24,8 @@ def run_command(
     wait: Annotated[bool, typer.Option("--wait", "-w",
                                        help="Follow the instance and print its result.")] = False,
     param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", help="A param as name=value (repeatable).")] = None,
+        "--param", "-p", metavar="NAME=VALUE",
+        help="A param: its name and value (repeatable).")] = None,
     params_file: Annotated[Path | None, typer.Option(
         "--params-file", help="A JSON object of params.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
