@@ -37,8 +37,6 @@ def explain_command(
     """Explain why an instance is where it is: what it waits for, since and until when,
     what a signal must carry, the signals it did not take, and the commands that move
     it on.
-
-    Example: procctl explain 3c86e909
     """
     options = global_options(ctx)
     explanation = read_store(options.home, lambda store: explain(store, instance_id))
@@ -140,18 +138,22 @@ def lines(explanation: Explanation, hints: dict[str, Any], signals_dir: Path,
         found = "" if all(f.declared for f in fields) else "read by later steps: "
         add("Expects", (found + fields_text(fields)) if fields else
             "no payload fields: nothing reads them (a payload is optional)")
-        add("Signal dir", f"{signals_dir} (a JSON file: correlation_id, payload; "
-                          "write NAME.tmp, then rename it to NAME.json)")
+        add("Signal dir", str(signals_dir))
+        out.extend(_field("", "(a signal file there: JSON with correlation_id and payload, "
+                              "written as NAME.tmp, then renamed to NAME.json)", width))
     if e.signals_total:
         shown = "" if e.signals_total <= len(e.signals) else f", newest {len(e.signals)}"
         add("Signals", f"{e.signals_total} not applied{shown}:")
         for signal in e.signals:
-            out.extend(_field("", neutralise(_signal_text(signal, now)), width,
+            out.extend(_field("", neutralise(_signal_text(signal)), width,
                               hanging=LABEL + 2))
     first = True
-    for command in commands(e, hints):
+    shown = commands(e, hints)
+    label = ("Move it on" if any(not c["command"].startswith("procctl show ") for c in shown)
+             else "More")
+    for command in shown:
         words = shlex.split(command["command"])
-        block = _command(words, "Move it on" if first else "", width)
+        block = _command(words, label if first else "", width)
         comment = "# " + neutralise(command["does"])
         if len(block[-1]) + 2 + len(comment) <= width:
             block[-1] += "  " + comment
@@ -209,23 +211,19 @@ def _at_expiry(e: Explanation) -> str:
     return "it fails (error kind expired) and its snapshot is discarded"
 
 
-def _signal_text(signal: SignalNote, now: datetime) -> str:
-    when = _ago(signal.received_at, now)
-    to = (f" to {signal.correlation_id}" if signal.near and signal.correlation_id
+def _signal_text(signal: SignalNote) -> str:
+    when = short_time(signal.received_at)
+    to = (f" to {signal.correlation_id} (a typo?)" if signal.near and signal.correlation_id
           else "")
     what = {"pending": "held", "rejected": "refused"}.get(signal.status, signal.status)
     reason = f": {signal.reason}" if signal.reason else ""
-    held = (f", held until {short_time(signal.hold_until)}"
+    held = (f" (held until {short_time(signal.hold_until)})"
             if signal.status == "pending" and signal.hold_until else "")
     return f"{when} {what}{to} from {signal.source}{held}{reason}"
 
 
 def _moment(iso: str, now: datetime) -> str:
     return f"{short_time(iso)} ({_relative(iso, now)})"
-
-
-def _ago(iso: str, now: datetime) -> str:
-    return _relative(iso, now)
 
 
 def _relative(iso: str, now: datetime) -> str:

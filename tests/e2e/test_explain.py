@@ -3,6 +3,8 @@ running instance, with the agent running and stopped, on SQLite and on PostgreSQ
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 from pathlib import Path
 
@@ -77,6 +79,21 @@ def test_a_paused_instance_at_80_columns_and_its_resume_line_works(
     assert line == explained["resume_line"]
     assert explained["signals_directory"] == str(shared_procctl.home / "signals")
 
+    # a signal file to a correlation ID one character off: held for no one, listed
+    signals = shared_procctl.home / "signals"
+    (signals / f"typo-{key}.tmp").write_text(json.dumps(
+        {"correlation_id": f"approval-{key}x", "payload": {"approved": True}}))
+    (signals / f"typo-{key}.tmp").rename(signals / f"typo-{key}.json")
+    wait_for(lambda: not (signals / f"typo-{key}.json").exists(),
+             message="the agent to read the signal file")
+    noted = shared_procctl.ok("explain", instance_id, "--json").json()["signals"]
+    assert [(s["correlation_id"], s["status"], s["near"]) for s in noted] == [
+        (f"approval-{key}x", "pending", True)]
+    shown = shared_procctl.ok("explain", instance_id, env=at(80)).out.splitlines()
+    assert "Signals     1 not applied:" in shown
+    assert (f"held to approval-{key}x (a typo?) from file:typo-{key}.json"
+            in " ".join(" ".join(shown).split())), shown
+
     # the line, pasted as it is, resumes it
     shared_procctl.ok(*shlex.split(line)[1:])
     done = wait_settled(shared_procctl, instance_id, "completed")
@@ -93,15 +110,78 @@ def test_unknown_id_exits_5(shared_procctl: Procctl) -> None:
     assert result.out == ""
 
 
+# The examples of docs/cli.md's explain section are this home's output (see
+# test_with_the_agent_down_failed_and_running_instances).
+DOC_APPROVAL = """
+[process]
+name = "approval"
+
+[process.params.order]
+type = "str"
+default = "A-17"
+
+[[steps]]
+id = "wait-for-answer"
+kind = "checkpoint"
+correlation_id = "approval-{{ order }}"
+ttl = "7d"
+expects = { approved = "bool", by = "str", note = "str?" }
+
+[[steps]]
+id = "done"
+kind = "return"
+value = { approved = "{{ results['wait-for-answer'].payload.approved }}" }
+"""
+
+DOC_FAILING = """
+[process]
+name = "invoice"
+
+[[steps]]
+id = "charge"
+kind = "throw"
+message = "the card was declined"
+"""
+
+CLI_MD = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
+_EXAMPLE = re.compile(r"<!-- output: explain (?P<name>[a-z]+) -->\n```\n(?P<body>.*?)```",
+                      re.DOTALL)
+_MASKS = ((re.compile(r"^Signal dir  .*$", re.MULTILINE), "Signal dir  DIR"),
+          (re.compile(r"\b[0-9a-f]{12}\b"), "ID"),
+          (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"), "TIME"),
+          (re.compile(r"\((in )?[0-9][0-9a-z. ]*?( ago)?\)"), "(WHEN)"))
+
+
+def masked(text: str) -> str:
+    """Output with what changes from run to run (IDs, times, the home) masked."""
+    for pattern, mask in _MASKS:
+        text = pattern.sub(mask, text)
+    return text
+
+
+def doc_examples() -> dict[str, str]:
+    return {m["name"]: m["body"] for m in _EXAMPLE.finditer(CLI_MD.read_text())}
+
+
 def test_with_the_agent_down_failed_and_running_instances(tmp_path: Path) -> None:
     procctl = Procctl(tmp_path / "home")
     (tmp_path / "failing.toml").write_text(FAILING)
     (tmp_path / "sleepy.toml").write_text(SLEEPY)
+    (tmp_path / "approval.toml").write_text(DOC_APPROVAL)
+    (tmp_path / "invoice.toml").write_text(DOC_FAILING)
     try:
         procctl.ok("config", "set", "shutdown_grace", "0s")
         failed = procctl("run", tmp_path / "failing.toml", "--wait", "--json").json()
         assert failed["status"] == "failed"
         sleepy = procctl.ok("run", tmp_path / "sleepy.toml", "--json").json()["instance_id"]
+        paused = run_paused(procctl, tmp_path / "approval.toml")["instance_id"]
+        invoice = procctl("run", tmp_path / "invoice.toml", "--wait", "--json").json()
+        signals = procctl.home / "signals"
+        (signals / "answer.tmp").write_text(json.dumps(
+            {"correlation_id": "approval-A-71", "payload": {"approved": True}}))
+        (signals / "answer.tmp").rename(signals / "answer.json")
+        wait_for(lambda: not (signals / "answer.json").exists(),
+                 message="the agent to read the signal file")
         wait_for(lambda: procctl.ok("explain", sleepy, "--json").json()["running_step"],
                  message="the sleep step to start")
         running = procctl.ok("explain", sleepy, "--json").json()
@@ -129,6 +209,12 @@ def test_with_the_agent_down_failed_and_running_instances(tmp_path: Path) -> Non
     assert "stopped while it ran step nap" in stopped["reason"]
     assert stopped["commands"][0]["command"] == "procctl agent start"
     assert not (procctl.home / "agent.sock").exists()
+
+    # docs/cli.md shows this output (IDs, times and the home masked)
+    real = {name: procctl.ok("explain", instance, env=at(80)).out
+            for name, instance in (("paused", paused), ("failed", invoice["instance_id"]))}
+    assert {name: masked(text) for name, text in doc_examples().items()} == {
+        name: masked(text) for name, text in real.items()}, "\n".join(real.values())
 
 
 @pytest.mark.postgres

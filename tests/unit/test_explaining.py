@@ -152,7 +152,7 @@ def test_signals_held_for_it_or_sent_to_a_similar_id_are_listed(engine: Engine) 
     assert found.signals_total == 1
     shown = text(engine, summary["instance_id"])
     at = next(i for i, line in enumerate(shown) if line.startswith("Signals "))
-    assert "held to order-1" in " ".join(shown[at:at + 3])
+    assert "held to order-1 (a typo?) from file:harness.json" in " ".join(shown[at:at + 3])
 
 
 def test_a_signal_refused_after_it_completed_is_listed_with_its_reason(
