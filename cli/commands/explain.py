@@ -142,16 +142,16 @@ def lines(explanation: Explanation, hints: dict[str, Any], signals_dir: Path,
         out.extend(_field("", "(a signal file there: JSON with correlation_id and payload, "
                               "written as NAME.tmp, then renamed to NAME.json)", width))
     if e.signals_total:
-        shown = "" if e.signals_total <= len(e.signals) else f", newest {len(e.signals)}"
-        add("Signals", f"{e.signals_total} not applied{shown}:")
+        newest = "" if e.signals_total <= len(e.signals) else f", newest {len(e.signals)}"
+        add("Signals", f"{e.signals_total} not applied{newest}:")
         for signal in e.signals:
             out.extend(_field("", neutralise(_signal_text(signal)), width,
                               hanging=LABEL + 2))
     first = True
-    shown = commands(e, hints)
-    label = ("Move it on" if any(not c["command"].startswith("procctl show ") for c in shown)
+    moves = commands(e, hints)
+    label = ("Move it on" if any(not c["command"].startswith("procctl show ") for c in moves)
              else "More")
-    for command in shown:
+    for command in moves:
         words = shlex.split(command["command"])
         block = _command(words, label if first else "", width)
         comment = "# " + neutralise(command["does"])
