@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from procctl.agent.errors import UsageError
+from procctl.agent.errors import DefinitionError, UsageError
 from procctl.agent.paths import HomePaths
 from procctl.agent.summary import resume_command
 from procctl.cli import plain, render
@@ -31,6 +31,7 @@ from procctl.cli.options import (
     open_home_store,
 )
 from procctl.store import StoreContract, StoreError
+from procctl.store.errors import NotFound
 from procctl.store.records import PausedRow
 from procctl.store.schema import SCHEMA_VERSION
 
@@ -86,7 +87,7 @@ class PausedReader:
         self.home = home
         self.store: StoreContract | None = None
 
-    def _open(self) -> StoreContract:
+    def open(self) -> StoreContract:
         if self.store is None:
             self.store = open_home_store(self.home, read_only=True)
             if self.store.file_schema < SCHEMA_VERSION:
@@ -103,7 +104,7 @@ class PausedReader:
     def page(self, process: str | None, before: Key | None, limit: int) -> list[PausedRow]:
         while True:
             try:
-                rows = self._open().list_paused(process_name=process, limit=limit,
+                rows = self.open().list_paused(process_name=process, limit=limit,
                                                 before=before)
             except StoreError:
                 if self._again():
@@ -113,7 +114,7 @@ class PausedReader:
                 return rows
 
     def count(self, process: str | None) -> int:
-        return self._open().count_paused_upto(COUNT_CAP + 1, process_name=process)
+        return self.open().count_paused_upto(COUNT_CAP + 1, process_name=process)
 
     def rows(self, process: str | None, before: Key | None, limit: int) -> Iterator[PausedRow]:
         """Up to `limit` rows (negative: all) after `before`, a page at a time."""
@@ -168,9 +169,11 @@ def list_paused_command(
         more = limit > 0 and len(rows) > limit
         rows = rows[:limit] if limit > 0 else rows
         total = reader.count(process) if more and before is None else None
+        expected = expectations(reader.open(), rows) if wide and rows else {}
     finally:
         reader.close()
-    _table(rows, options.home, process, more=more, total=total, limit=limit, wide=wide)
+    _table(rows, options.home, process, more=more, total=total, limit=limit,
+           expected=expected)
 
 
 def _stream_json(rows: Iterator[PausedRow]) -> None:
@@ -202,16 +205,41 @@ SHRINK = (("drop-empty", "NEXT RESUME"), ("drop", "SIZE"), ("drop", "ITER"),
           ("drop", "PAUSED SINCE"), ("drop", "EXPIRES"))
 
 
-def expects(row: PausedRow) -> tuple[str, str]:
-    """What the paused instance's signal must carry, and a ready-to-paste `procctl
-    resume` line. H8 API: cli/payload_hints.py (`expected_fields`, `resume_line`) is not
-    committed yet; until it is, no fields are named and the line is the generic one."""
-    # TODO(H8): use payload_hints.expected_fields / payload_hints.resume_line here.
-    return "-", resume_command(row.checkpoint.correlation_id) + " [--data key=value]"
+def expectations(store: StoreContract, rows: list[PausedRow]) -> dict[str, tuple[str, str]]:
+    """For each row's instance: what its signal must carry (its checkpoint's expected
+    fields, cli/payload_hints.py) and a ready-to-paste `procctl resume` line; for a
+    parent paused at a call, the child it waits for. Read from the definitions the
+    instances run (each parsed once)."""
+    from procctl.agent.calls import called_child
+    from procctl.cli import payload_hints
+
+    definitions: dict[str, Any] = {}
+    for sha in {row.instance.definition_sha256 for row in rows}:
+        try:
+            definitions[sha] = payload_hints.pinned_definition(store, sha)
+        except (DefinitionError, NotFound):  # not readable by this procctl: say so
+            definitions[sha] = None
+    shown = {}
+    for row in rows:
+        correlation_id = row.checkpoint.correlation_id
+        child = called_child(correlation_id)
+        definition = definitions[row.instance.definition_sha256]
+        if child is not None:
+            shown[row.instance.id] = ("-", f"waits for child instance {child}")
+        elif definition is None:
+            shown[row.instance.id] = ("?", resume_command(correlation_id))
+        else:
+            fields = payload_hints.expected_fields(definition, row.checkpoint.step_id)
+            shown[row.instance.id] = (payload_hints.fields_text(fields),
+                                      payload_hints.resume_line(correlation_id, fields))
+    return shown
 
 
 def _table(rows: list[PausedRow], home: HomePaths, process: str | None, *, more: bool,
-           total: int | None, limit: int, wide: bool) -> None:
+           total: int | None, limit: int, expected: dict[str, tuple[str, str]]) -> None:
+    """The table (with EXPECTS and RESUME WITH, from `expected`, for --wide) and its
+    notes."""
+    wide = bool(expected)
     if not rows:
         render.print_line(nothing_text(
             "paused instances", home, f"process {process}" if process else ""))
@@ -227,7 +255,7 @@ def _table(rows: list[PausedRow], home: HomePaths, process: str | None, *, more:
             (render.until(shown["resume_at"]), render.from_now(shown["resume_at"])),
             str(shown["iteration"]), f"{shown['bytes']} B"]
         if wide:
-            cell.extend(render.neutralise(text) for text in expects(row))
+            cell.extend(render.neutralise(text) for text in expected[row.instance.id])
         cells.append(cell)
     render.print_table([*COLUMNS, *WIDE_COLUMNS] if wide else COLUMNS, cells, shrink=SHRINK,
                        wide=wide)

@@ -38,8 +38,27 @@ class Shown:
         self.checkpoint: CheckpointRecord | None = store.find_checkpoint(self.record.id)
         self.child = waiting_for(self.record, store.get_instance)
         self.total = store.count_events(self.record.id)
+        self.expects: list[Any] | None = None  # the fields a resume must send
+        if self.checkpoint is not None and self.child is None and self.record.status in (
+                Status.PAUSED, Status.FAILED):
+            self.expects = _expected(store, self.record, self.checkpoint)
         self.events: list[EventRecord] = (store.events(self.record.id) if limit is None
                                           else store.last_events(self.record.id, limit))
+
+
+def _expected(store: StoreContract, record: InstanceRecord,
+              checkpoint: CheckpointRecord) -> list[Any] | None:
+    """The payload fields the instance's checkpoint expects (cli/payload_hints.py); None
+    when its definition cannot be read by this procctl."""
+    from procctl.agent.errors import DefinitionError
+    from procctl.cli import payload_hints
+    from procctl.store.errors import NotFound
+
+    try:
+        definition = payload_hints.pinned_definition(store, record.definition_sha256)
+    except (DefinitionError, NotFound):
+        return None
+    return payload_hints.expected_fields(definition, checkpoint.step_id)
 
 
 def history_limit(text: str) -> int | None:
@@ -81,7 +100,7 @@ def show_command(
     if as_json:
         render.print_json({**summary, "history": events})
         return
-    render.print_pairs(_pairs(summary, checkpoint, child, options.home))
+    render.print_pairs(_pairs(summary, checkpoint, child, options.home, shown.expects))
     render.print_line("")
     if shown.total > len(events):
         render.print_line(f"History (the last {len(events)} of {shown.total} events; "
@@ -93,7 +112,8 @@ def show_command(
 
 
 def _pairs(summary: dict[str, Any], checkpoint: CheckpointRecord | None,
-           child: dict[str, Any] | None, home: HomePaths) -> list[plain.Pair]:
+           child: dict[str, Any] | None, home: HomePaths,
+           expects: list[Any] | None) -> list[plain.Pair]:
     """The `Name  value` lines: plain text, data neutralised."""
     text = render.neutralise
     pairs = [
@@ -128,11 +148,14 @@ def _pairs(summary: dict[str, Any], checkpoint: CheckpointRecord | None,
     if child is not None:
         pairs.append(plain.Pair("Waiting for", waiting_text(child)))
     elif "resume_command" in summary:
+        from procctl.cli import payload_hints
         from procctl.cli.commands.paused import signals_directory
 
-        expects, line = _expects(summary)
-        if expects:
-            pairs.append(plain.Pair("Expects", text(expects)))
+        line = summary["resume_command"]
+        if expects is not None:
+            line = payload_hints.resume_line(checkpoint.correlation_id if checkpoint else "",
+                                             expects)
+            pairs.append(plain.Pair("Expects", text(payload_hints.fields_text(expects))))
         pairs += [
             plain.Pair("Resume", text(line), wrap=False),
             plain.Pair("or drop", text(json.dumps(summary["signal_file"])), wrap=False),
@@ -148,14 +171,6 @@ def _pairs(summary: dict[str, Any], checkpoint: CheckpointRecord | None,
                                          "snapshot is gone; run the process again with "
                                          "procctl run"))
     return pairs
-
-
-def _expects(summary: dict[str, Any]) -> tuple[str, str]:
-    """The fields a signal must carry (empty: none known) and a ready-to-paste resume
-    line. H8 API: cli/payload_hints.py (`expected_fields`, `resume_line`) is not
-    committed yet; until it is, no fields are named and the line is the generic one."""
-    # TODO(H8): use payload_hints.expected_fields / payload_hints.resume_line here.
-    return "", f"{summary['resume_command']} [--data key=value]"
 
 
 def _detail(event: dict[str, Any]) -> str:

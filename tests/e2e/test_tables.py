@@ -51,6 +51,7 @@ id = "wait-for-the-answer"
 kind = "checkpoint"
 correlation_id = "a-rather-long-correlation-id-for-{{ key }}"
 ttl = "7d"
+expects = { approved = "bool", by = "str?" }
 """
 
 CHATTY = """
@@ -224,8 +225,10 @@ def test_list_paused_wide_and_piped(home: Any) -> None:
     wide = on_terminal(home.procctl, 80, "list-paused", "--wide")
     header = wide.splitlines()[0].split()
     assert header[-4:] == ["SIZE", "EXPECTS", "RESUME", "WITH"], wide
-    assert ("procctl resume --correlation-id a-rather-long-correlation-id-for-K-1"
-            in wide.splitlines()[1]), wide
+    row = wide.splitlines()[1]
+    assert row.endswith("  approved (bool), by (str, optional)  procctl resume "
+                        "--correlation-id a-rather-long-correlation-id-for-K-1 "
+                        "--data approved=true"), wide
     real = (home.procctl.home / "signals").resolve()
     err = home.procctl.ok("list-paused", "--wide").err
     assert f"Or drop a signal file into {real}:" in err, err
@@ -270,7 +273,8 @@ def test_show_of_a_paused_instance_keeps_its_commands_on_one_line(home: Any) -> 
     lines = text.splitlines()
     resume = next(line for line in lines if line.startswith("Resume "))
     assert resume.split(None, 1)[1] == (f"procctl resume --correlation-id {correlation_id} "
-                                        "[--data key=value]")
+                                        "--data approved=true")
+    assert "Expects         approved (bool), by (str, optional)" in lines
     assert any(line.startswith("Correlation ID  " + correlation_id) for line in lines)
     assert any(str(real) in line for line in lines), text
     # the history fits; what is too long for 80 columns (the resume line) is left whole
