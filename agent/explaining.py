@@ -260,7 +260,7 @@ def _running(record: InstanceRecord, owner: Owner | None,
     since = step[2] if step is not None else record.updated_at
     where = f"step {step[0]} ({step[1]})" if step is not None else "its steps"
     commands = [Command("follow", ("follow", rid), "print its steps as it runs on"),
-                Command("wait", ("wait", rid), "wait for it to end; exit with its outcome"),
+                Command("wait", ("wait", rid), "wait until it pauses or ends"),
                 Command("cancel", ("cancel", rid, "--reason", "TEXT"),
                         "stop it now (its finally blocks run)"),
                 Command("show", ("show", rid), "its history")]
