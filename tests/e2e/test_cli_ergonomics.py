@@ -10,6 +10,7 @@ from pathlib import Path
 from helpers import SAMPLES, Procctl, wait_for
 
 from procctl.cli.app import COMMANDS
+from procctl.cli.commands.agent import waiting_text
 from procctl.cli.help_examples import EXAMPLES
 from procctl.store import Store
 
@@ -79,7 +80,12 @@ def test_help_says_name_value_whole_summaries_and_an_example(procctl: Procctl) -
     assert "..." not in root.out.split("Commands:")[1], root.out
     assert "--install-completion" in root.out, root.out
 
-    assert "-p, --param NAME=VALUE" in run.out, str(run)
+    # as docs/cli.md (Help) shows them
+    assert ("  -w, --wait              Follow the instance and print its result.\n"
+            "  -p, --param NAME=VALUE  A param: its name and value (repeatable).\n"
+            in run.out), str(run)
+    assert run.out.endswith("\n\n  Example:\n    procctl run samples/approval.toml --wait "
+                            "-p order=A-17 -p amount=1200\n"), str(run)
     assert "-d, --data NAME=VALUE" in resume.out, str(resume)
     for path, shown in (("run", run), ("resume", resume), ("agent stop", stop)):
         assert "list[str]" not in shown.out, str(shown)
@@ -148,6 +154,8 @@ def test_config_set_suggests_the_setting_meant_and_prints_json(procctl: Procctl)
         "Error: unknown setting 'shutdown_gace'",
         "Hint: did you mean 'shutdown_grace'? procctl config show lists the settings"]
     assert far.code == 2 and "Hint: known settings: signals_dir," in far.err, str(far)
+    assert procctl.ok("config", "set", "shutdown_grace", "30s").out == (
+        "shutdown_grace = '30s'\n")  # as docs/cli.md shows it
     assert as_json.code == 0, str(as_json)
     assert as_json.json() == {"key": "shutdown_grace", "value": "30s",
                               "file": str(procctl.home / "config.toml")}
@@ -191,5 +199,8 @@ def test_agent_stop_says_what_it_waits_for(procctl: Procctl, tmp_path: Path) -> 
     assert stopped.err.splitlines() == [
         "Waiting for 1 running instance to finish (shutdown_grace 1s)..."], str(stopped)
     assert procctl("agent", "status").code == 4  # it has stopped
+    # the line docs/cli.md shows, for more instances
+    assert waiting_text(3, "10s") == (
+        "Waiting for 3 running instances to finish (shutdown_grace 10s)...")
     plain = procctl("agent", "stop")
     assert plain.out == f"No agent is running for home {procctl.home}\n", str(plain)
