@@ -126,3 +126,23 @@ def missing_field_hint(summary: dict[str, Any]) -> str | None:
     line = _line(str(summary["checkpoint"]["correlation_id"]), [(name, "VALUE")])
     return (f"The signal that resumed it had no payload field {name!r}: send it again with "
             f"the field (a retry would fail the same way): {line}")
+
+
+#: the end of a refusal by a checkpoint's `expects` (agent/definition/payload_fields.py)
+_EXPECTS_TAIL = re.compile(r"\(expects (?P<fields>[^()]*)\)$")
+
+
+def refusal_hint(reason: str | None, correlation_id: str) -> str | None:
+    """For a signal refused because its payload did not fit the checkpoint's `expects`:
+    the line that sends one that fits. None for any other refusal."""
+    if not reason or not reason.startswith("payload refused by the checkpoint"):
+        return None
+    found = _EXPECTS_TAIL.search(reason)
+    if found is None:
+        return None
+    pairs = []
+    for item in found.group("fields").split(", "):
+        name, _, kind = item.rpartition(": ")
+        if name and not kind.endswith("?"):
+            pairs.append((name, _EXAMPLES.get(kind, "VALUE")))
+    return "send a payload that fits, e.g.: " + _line(correlation_id, pairs)

@@ -49,7 +49,11 @@ def test_resume_with_a_payload_that_does_not_fit_exits_7_and_it_stays_paused(
     refused = shared_procctl("resume", "--correlation-id", f"approval-{key}",
                              "--data", "approved=yes", "--data", "by=ada")
     assert refused.code == 7, str(refused)
-    assert "payload field 'approved' must be bool, not str \"yes\"" in refused.err
+    # docs/signals.md, "procctl resume"
+    assert refused.err.splitlines()[0] == (
+        f"Error: not resumed: payload refused by the checkpoint of instance "
+        f"{paused['instance_id']}: payload field 'approved' must be bool, not str \"yes\" "
+        "(expects approved: bool, by: str?)")
     assert show_json(shared_procctl, paused["instance_id"])["status"] == "paused"
     missing = shared_procctl("resume", "--correlation-id", f"approval-{key}",
                              "--data", "by=ada")
