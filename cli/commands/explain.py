@@ -20,7 +20,12 @@ from procctl.agent import values
 from procctl.agent.durations import format_duration
 from procctl.agent.explaining import Explanation, SignalNote, explain
 from procctl.cli.options import global_options, read_store
-from procctl.cli.payload_hints import expected_fields, fields_text, resume_line
+from procctl.cli.payload_hints import (
+    expected_fields,
+    fields_text,
+    missing_payload_field,
+    resume_line,
+)
 from procctl.cli.render import neutralise, print_json, short_time
 
 #: the width of the labels' column (a label and two spaces)
@@ -89,17 +94,29 @@ def _hints_json(hints: dict[str, Any]) -> dict[str, Any]:
 
 def commands(explanation: Explanation, hints: dict[str, Any]) -> list[dict[str, str]]:
     """The commands that move it on, as JSON: the resume line with the payload's fields
-    when they are known; only commands this procctl has."""
+    when they are known; only commands this procctl has. An instance that failed on a
+    payload field its signal lacked is resumed with the field first (a retry resumes
+    with no payload, and fails the same way)."""
     from procctl.cli.app import COMMANDS
 
     known = {command.name for command in COMMANDS}
-    out = []
+    missing = missing_payload_field({
+        "status": explanation.status, "error": explanation.error,
+        "checkpoint": {"correlation_id": explanation.correlation_id}})
+    out: list[dict[str, str]] = []
     for command in explanation.commands:
         if command.name not in known:
             continue
         shown = command.to_json()
         if command.name == "resume" and hints.get("resume_line"):
             shown["command"] = hints["resume_line"]
+        if command.name == "resume" and missing is not None:
+            if f"--data {missing}=" not in shown["command"]:
+                shown["command"] += " " + shlex.join(("--data", f"{missing}=VALUE"))
+            shown["does"] = (f"resume it with the payload field {missing!r} its signal "
+                             "lacked (a retry would fail the same way)")
+            out.insert(0, shown)
+            continue
         out.append(shown)
     return out
 

@@ -20,7 +20,7 @@ from procctl.agent.explaining import (
     owner_of,
     running_step,
 )
-from procctl.cli.commands.explain import lines, payload_hints
+from procctl.cli.commands.explain import commands, lines, payload_hints
 from procctl.store import open_store
 from procctl.store.records import AgentRecord, EventRecord, InstanceRecord, Status
 
@@ -294,3 +294,28 @@ def test_a_cancelled_instance_says_who_cancelled_it_and_why(engine: Engine) -> N
     assert (found.status, found.waits_for) == ("cancelled", "nothing")
     assert found.reason.startswith("it was cancelled by alice@host (duplicate order)")
     assert [c.name for c in found.commands] == ["show"]
+
+
+def test_failed_on_a_payload_field_its_signal_lacked_resume_with_it_first(
+        engine: Engine) -> None:
+    summary = engine.run(APPROVAL.format(extra=""))
+    resumed = engine.resume("order-17", {"by": "ada"})["instance"]
+    assert resumed["status"] == "failed", resumed
+    found = explained(engine, summary["instance_id"])
+    moves = commands(found, payload_hints(found))
+    assert moves[0]["command"].startswith(
+        "procctl resume --correlation-id order-17 --data approved=")
+    assert "a retry would fail the same way" in moves[0]["does"]
+    assert [m["command"].split()[1] for m in moves] == ["resume", "retry", "show"]
+
+
+def test_held_after_a_crash_it_waits_for_a_retry() -> None:
+    record = InstanceRecord(
+        "abc123", "sha", "p", None, Status.PAUSED, "{}", "{}", "2026-12-01T00:00:00+00:00",
+        "2026-12-01T00:00:01+00:00", None, None,
+        json.dumps({"kind": "crashed", "message": "the agent stopped while it ran"}),
+        paused_at="2026-12-01T00:00:01+00:00")
+    found = build(record, None, [])
+    assert found.waits_for == "retry"
+    assert "on_crash" in found.reason and "the agent stopped while it ran" in found.reason
+    assert found.commands[0].line == "procctl retry abc123"
