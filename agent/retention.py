@@ -1,25 +1,33 @@
 """Retention: finished instances (completed, failed, cancelled) removed with their
-history once they ended longer ago than a cut, and old signal records that resumed
-nothing.
+history once they ended longer ago than a cut, old signal records that resumed nothing,
+and old files in the signals directory's processed/ and rejected/ folders.
 
 `procctl purge --finished --older-than D` walks one `FinishedPass` to its end; the
 agent's clock (`RetentionClock`, called at every scheduler tick) starts a pass with the
 `retention` setting as the cut every RETENTION_INTERVAL and takes one small batch of
 it per tick, so a backlog never holds the store thread long. `retention = "0"` keeps
-everything: the clock does nothing.
+everything: the clock does nothing. The clock leaves the signal files alone: `procctl
+signals --clear --older-than D` removes them (`old_signal_files`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from procctl.agent.durations import parse_duration
-from procctl.agent.store_worker import StoreWorker
-from procctl.store import StoreContract
+from procctl.agent.signals import PROCESSED, REJECTED
 from procctl.store.clock import utc_after
 from procctl.store.retention import FinishedKey, FinishedRow, Purged
+
+if TYPE_CHECKING:
+    from procctl.agent.store_worker import StoreWorker
+    from procctl.store import StoreContract
 
 log = logging.getLogger("procctl.retention")
 
@@ -116,3 +124,58 @@ class RetentionClock:
                 log.info("retention: cleared %d rejected, unmatched or duplicate signal "
                          "record(s) received before %s", self._signals_cleared, before,
                          extra={"cleared": self._signals_cleared, "before": before})
+
+
+@dataclass
+class FileSweep:
+    """Old files in the signals directory's processed/ and rejected/ folders."""
+
+    folders: list[Path] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    #: the files that could not be removed, each with why
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+    def remove(self) -> int:
+        """Remove the files found (a link itself, never what it points to); how many
+        went. A file already gone counts as removed."""
+        removed = 0
+        for path in self.files:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                self.failed.append((path, exc.strerror or str(exc)))
+                continue
+            removed += 1
+        return removed
+
+
+def old_signal_files(directory: Path, older_than: float) -> FileSweep:
+    """The files in `directory`'s processed/ and rejected/ (signals that were read, and
+    those refused with their .error.json) filed more than `older_than` seconds ago:
+    by the later of their modification and change times (a rename into the folder
+    changes the latter). A folder that is a link, or not the user's own, is left
+    alone; so is anything in it that is a directory."""
+    before = time.time() - older_than
+    sweep = FileSweep()
+    for name in (PROCESSED, REJECTED):
+        folder = directory / name
+        try:
+            info = folder.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+            continue
+        sweep.folders.append(folder)
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                try:
+                    found = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if not stat.S_ISDIR(found.st_mode) and max(
+                        found.st_mtime, found.st_ctime) < before:
+                    sweep.files.append(Path(entry.path))
+    sweep.files.sort()
+    return sweep
