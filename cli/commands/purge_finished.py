@@ -133,8 +133,6 @@ def purge_command(
     Completed, failed and cancelled instances that ended more than --older-than ago go,
     with their history events, checkpoint and signal records; running and paused ones
     never do. Works with or without an agent.
-
-    Example: procctl purge --finished --older-than 30d --dry-run
     """
     options = global_options(ctx)
     if not finished:

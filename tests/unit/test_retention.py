@@ -292,3 +292,44 @@ def test_the_clock_clears_old_signal_records_after_the_instances(tmp_path: Path)
     run_clock(path, 30 * DAY, steps=4)
     assert count(path, "SELECT COUNT(*) FROM signals") == 4 + 5  # the recent, the pending
     assert count(path, "SELECT COUNT(*) FROM signals WHERE status = 'pending'") == 6
+
+
+# -- old signal files -----------------------------------------------------------------
+
+
+def test_old_signal_files_are_the_filed_ones_and_links_are_removed_not_followed(
+        tmp_path: Path) -> None:
+    from procctl.agent.retention import old_signal_files
+
+    signals = tmp_path / "signals"
+    (signals / "processed").mkdir(parents=True)
+    (signals / "rejected" / "a-directory").mkdir(parents=True)
+    (signals / "waiting.json").write_text("{}")  # not read yet: never touched
+    (signals / "processed" / "done.json").write_text("{}")
+    (signals / "rejected" / "bad.json").write_text("x")
+    (signals / "rejected" / "bad.json.error.json").write_text("{}")
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    (signals / "rejected" / "link.json").symlink_to(precious)
+
+    assert old_signal_files(signals, 3600).files == []  # all filed just now
+    sweep = old_signal_files(signals, 0)
+    assert [p.name for p in sweep.files] == ["done.json", "bad.json", "bad.json.error.json",
+                                             "link.json"]
+    assert sweep.remove() == 4 and sweep.failed == []
+    assert precious.read_text() == "keep me"
+    assert (signals / "waiting.json").exists() and (signals / "rejected" / "a-directory").is_dir()
+
+
+def test_a_filed_folder_that_is_a_link_is_left_alone(tmp_path: Path) -> None:
+    from procctl.agent.retention import old_signal_files
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "important.json").write_text("{}")
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    (signals / "processed").symlink_to(elsewhere)
+    sweep = old_signal_files(signals, 0)
+    assert sweep.files == [] and sweep.folders == []
+    assert (elsewhere / "important.json").exists()
