@@ -155,7 +155,8 @@ def _dry_run(home: HomePaths, before: str, report: PurgeReport) -> None:
     keep = None if report.as_json else LISTED
 
     def read(store: StoreContract) -> tuple[list[FinishedRow], int]:
-        reading, rows, count = FinishedPass(before), [], 0
+        reading, count = FinishedPass(before), 0
+        rows: list[FinishedRow] = []
         while not reading.done:
             page = reading.next_page(store, BATCH)
             count += len(page)
