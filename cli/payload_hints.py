@@ -112,7 +112,8 @@ def missing_payload_field(summary: dict[str, Any]) -> str | None:
     if found is None:
         return None
     name, source = found.group("name"), found.group("source")
-    if not re.search(rf"""payload(\.|\[\s*["']){re.escape(name)}\b""", source):
+    if not re.search(rf"""payload(["']\s*\])?\s*(\.|\[\s*["']){re.escape(name)}\b""",
+                     source):
         return None
     return name
 

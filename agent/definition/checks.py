@@ -29,6 +29,7 @@ from procctl.agent.definition.model import (
     WhileStep,
     steps_within,
 )
+from procctl.agent.definition.payload_fields import payload_fields_read
 from procctl.agent.errors import ExpressionError, Problem
 from procctl.agent.expressions import BUILTIN_NAMES, compile_template, iter_templates
 
@@ -215,7 +216,28 @@ def check_definition(definition: Definition,
 
     walk(definition.steps, set(params), set(params))
     _check_placement(definition.steps, report)
+    _check_payload_reads(definition, report)
     return problems
+
+
+def _check_payload_reads(definition: Definition, report: Report) -> None:
+    """A later step that reads (without a default) a payload field the checkpoint's
+    `expects` does not declare: the door lets a signal without it through (often a
+    misspelt field)."""
+    for step in definition.all_steps():
+        if not isinstance(step, CheckpointStep) or step.expects is None:
+            continue
+        declared = [field.name for field in step.expects]
+        for found in payload_fields_read(definition, step.id):
+            if found.name in declared or found.optional:  # a default covers its absence
+                continue
+            close = get_close_matches(found.name, declared, n=1)
+            report(step, f"a later step reads payload field {found.name!r}, which expects "
+                   "does not declare: a signal without it is let through",
+                   f"did you mean {close[0]!r}?" if close
+                   else f'add it to expects (e.g. {found.name} = "str"), or read it with '
+                   "| default(...)",
+                   severity="warning")
 
 
 def _pauses(step: AnyStep) -> bool:

@@ -12,6 +12,7 @@ from procctl.agent.definition.payload_fields import (
     payload_fields_read,
     payload_problem,
 )
+from procctl.cli.payload_hints import missing_field_hint, missing_payload_field, refusal_hint
 
 HEAD = """
 [process]
@@ -161,3 +162,64 @@ def test_expects_is_parsed_and_stored_as_it_was_declared() -> None:
         PayloadField("a", "int"), PayloadField("b", "any", True))
     assert expects_json(definition.steps[1]) is None
     assert expects_from_json(None) is None
+
+
+def test_a_read_of_a_field_expects_does_not_declare_is_a_warning() -> None:
+    definition = parse_definition("""
+[process]
+name = "p"
+
+[[steps]]
+id = "wait"
+kind = "checkpoint"
+expects = { approved = "bool" }
+
+[[steps]]
+id = "done"
+kind = "return"
+value = "{{ results['wait'].payload.aproved }} {{ results['wait'].payload.note | default('') }}"
+""", "p.toml")
+    [warning] = definition.warnings
+    assert (warning.severity, warning.line) == ("warning", 6)
+    assert warning.message == ("a later step reads payload field 'aproved', which expects "
+                               "does not declare: a signal without it is let through")
+    assert warning.hint == "did you mean 'approved'?"
+
+
+FAILED = {
+    "instance_id": "abc", "status": "failed",
+    "checkpoint": {"step_id": "wait", "correlation_id": "approval A"},
+    "error": {"kind": "expression", "step_id": "decide",
+              "message": "in \"results['wait'].payload.approved\": 'dict object' has no "
+                         "attribute 'approved'"},
+}
+
+
+def test_a_failure_on_a_missing_payload_field_gets_the_resume_line() -> None:
+    assert missing_field_hint(FAILED) == (
+        "The signal that resumed it had no payload field 'approved': send it again with the "
+        "field (a retry would fail the same way): procctl resume --correlation-id "
+        "'approval A' --data approved=VALUE")
+    no_payload = {**FAILED, "error": {**FAILED["error"], "message": (  # type: ignore[dict-item]
+        "in \"results['wait']['payload']['by'] == 'x'\": 'None' has no attribute 'by'")}}
+    assert missing_payload_field(no_payload) == "by"
+
+
+def test_other_failures_get_no_resume_line() -> None:
+    other_attribute = {**FAILED, "error": {**FAILED["error"], "message": (  # type: ignore[dict-item]
+        "in \"order.customer\": 'dict object' has no attribute 'customer'")}}
+    assert missing_field_hint(other_attribute) is None
+    assert missing_field_hint({**FAILED, "checkpoint": None}) is None
+    assert missing_field_hint({**FAILED, "status": "completed"}) is None
+    task_error = {**FAILED, "error": {"kind": "task_error", "message": "boom"}}
+    assert missing_field_hint(task_error) is None
+
+
+def test_a_refusal_by_expects_gets_the_line_that_fits() -> None:
+    reason = ("payload refused by the checkpoint of instance abc: payload field 'approved' "
+              "must be bool, not str \"yes\" (expects approved: bool, count: int, by: str?)")
+    assert refusal_hint(reason, "approval-1") == (
+        "send a payload that fits, e.g.: procctl resume --correlation-id approval-1 "
+        "--data approved=true --data count=1")
+    assert refusal_hint("instance abc is completed", "approval-1") is None
+    assert refusal_hint(None, "approval-1") is None
