@@ -113,8 +113,8 @@ def commands(explanation: Explanation, hints: dict[str, Any]) -> list[dict[str, 
         if command.name == "resume" and missing is not None:
             if f"--data {missing}=" not in shown["command"]:
                 shown["command"] += " " + shlex.join(("--data", f"{missing}=VALUE"))
-            shown["does"] = (f"resume it with the payload field {missing!r} its signal "
-                             "lacked (a retry would fail the same way)")
+            shown["does"] = (f"resume it with the field {missing!r} its signal lacked "
+                             "(a retry fails the same way)")
             out.insert(0, shown)
             continue
         out.append(shown)
@@ -175,7 +175,12 @@ def lines(explanation: Explanation, hints: dict[str, Any], signals_dir: Path,
         if len(block[-1]) + 2 + len(comment) <= width:
             block[-1] += "  " + comment
         else:
-            block.extend(_field("", comment, width, hanging=LABEL + 4, indent=LABEL + 2))
+            # every line of it a comment, so that the block pastes as it is
+            lead = " " * (LABEL + 2) + "# "
+            block.extend(line.rstrip() for line in textwrap.wrap(
+                neutralise(command["does"]), width=max(width, LABEL + 20),
+                initial_indent=lead, subsequent_indent=lead, break_long_words=False,
+                break_on_hyphens=False))
         out.extend(block)
         first = False
     return out

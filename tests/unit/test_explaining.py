@@ -305,8 +305,19 @@ def test_failed_on_a_payload_field_its_signal_lacked_resume_with_it_first(
     moves = commands(found, payload_hints(found))
     assert moves[0]["command"].startswith(
         "procctl resume --correlation-id order-17 --data approved=")
-    assert "a retry would fail the same way" in moves[0]["does"]
+    assert "a retry fails the same way" in moves[0]["does"]
     assert [m["command"].split()[1] for m in moves] == ["resume", "retry", "show"]
+    # pasted into a shell as it is, the block runs these commands and nothing else
+    assert pasted(text(engine, summary["instance_id"], 80)) == [
+        shlex.split(m["command"]) for m in moves]
+
+
+def pasted(shown: list[str]) -> list[list[str]]:
+    """The commands a shell runs from the `Move it on` block pasted as it is."""
+    start = next(i for i, line in enumerate(shown) if line.startswith("Move it on "))
+    script = "\n".join(line[12:] for line in shown[start:]).replace(" \\\n", " ")
+    return [words for line in script.splitlines()
+            if (words := shlex.split(line, comments=True))]
 
 
 def test_held_after_a_crash_it_waits_for_a_retry() -> None:
