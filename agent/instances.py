@@ -23,7 +23,12 @@ from procctl.agent.calls import CALL_PREFIX, called_child
 from procctl.agent.definition import Definition, Step, parse_definition
 from procctl.agent.definition.children import PinnedChildren
 from procctl.agent.engine.runner import Outcome, Runner
-from procctl.agent.engine.state import InstanceState, ResumeInfo
+from procctl.agent.engine.state import (
+    Cancellation,
+    InstanceCancelled,
+    InstanceState,
+    ResumeInfo,
+)
 from procctl.agent.errors import Refused, StepFailed
 from procctl.agent.faults import failing, fault, halt
 from procctl.agent.lifecycle import parent_to_wake
@@ -32,7 +37,7 @@ from procctl.agent.store_worker import StoreWorker
 from procctl.store import InstanceRecord
 from procctl.store.clock import utc_now
 from procctl.store.errors import Conflict, Fenced
-from procctl.store.records import CheckpointRecord, Delivery, EventRow, SignalRecord
+from procctl.store.records import CheckpointRecord, Delivery, EventRow, SignalRecord, Status
 from procctl.store.sqlite import TERMINAL_STATUSES
 
 log = logging.getLogger("procctl.agent")
@@ -108,6 +113,8 @@ class InstanceHooks:
         self.manager = manager
         self.instance_id = instance_id
         self.pending: SignalRecord | None = None
+        #: set by InstanceManager.cancel (see EngineHooks.cancellation)
+        self.cancellation: Cancellation | None = None
 
     async def save_checkpoint(self, step: Step, snapshot: Snapshot, *,
                               expires_at: str | None, on_expire_json: str | None,
@@ -132,7 +139,11 @@ class InstanceHooks:
     async def pause(self, step: Step, event: dict[str, Any], *, commit_value: Any,
                     resume_at: str | None) -> None:
         """Paused, with instance_paused, in one transaction; a signal held for this
-        checkpoint is taken in it too (applied, with its signal_applied event)."""
+        checkpoint is taken in it too (applied, with its signal_applied event). A
+        cancelled instance (a checkpoint in a `finally` that runs because of the
+        cancel) does not pause: it ends cancelled."""
+        if self.cancellation is not None:
+            raise InstanceCancelled(self.cancellation)
         worker = self.manager.worker
         plain = values.to_plain(event)
         at = utc_now()
@@ -189,6 +200,8 @@ class InstanceManager:
         self._settle_waiters: dict[str, set[asyncio.Event]] = {}
         #: instance id -> how many parents wait for it in memory right now
         self._waited_on: dict[str, int] = {}
+        #: the hooks of the instances whose Runner runs now (what `cancel` can stop)
+        self._running: dict[str, InstanceHooks] = {}
 
     # -- watchers -------------------------------------------------------------------
 
@@ -463,6 +476,7 @@ class InstanceManager:
                                        "at": started[1]})
         elif resume is None:
             await emit("instance_started", None, {"process": definition.name})
+        self._running[instance_id] = hooks
         try:
             outcome = await Runner(definition, state, emit, hooks, resume).run()
         except asyncio.CancelledError:
@@ -478,6 +492,10 @@ class InstanceManager:
             log.exception("instance crashed", extra={"instance": instance_id})
             outcome = Outcome("failed", error={
                 "kind": "internal", "message": f"procctl bug: {type(exc).__name__}: {exc}"})
+        finally:
+            # Nothing awaits between the run's end and this: a cancel that finds the
+            # instance here reaches its Runner, one that does not finds it ending.
+            self._running.pop(instance_id, None)
         if outcome.status != "paused":
             try:
                 await self._finish(instance_id, outcome, emit)
@@ -511,6 +529,9 @@ class InstanceManager:
                 outcome = Outcome("failed", error={
                     "kind": "result", "message": f"the result cannot be stored: {exc}"})
         error_json = json.dumps(outcome.error) if outcome.error else None
+        if outcome.status == Status.CANCELLED:
+            await self._finish_cancelled(instance_id, outcome)
+            return
         # The last event first: the store thread writes it before the status changes, so
         # whoever sees the instance finished also sees its whole history.
         kind = "instance_completed" if outcome.status == "completed" else "instance_failed"
@@ -518,6 +539,43 @@ class InstanceManager:
         await self.worker.call(store.finish_instance, instance_id, outcome.status,
                                result_json=result_json, error_json=error_json)
         log.info(f"instance {outcome.status}", extra={"instance": instance_id})
+
+    async def _finish_cancelled(self, instance_id: str, outcome: Outcome) -> None:
+        """Its `finally` blocks have run: cancelled, with instance_cancelled, in one
+        transaction (from running, or paused: a pause committed as the cancel came)."""
+        error = outcome.error or {}
+        data = {"by": error.get("by"), "reason": error.get("reason")}
+        at = utc_now()
+        await self.worker.call(
+            self.worker.store.cancel_instance, instance_id, json.dumps(error),
+            from_statuses=(Status.RUNNING, Status.PAUSED),
+            events=[(instance_id, at, "instance_cancelled", json.dumps(data), None, None)],
+            signal_reason=f"instance {instance_id} was {error.get('message', 'cancelled')}")
+        self.publish(instance_id, {"kind": "instance_cancelled", "step_id": None,
+                                   "step_path": None, "data": data, "at": at})
+        log.info("instance cancelled", extra={"instance": instance_id})
+
+    # -- cancelling -----------------------------------------------------------------
+
+    def cancel(self, instance_id: str, cancellation: Cancellation) -> bool:
+        """Stop an instance whose Runner runs here: the step that runs stops at once
+        (an `exec` ends its process group, a `sleep` wakes), the `finally` blocks of
+        the scopes it is in run, and it ends cancelled (`wait_settled` says when).
+        False when no Runner of it runs here (paused, ended or ending, elsewhere); a
+        second cancel of the same instance changes nothing and is True."""
+        hooks = self._running.get(instance_id)
+        task = self.tasks.get(instance_id)
+        if hooks is None or task is None:
+            return False
+        if hooks.cancellation is None:
+            hooks.cancellation = cancellation
+            task.cancel()
+        return True
+
+    def cancelling(self, instance_id: str) -> Cancellation | None:
+        """The cancellation of an instance still running its `finally` blocks here."""
+        hooks = self._running.get(instance_id)
+        return None if hooks is None else hooks.cancellation
 
     # -- checkpoint commits, several instances' at once -----------------------------
 

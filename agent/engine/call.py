@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 async def run_call_step(runner: Runner, step: CallStep, state: InstanceState,
                         resume: list[Frame] | None = None) -> Any:
-    """The result is the child's result; a failed child fails the step."""
+    """The result is the child's result; a failed or cancelled child fails the step."""
     supplied = await render(step.params, state.context(step))
     try:
         params = resolve_params(step.child.params, from_file=supplied,
@@ -72,6 +72,13 @@ async def _await_child(runner: Runner, step: CallStep, state: InstanceState,
     if outcome["status"] == Status.COMPLETED:
         return outcome["result"]
     error = outcome.get("error") or {}
+    if outcome["status"] == Status.CANCELLED:
+        # As a workflow engine surfaces a cancelled child: a failure of the call, which
+        # the parent's `catch` may handle (error kind child_cancelled).
+        raise StepFailed(
+            f"child instance {child_id} ({step.child.name}) was "
+            f"{error.get('message', 'cancelled')}",
+            step_id=step.id, step_path=step.path, kind="child_cancelled")
     where = f" at step {error['step_id']!r}" if error.get("step_id") else ""
     raise StepFailed(
         f"child instance {child_id} ({step.child.name}) {outcome['status']}{where}: "

@@ -35,8 +35,11 @@ async def run_parallel_step(runner: Runner, step: ParallelStep, state: InstanceS
     try:
         done = await asyncio.gather(*tasks)
     except BaseException:
-        for pending in tasks:
-            pending.cancel()
+        if runner.hooks.cancellation is None:
+            for pending in tasks:
+                pending.cancel()
+        # else a person cancelled the instance: each branch has its cancel already and
+        # runs the `finally` blocks it is in; a second cancel would cut them short
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
     values: dict[str, Any] = {}

@@ -6,6 +6,7 @@ say which step of which block was running, down to the checkpoint to go on after
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable
@@ -45,11 +46,13 @@ from procctl.agent.engine import (
     signal,
     task,
 )
+from procctl.agent.engine.cancel import as_cancelled
 from procctl.agent.engine.frames import StateSource
 from procctl.agent.engine.state import (
     EngineHooks,
     EventSink,
     FrameCursor,
+    InstanceCancelled,
     InstanceState,
     PauseInstance,
     ResumeInfo,
@@ -107,7 +110,7 @@ def step_work(runner: Runner, step: AnyStep, state: InstanceState,
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # a Status: completed | failed | paused
+    status: str  # a Status: completed | failed | paused | cancelled
     result: Any = None
     error: dict[str, Any] | None = None
 
@@ -141,6 +144,11 @@ class Runner:
                 "kind": failure.kind, "message": failure.message,
                 "step_id": failure.step_id, "step_path": failure.step_path,
             })
+        except (asyncio.CancelledError, InstanceCancelled) as stop:
+            cancelled = as_cancelled(self.hooks, stop)
+            if cancelled is None:  # the agent stops: the instance stays running
+                raise
+            return Outcome(Status.CANCELLED, error=cancelled.cancellation.error())
         return Outcome(Status.COMPLETED, result=self.state.last_result)
 
     async def run_block(self, steps: tuple[AnyStep, ...], name: str, state: InstanceState,
@@ -213,6 +221,13 @@ class Runner:
             raise
         except PauseInstance:
             raise
+        except asyncio.CancelledError as stop:
+            cancelled = as_cancelled(self.hooks, stop)
+            if cancelled is None:
+                raise
+            await self.emit("step_cancelled", step, {"by": cancelled.cancellation.by,
+                                                     "reason": cancelled.cancellation.reason})
+            raise cancelled from None
         except StepFailed as failure:
             if failure.step_id is None:
                 failure.step_id, failure.step_path = step.id, step.path

@@ -15,8 +15,31 @@ from procctl.agent.snapshot import Frame, Snapshot
 EventSink = Callable[[str, Step | None, dict[str, Any]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Cancellation:
+    """A person's request to cancel a running instance (`procctl cancel`): who asked
+    (`cli:USER@HOST`) and why (optional)."""
+
+    by: str
+    reason: str | None = None
+
+    def message(self) -> str:
+        why = f" (reason: {self.reason})" if self.reason else ""
+        return f"cancelled by {self.by}{why}"
+
+    def error(self) -> dict[str, Any]:
+        """The error a cancelled instance ends with (its `error_json`)."""
+        return {"kind": "cancelled", "message": self.message(), "by": self.by,
+                "reason": self.reason}
+
+
 class EngineHooks(Protocol):
     """What the engine asks of the agent around checkpoints (bound to one instance)."""
+
+    #: set when a person cancelled the instance: the run stops at once, the `finally`
+    #: blocks of the scopes it is in run, and it ends `cancelled` (a CancelledError
+    #: without it is the agent's shutdown: nothing more runs)
+    cancellation: Cancellation | None
 
     async def save_checkpoint(self, step: Step, snapshot: Snapshot, *,
                               expires_at: str | None, on_expire_json: str | None,
@@ -167,3 +190,13 @@ class ReturnFromProcess(Exception):
 
 class PauseInstance(Exception):
     """The instance paused: its state is in the store, the coroutine ends."""
+
+
+class InstanceCancelled(BaseException):
+    """A person cancelled the instance. Not an Exception: no `catch` and no task's
+    error handling takes it; a scope runs its `finally` and passes it on, and the run
+    ends `cancelled`."""
+
+    def __init__(self, cancellation: Cancellation) -> None:
+        super().__init__(cancellation.message())
+        self.cancellation = cancellation
