@@ -76,7 +76,8 @@ def describe(fields: Iterable[PayloadField]) -> str:
 
 def payload_problem(fields: tuple[PayloadField, ...], payload: Any) -> str | None:
     """Why `payload` does not fit the declared fields (None: it fits). Fields it
-    does not declare are let through; an optional field may be missing or null."""
+    does not declare are let through; an optional field may be missing or null, a
+    required `any` one null."""
     wanted = f"(expects {describe(fields)})"
     if payload is None:
         payload = {}
@@ -84,7 +85,7 @@ def payload_problem(fields: tuple[PayloadField, ...], payload: Any) -> str | Non
         return f"the payload must be a table of fields, not {_kind(payload)} {wanted}"
     for field in fields:
         if field.name not in payload or payload[field.name] is None:
-            if field.optional:
+            if field.optional or (field.name in payload and field.type == "any"):
                 continue
             if field.name in payload:
                 return f"payload field {field.name!r} is null, not {field.type} {wanted}"

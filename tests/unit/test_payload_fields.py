@@ -223,3 +223,11 @@ def test_a_refusal_by_expects_gets_the_line_that_fits() -> None:
         "--data approved=true --data count=1")
     assert refusal_hint("instance abc is completed", "approval-1") is None
     assert refusal_hint(None, "approval-1") is None
+
+
+def test_a_required_any_field_must_be_there_and_may_be_null() -> None:
+    declared = (PayloadField("data", "any"),)
+    assert payload_problem(declared, {"data": None}) is None
+    assert payload_problem(declared, {"data": [1]}) is None
+    assert payload_problem(declared, {}) == (
+        "payload field 'data' (any) is missing (expects data: any)")
