@@ -236,9 +236,12 @@ class ResumeTarget:
     reason: str | None
 
 
-def decide_resume_target(target: DeliveryTarget, now: str) -> ResumeTarget:
+def decide_resume_target(target: DeliveryTarget, now: str, *,
+                         payload_json: str | None = None) -> ResumeTarget:
     """What `target` (`Store.resume_target`) means for a signal sent now; the delivery
-    decides again (`decide_delivery`) when the signal arrives."""
+    decides again (`decide_delivery`) when the signal arrives. With `payload_json`
+    (the signal's payload, typed JSON), a paused holder whose checkpoint `expects`
+    another payload is not resumable either (without it, the payload is not checked)."""
     holder = target.holder
     if holder is None:
         last = target.last
@@ -252,6 +255,10 @@ def decide_resume_target(target: DeliveryTarget, now: str) -> ResumeTarget:
         if holder.expires_at is not None and holder.expires_at < now:
             return ResumeTarget(False, instance_id, f"expired: the checkpoint of instance "
                                 f"{instance_id} outlived its TTL")
+        if payload_json is not None and status == Status.PAUSED:
+            unfit = payload_refusal(holder, payload_json)
+            if unfit is not None:
+                return ResumeTarget(False, instance_id, unfit)
         return ResumeTarget(True, instance_id, None)
     if status == Status.RUNNING and holder.iteration == 0:
         return ResumeTarget(False, instance_id, f"instance {instance_id} has not paused at "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from procctl.agent.decisions import DeliveryTarget, Holder, decide_resume_target
 from procctl.agent.definition import parse_definition
 from procctl.agent.definition.model import PayloadField
 from procctl.agent.definition.payload_fields import (
@@ -231,3 +232,22 @@ def test_a_required_any_field_must_be_there_and_may_be_null() -> None:
     assert payload_problem(declared, {"data": [1]}) is None
     assert payload_problem(declared, {}) == (
         "payload field 'data' (any) is missing (expects data: any)")
+
+
+def test_resume_refuses_a_payload_that_does_not_fit_before_it_sends_it() -> None:
+    stored = expects_json(parse_definition(HEAD.replace(
+        'kind = "checkpoint"\n', 'kind = "checkpoint"\nexpects = { approved = "bool" }\n',
+        1), None).steps[0])
+
+    def target(status: str) -> DeliveryTarget:
+        return DeliveryTarget("c1", None, None,
+                              Holder("i1", status, 1, False, None, stored), None)
+
+    unfit = decide_resume_target(target("paused"), "now", payload_json='{"by": "ada"}')
+    assert not unfit.resumable
+    assert unfit.reason == ("payload refused by the checkpoint of instance i1: payload field "
+                            "'approved' (bool) is missing (expects approved: bool)")
+    assert decide_resume_target(target("paused"), "now",
+                                payload_json='{"approved": true}').resumable
+    assert decide_resume_target(target("paused"), "now").resumable  # not checked
+    assert decide_resume_target(target("failed"), "now", payload_json="null").resumable
