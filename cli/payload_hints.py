@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from procctl.agent.definition.model import Definition, PayloadField
     from procctl.store import StoreContract
 
-__all__ = ["PayloadField", "expected_fields", "fields_text", "pinned_definition",
-           "resume_line"]
+__all__ = ["PayloadField", "expected_fields", "fields_text", "missing_field_hint",
+           "missing_payload_field", "pinned_definition", "refusal_hint", "resume_line"]
 
 #: a failed expression that read a field the resuming signal's payload lacked:
 #: `in "results['wait'].payload.approved": 'dict object' has no attribute 'approved'`
