@@ -1,13 +1,14 @@
 """Faults across agents sharing one PostgreSQL store: an agent killed with SIGKILL while
 40 instances run on it, an agent frozen (SIGSTOP) past its lease and woken after a peer
-took its instances over, and the server restarted while two agents run instances.
+took its instances over, the server restarted (cleanly, as after a crash) or the
+agents' sessions ended while two agents run instances, a session ended in the middle of
+a commit, and agents opening an empty store at the same moment.
 
 Real agents (`procctl agent run`, tests/fleet.py), a real server. The instances run
 tests/faults/kit.py's ledger process: every step appends a line to a ledger file and
 naps between checkpoints, so a fault lands mid-way. Afterwards the store's history and
 the ledger show what ran where: no step that a committed checkpoint covers ran again,
-every instance completed once, and nothing a fenced agent tried to write landed.
-"""
+every instance completed once, and nothing a fenced agent tried to write landed."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ History = list[tuple[int, str, str | None]]  # (event id, kind, step id)
 
 def start_instances(agent: FleetAgent, definition: Path,
                     params: list[dict[str, Any]]) -> list[str]:
-    """Start one instance per params on `agent`, through its socket as `procctl run
-    --no-wait` does (a new `procctl` process per instance would take seconds)."""
+    """Start one instance per params on `agent`, through its socket as `procctl run`
+    (without --wait) does: a new `procctl` process per instance would take seconds."""
     client = AgentClient(HomePaths.resolve(agent.home))
     source = definition.read_text()
     ids = []

@@ -112,7 +112,7 @@ class Soak:
 
     def start_some(self, agent: FleetAgent, count: int) -> None:
         """Start up to `count` instances on `agent` (alive), through its socket as
-        `procctl run --no-wait` does."""
+        `procctl run` (without --wait) does."""
         client = AgentClient(HomePaths.resolve(agent.home))
         for _ in range(min(count, len(self.todo))):
             kind = self.todo.pop()
