@@ -140,6 +140,8 @@ class Explanation:
     definition: Definition | None = field(default=None, compare=False)
     #: a shared store (PostgreSQL): several agents, leases
     shared: bool = False
+    #: the instance whose call step runs this one (a child's)
+    parent_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -160,6 +162,7 @@ class Explanation:
             "signals": [s.to_json() for s in self.signals],
             "signals_total": self.signals_total,
             "commands": [c.to_json() for c in self.commands],
+            "parent_id": self.parent_id,
         }
 
 
@@ -188,6 +191,7 @@ def build(record: InstanceRecord, checkpoint: CheckpointRecord | None,
         "signals": tuple(SignalNote.of(s, near=not _for_it(s, record, checkpoint))
                          for s in signals[:SIGNALS_SHOWN]),
         "signals_total": len(signals), "definition": definition, "shared": shared,
+        "parent_id": record.parent_id,
         "error": json.loads(record.error_json) if record.error_json else None,
     }
     if checkpoint is not None:
@@ -225,8 +229,8 @@ def _paused(record: InstanceRecord, checkpoint: CheckpointRecord | None,
     if child is not None:
         target = child["instance_id"]
         reason = (f"it waits for its child instance {child['child_id']} "
-                  f"({child['process'] if target == child['child_id'] else 'a call'}) "
-                  "to end: the call goes on when it does")
+                  f"({child['process']}, {child['status']}) to end: the call goes on "
+                  "when it does")
         if target != child["child_id"]:
             reason = (f"it waits for its child instance {child['child_id']}, which waits "
                       f"(through {len(child['chain']) - 1} more call(s)) for "

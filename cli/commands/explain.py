@@ -140,13 +140,16 @@ def lines(explanation: Explanation, hints: dict[str, Any], signals_dir: Path,
     add("Why", e.reason)
     if e.since:
         add("Ended" if e.waits_for == "nothing" else "Since", _moment(e.since, now))
+    if e.parent_id:
+        add("Parent", f"{e.parent_id} (this instance runs its call step; it goes on when "
+                      "this one ends)")
     if e.owner is not None and e.owner.agent_id is not None:
         lease = (f", lease until {_moment(e.owner.lease_until, now)}"
                  if e.owner.lease_until and e.owner.state != "stopped" else "")
         host = f" on {e.owner.host}" if e.owner.host else ""
         add("Agent", f"{e.owner.agent_id}{host}: {e.owner.state}{lease}")
     if e.resume_at:
-        add("Resumes", _moment(e.resume_at, now) + " (the clock)")
+        add("Resumes", _moment(e.resume_at, now))
     if e.expires_at and e.status in ("paused", "failed"):
         add("Expires", _moment(e.expires_at, now))
         add("At expiry", _at_expiry(e))

@@ -138,8 +138,11 @@ def test_a_parent_paused_at_a_call_waits_for_its_child(engine: Engine) -> None:
     by_name = {c.name: c for c in found.commands}
     assert by_name["explain"].argv == ("explain", child_id)
     assert by_name["resume"].argv == ("resume", "--correlation-id", f"kid-{child_id}")
-    # and the child itself waits for its signal
+    # and the child itself waits for its signal, and names its parent
     assert explained(engine, child_id).waits_for == "signal"
+    assert explained(engine, child_id).parent_id == parent["instance_id"]
+    assert f"Parent      {parent['instance_id']} (this instance runs its call step" in "\n".join(
+        text(engine, child_id))
 
 
 def test_signals_held_for_it_or_sent_to_a_similar_id_are_listed(engine: Engine) -> None:
