@@ -10,11 +10,12 @@ agent's home would lose other tests' instances).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from helpers import SAMPLES, Procctl, run_paused, unique_key, wait_for
+from helpers import REPO, SAMPLES, Procctl, run_paused, unique_key, wait_for
 
 FAILING = """
 [process]
@@ -25,6 +26,26 @@ id = "boom"
 kind = "throw"
 message = "boom"
 """
+
+
+CLI_MD = REPO / "docs" / "cli.md"
+_MASKS = ((re.compile(r"\b[0-9a-f]{12}\b"), "ID"),
+          (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00"), "ISO-TIME"),
+          (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"), "TIME"))
+
+
+def masked(text: str) -> str:
+    """Output with what changes from run to run (IDs, times) masked."""
+    for pattern, mask in _MASKS:
+        text = pattern.sub(mask, text)
+    return text
+
+
+def doc_examples(command: str) -> dict[str, str]:
+    """docs/cli.md's examples of `command`: each `<!-- output: COMMAND NAME -->` block."""
+    found = re.finditer(rf"<!-- output: {command} (?P<name>[a-z-]+) -->\n```[a-z]*\n"
+                        r"(?P<body>.*?)```", CLI_MD.read_text(), re.DOTALL)
+    return {m["name"]: m["body"] for m in found}
 
 
 def age(home: Path, instance_id: str, days: float) -> None:
@@ -79,7 +100,8 @@ def test_purge_removes_what_ended_before_the_cut_and_keeps_the_rest(
     assert gone.code == 5 and "Error:" in gone.err, str(gone)
 
     # Everything finished, whatever its age; never a paused instance.
-    everything = procctl.ok("purge", "--finished", "--older-than", "0s", "--json").json()
+    everything_out = procctl.ok("purge", "--finished", "--older-than", "0s", "--json").out
+    everything = json.loads(everything_out)
     assert [row["instance_id"] for row in everything["purged"]] == [recent]
     assert everything["count"] == 1 and everything["events"] > 0
     assert ids(procctl) == {waiting}
@@ -87,6 +109,13 @@ def test_purge_removes_what_ended_before_the_cut_and_keeps_the_rest(
         waiting]
     again = procctl.ok("purge", "--finished", "--older-than", "0s")
     assert "nothing to purge" in again.out
+
+    # docs/cli.md shows this output (IDs and times masked)
+    real = {"dry-run": f"$ procctl purge --finished --older-than 30d --dry-run\n{dry.out}",
+            "done": f"$ procctl purge --finished --older-than 30d\n{done.out}",
+            "json": everything_out}
+    assert {name: masked(text) for name, text in doc_examples("purge").items()} == {
+        name: masked(text) for name, text in real.items()}, "\n".join(real.values())
 
 
 def test_purge_works_without_an_agent(procctl: Procctl) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import sqlite3
 import subprocess
@@ -20,6 +21,28 @@ import pytest
 from helpers import PROCCTL, REPO, Procctl, unique_key, wait_for
 
 LONG_ID = "order-approval-for-customer"  # with a key: 38 characters
+
+
+CLI_MD = REPO / "docs" / "cli.md"
+_MASKS = ((re.compile(rf"{LONG_ID}-[0-9a-f]{{10}}"), "CORRELATION-ID"),
+          (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"), "TIME"),
+          (re.compile(r"\b\d\d:\d\d:\d\d\b"), "TIME"),
+          (re.compile(r"/\S+/signals/processed"), "DIR/processed"))
+
+
+def masked(text: str) -> str:
+    """Output with what changes from run to run (keys, times, the home) masked."""
+    for pattern, mask in _MASKS:
+        text = pattern.sub(mask, text)
+    return text
+
+
+def doc_example(name: str) -> str:
+    """docs/cli.md's `<!-- output: signals NAME -->` block."""
+    found = re.search(rf"<!-- output: signals {name} -->\n```\n(?P<body>.*?)```",
+                      CLI_MD.read_text(), re.DOTALL)
+    assert found, name
+    return found["body"]
 
 
 def drop(directory: Path, name: str, text: str) -> None:
@@ -97,6 +120,8 @@ def test_the_table_fits_the_terminal_and_keeps_the_correlation_id_whole(
     assert correlation in pending, text  # never cut, never broken
     if columns == 80:
         assert pending.endswith("\u2026"), pending  # the reason cut to the room left
+        # docs/cli.md shows this output (the key and the times masked)
+        assert masked(doc_example("table")) == masked(f"$ procctl signals\n{text}"), text
     else:
         assert "file:early.json" in pending and pending.endswith("held pending"), pending
 
@@ -157,6 +182,10 @@ def test_clear_removes_old_records_and_files_and_never_a_pending_signal(
     assert [(row["status"], row["correlation_id"]) for row in signals(procctl)] == [
         ("pending", found["correlation"])]
     assert filed(directory) == []
+    # docs/cli.md shows this output (times and the home masked)
+    real = (f"$ procctl signals --clear --older-than 7d --dry-run\n{dry.out}"
+            f"$ procctl signals --clear --older-than 0s\n{now.out}")
+    assert masked(doc_example("clear")) == masked(real), real
 
 
 def test_clear_says_what_is_missing(procctl: Procctl) -> None:
