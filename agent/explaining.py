@@ -216,7 +216,7 @@ def _paused(record: InstanceRecord, checkpoint: CheckpointRecord | None,
     rid = record.id
     show = Command("show", ("show", rid), "its history and stored variables")
     cancel = Command("cancel", ("cancel", rid, "--reason", "TEXT"),
-                     "cancel it; signals for it are refused then")
+                     "cancel it for good")
     if checkpoint is None:  # held by on_crash = "hold"
         error = base["error"] or {}
         why = f": {error['message']}" if error.get("message") else ""
