@@ -19,6 +19,7 @@ import typer
 from procctl.agent import values
 from procctl.agent.durations import format_duration
 from procctl.agent.explaining import Explanation, SignalNote, explain
+from procctl.agent.paths import HomePaths
 from procctl.cli.options import global_options, read_store
 from procctl.cli.payload_hints import (
     expected_fields,
@@ -57,7 +58,8 @@ def explain_command(
                                                            width)))
 
 
-def _signals_dir(home: Any) -> Path:
+def _signals_dir(home: HomePaths) -> Path:
+    """The home's signals directory, as its agent uses it (the `signals_dir` setting)."""
     from procctl.agent.config import load_config
     from procctl.agent.errors import UsageError
 
@@ -65,15 +67,13 @@ def _signals_dir(home: Any) -> Path:
         setting = str(load_config(home.config)["signals_dir"])
     except UsageError:
         setting = "signals"
-    path: Path = home.signals_dir(setting)
-    return path
+    return home.signals_dir(setting)
 
 
 def payload_hints(explanation: Explanation) -> dict[str, Any]:
     """What a signal to its checkpoint must carry (`expects`: the fields, declared or
     read by later steps) and the ready-to-paste `resume_line`; {} when no signal is
     asked for (or the definition could not be read again)."""
-
     resumable = explanation.waits_for in ("signal", "clock") or (
         explanation.status == "failed" and explanation.step_id is not None
         and any(c.name == "resume" for c in explanation.commands))
@@ -167,13 +167,14 @@ def lines(explanation: Explanation, hints: dict[str, Any], signals_dir: Path,
         for signal in e.signals:
             out.extend(_field("", neutralise(_signal_text(signal)), width,
                               hanging=LABEL + 2))
-    first = True
     moves = commands(e, hints)
     label = ("Move it on" if any(not c["command"].startswith("procctl show ") for c in moves)
              else "More")
-    for command in moves:
+    for number, command in enumerate(moves):
         words = shlex.split(command["command"])
-        block = _command(words, label if first else "", width)
+        # data in a command (a correlation ID) cannot reach the terminal as control codes
+        block = [neutralise(line) for line in _command(words, "" if number else label,
+                                                       width)]
         comment = "# " + neutralise(command["does"])
         if len(block[-1]) + 2 + len(comment) <= width:
             block[-1] += "  " + comment
@@ -185,7 +186,6 @@ def lines(explanation: Explanation, hints: dict[str, Any], signals_dir: Path,
                 initial_indent=lead, subsequent_indent=lead, break_long_words=False,
                 break_on_hyphens=False))
         out.extend(block)
-        first = False
     return out
 
 
@@ -201,8 +201,9 @@ def _field(label: str, text: str, width: int, *, hanging: int = LABEL,
 
 
 def _command(words: list[str], label: str, width: int) -> list[str]:
-    """A command to paste, cut only between words (an option and its value stay
-    together), each cut ending in ` \\`."""
+    """A command to paste, cut only between words, each cut ending in ` \\`. An option
+    and its value stay on one line, unless together they do not fit on a line of their
+    own."""
     units: list[str] = []
     for word in words:
         quoted = shlex.quote(word)
@@ -211,7 +212,6 @@ def _command(words: list[str], label: str, width: int) -> list[str]:
             units[-1] += " " + quoted
         else:
             units.append(quoted)
-    # ...unless together they do not fit on a line of their own
     room = width - LABEL - 4
     units = [part for unit in units
              for part in (unit.split(" ", 1) if len(unit) > room else [unit])]

@@ -333,3 +333,11 @@ def test_held_after_a_crash_it_waits_for_a_retry() -> None:
     assert found.waits_for == "retry"
     assert "on_crash" in found.reason and "the agent stopped while it ran" in found.reason
     assert found.commands[0].line == "procctl retry abc123"
+
+
+def test_control_characters_from_data_never_reach_the_terminal(engine: Engine) -> None:
+    summary = engine.run(APPROVAL.format(extra="").replace(
+        'correlation_id = "order-17"', 'correlation_id = "order-{{ process.name }}\\u001b[2J"'))
+    shown = "\n".join(text(engine, summary["instance_id"]))
+    assert "\x1b" not in shown
+    assert "order-approval\\x1b[2J" in shown
