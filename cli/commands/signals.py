@@ -54,8 +54,11 @@ def signals_command(
         "--dry-run", help="With --clear: only say what would go.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """Signals that did not resume anything (yet), and files not read yet; --clear
-    removes the old ones."""
+    """Signals that did not resume anything (yet), and files not read yet.
+
+    --clear --older-than D removes the rejected, unmatched and duplicate ones received
+    more than D ago, and the files filed in processed/ and rejected/ before then.
+    """
     options = global_options(ctx)
     directory = options.home.signals_dir(str(load_config(options.home.config)["signals_dir"]))
     if clear:
