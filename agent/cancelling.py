@@ -17,11 +17,13 @@ import asyncio
 import contextlib
 import json
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from procctl.agent.engine.state import Cancellation
 from procctl.agent.errors import Refused
 from procctl.agent.lifecycle import wake_parent_in_store
+from procctl.agent.summary import instance_summary
 from procctl.store import InstanceRecord, StoreContract
 from procctl.store.clock import utc_now
 from procctl.store.errors import Conflict
@@ -36,6 +38,23 @@ MAX_REASON = 500
 #: launched: resumed, recovered) is looked for before it counts as nobody's
 LAUNCH_PATIENCE = 2.0
 POLL = 0.02
+
+
+@dataclass
+class Cancelled:
+    """What a cancel did: the instance as it ended, the status it left, whether the
+    `finally` blocks of its scopes ran (a Runner ran it), the children cancelled with it."""
+
+    record: InstanceRecord
+    was: str
+    finally_ran: bool
+    children: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The instance summary, with `cancelled_from` (running or paused),
+        `finally_ran` and `children_cancelled`: what `procctl cancel --json` prints."""
+        return {**instance_summary(self.record), "cancelled_from": self.was,
+                "finally_ran": self.finally_ran, "children_cancelled": self.children}
 
 
 def refusal(record: InstanceRecord) -> Refused:
@@ -93,7 +112,7 @@ def check_reason(reason: str | None) -> str | None:
 
 
 def cancel_without_agent(store: StoreContract, instance_id: str,
-                         cancellation: Cancellation) -> InstanceRecord:
+                         cancellation: Cancellation) -> Cancelled:
     """Cancel in the store, with no agent of this home running: a paused instance, or one
     left running (by an agent that stopped; on a shared store, one whose agent's lease
     ran out). One that a live agent of the shared store runs is refused: that agent
@@ -114,12 +133,14 @@ def cancel_without_agent(store: StoreContract, instance_id: str,
         raise Refused(f"instance {record.id} changed while it was being cancelled "
                       f"(it is {store.get_instance(record.id).status} now)",
                       hint=f"run procctl cancel {record.id} again") from None
+    outcome = Cancelled(done, str(record.status), finally_ran=False)
     for child in store.active_children(done.id):
         # one that ended meanwhile, or another agent's, goes its own way
         with contextlib.suppress(Refused):
-            cancel_without_agent(store, child.id, for_child(done.id, cancellation))
+            below = cancel_without_agent(store, child.id, for_child(done.id, cancellation))
+            outcome.children += [child.id, *below.children]
     wake_parent_in_store(store, done)
-    return done
+    return outcome
 
 
 def live_owner(store: StoreContract, record: InstanceRecord) -> str | None:
@@ -136,7 +157,7 @@ def live_owner(store: StoreContract, record: InstanceRecord) -> str | None:
 
 
 async def cancel(manager: InstanceManager, instance_id: str, cancellation: Cancellation,
-                 *, agent_id: str | None = None) -> InstanceRecord:
+                 *, agent_id: str | None = None) -> Cancelled:
     """Cancel an instance through this agent: a Runner of it here is stopped and ends
     cancelled once its `finally` blocks have run (this waits for it); a paused one is
     cancelled in the store. Refused: it has ended, or another live agent runs it."""
@@ -149,6 +170,9 @@ async def cancel(manager: InstanceManager, instance_id: str, cancellation: Cance
             raise refusal(record)
         if manager.cancel(record.id, cancellation):
             done = await manager.wait_settled(record.id)
+            if done.status != Status.CANCELLED:  # it ended as the cancel came
+                raise refusal(done)
+            outcome = Cancelled(done, Status.RUNNING, finally_ran=True)
             break
         stored = record.status == Status.PAUSED or (
             record.id not in manager.tasks and time.monotonic() > patience)
@@ -167,13 +191,14 @@ async def cancel(manager: InstanceManager, instance_id: str, cancellation: Cance
                 continue
             manager.publish(done.id, {"kind": "instance_settled"})
             await manager.wake_parent(done)
+            outcome = Cancelled(done, str(record.status), finally_ran=False)
             break
         # Running, and its Runner is not (or no longer) here: being launched, or ending.
         await asyncio.sleep(POLL)
         record = await worker.call(store.get_instance, record.id)
-    if done.status == Status.CANCELLED:
-        for child in await worker.call(store.active_children, done.id):
-            with contextlib.suppress(Refused):  # as above
-                await cancel(manager, child.id, for_child(done.id, cancellation),
-                             agent_id=agent_id)
-    return done
+    for child in await worker.call(store.active_children, done.id):
+        with contextlib.suppress(Refused):  # as above
+            below = await cancel(manager, child.id, for_child(done.id, cancellation),
+                                 agent_id=agent_id)
+            outcome.children += [child.id, *below.children]
+    return outcome

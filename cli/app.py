@@ -64,6 +64,9 @@ COMMANDS = (
                 "Retry a failed or held instance: from its last checkpoint through the "
                 "checkpoint's recover block, or, with no checkpoint, from the beginning "
                 "with the same params."),
+    LazyCommand("cancel", f"{_COMMANDS}.cancel:cancel_command",
+                "Cancel a running or paused instance: it stops at once (the finally blocks "
+                "of its scopes run), its checkpoint is discarded, and it ends cancelled."),
     LazyCommand("follow", f"{_COMMANDS}.follow:follow_command",
                 "Follow an instance: print its steps from where it is until it pauses or "
                 "ends."),
