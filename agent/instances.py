@@ -22,6 +22,7 @@ from procctl.agent import values
 from procctl.agent.calls import CALL_PREFIX, called_child
 from procctl.agent.definition import Definition, Step, parse_definition
 from procctl.agent.definition.children import PinnedChildren
+from procctl.agent.definition.payload_fields import expects_json
 from procctl.agent.engine.runner import Outcome, Runner
 from procctl.agent.engine.state import (
     Cancellation,
@@ -126,7 +127,8 @@ class InstanceHooks:
                 "instance_id": self.instance_id, "step_id": step.id,
                 "correlation_id": snapshot.correlation_id, "snapshot_json": text,
                 "expires_at": expires_at, "on_expire_json": on_expire_json,
-                "resume_at": resume_at, "pausing": pausing})
+                "resume_at": resume_at, "pausing": pausing,
+                "expects_json": expects_json(step)})
         except Conflict as exc:
             raise StepFailed(exc.message, step_id=step.id, step_path=step.path,
                              kind="correlation_conflict") from exc
