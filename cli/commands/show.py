@@ -159,8 +159,8 @@ def _pairs(summary: dict[str, Any], checkpoint: CheckpointRecord | None,
         pairs += [
             plain.Pair("Resume", text(line), wrap=False),
             plain.Pair("or drop", text(json.dumps(summary["signal_file"])), wrap=False),
-            plain.Pair("", text(f"as NAME.json into {signals_directory(home)} (write "
-                                "NAME.tmp, then rename it)")),
+            plain.Pair("", "as NAME.json (write NAME.tmp, then rename it) into"),
+            plain.Pair("", text(str(signals_directory(home))), wrap=False),
         ]
     if "retry_command" in summary:  # failed, or held by on_crash = "hold"
         how = ("from its checkpoint, through the recover block" if checkpoint is not None

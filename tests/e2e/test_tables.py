@@ -21,27 +21,27 @@ from helpers import PROCCTL, REPO, Procctl
 
 CHILD = """
 [process]
-name = "tables-child"
+name = "charge-card"
 
 [[steps]]
 id = "explode"
 kind = "throw"
-message = "the child always fails, and says so at some length"
+message = "the card was declined by the bank"
 """
 
 PARENT = """
 [process]
-name = "tables-parent"
+name = "checkout"
 
 [[steps]]
 id = "sub"
 kind = "call"
-file = "tables-child.toml"
+file = "charge-card.toml"
 """
 
 WAITER = """
 [process]
-name = "tables-waiter"
+name = "approval"
 
 [process.params.key]
 type = "str"
@@ -49,14 +49,14 @@ type = "str"
 [[steps]]
 id = "wait-for-the-answer"
 kind = "checkpoint"
-correlation_id = "a-rather-long-correlation-id-for-{{ key }}"
+correlation_id = "approval-web-shop-order-{{ key }}"
 ttl = "7d"
 expects = { approved = "bool", by = "str?" }
 """
 
 CHATTY = """
 [process]
-name = "tables-chatty"
+name = "batch"
 
 [[steps]]
 id = "each"
@@ -75,21 +75,21 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A home with a paused instance (a long correlation ID), a parent whose child
     failed, and an instance with 40 events; the agent stopped (reads need none)."""
     folder = tmp_path_factory.mktemp("tables")
-    for name, text in (("tables-child", CHILD), ("tables-parent", PARENT),
-                       ("tables-waiter", WAITER), ("tables-chatty", CHATTY)):
+    for name, text in (("charge-card", CHILD), ("checkout", PARENT),
+                       ("approval", WAITER), ("batch", CHATTY)):
         (folder / f"{name}.toml").write_text(text, encoding="utf-8")
     procctl = Procctl(folder / "home")
     try:
-        chatty = procctl.ok("run", folder / "tables-chatty.toml", "--wait", "--json").json()
-        parent = procctl("run", folder / "tables-parent.toml", "--wait", "--json")
+        chatty = procctl.ok("run", folder / "batch.toml", "--wait", "--json").json()
+        parent = procctl("run", folder / "checkout.toml", "--wait", "--json")
         assert parent.code == 1, str(parent)
-        waiter = procctl.ok("run", folder / "tables-waiter.toml", "-p", "key=K-1", "--wait",
+        waiter = procctl.ok("run", folder / "approval.toml", "-p", "key=A-10017", "--wait",
                             "--json").json()
         assert waiter["status"] == "paused", waiter
     finally:
         procctl.stop_agent()
     rows = procctl.ok("list", "--json").json()
-    child = next(row for row in rows if row["process"] == "tables-child")
+    child = next(row for row in rows if row["process"] == "charge-card")
     return SimpleNamespace(procctl=procctl, chatty=chatty, parent=parent.json(), child=child,
                            waiter=waiter, rows=rows)
 
@@ -146,21 +146,20 @@ def test_list_fits_the_terminal_and_keeps_every_id_whole(home: Any, columns: int
     text = on_terminal(home.procctl, columns, "list")
     fits(text, columns, ids(home))
     header = text.splitlines()[0].split()
-    # at 80 columns PARENT and DURATION give way to the note; a child is marked all
-    # the same
-    assert header == ["INSTANCE", "PROCESS", "STATUS", "STARTED",
-                      *(["DURATION", "PARENT"] if columns == 160 else []), "NOTE"], text
+    # at 80 columns PARENT gives way to the note; a child is marked all the same
+    assert header == ["INSTANCE", "PROCESS", "STATUS", "STARTED", "DURATION",
+                      *(["PARENT"] if columns == 160 else []), "NOTE"], text
     child_line = next(line for line in text.splitlines() if home.child["instance_id"] in line)
-    assert "\u21b3 tables-child" in child_line, text
+    assert "\u21b3 charge-card" in child_line, text
     assert (home.parent["instance_id"] in child_line) == (columns == 160), text
-    assert "explode: the child" in child_line
+    assert "explode: the card" in child_line
     if columns == 80:
         # STARTED was shortened (today: the time of day) and the error cut to the room left
         assert re.search(r"  \d\d:\d\d:\d\d  ", child_line), child_line
         assert child_line.endswith("\u2026"), child_line
     else:
         assert re.search(r"  \d{4}-\d\d-\d\d \d\d:\d\d:\d\d  ", child_line), child_line
-        assert child_line.endswith("at some length"), child_line
+        assert child_line.endswith("by the bank"), child_line
 
 
 def test_list_piped_is_whole_and_unpadded(home: Any) -> None:
@@ -168,14 +167,14 @@ def test_list_piped_is_whole_and_unpadded(home: Any) -> None:
     lines = out.splitlines()
     assert not any(line.endswith(" ") for line in lines), repr(out)
     child_line = next(line for line in lines if home.child["instance_id"] in line)
-    assert child_line.split()[1:4] == ["\u21b3", "tables-child", "failed"], child_line
-    assert child_line.endswith(f"{home.parent['instance_id']}  explode: the child "
-                               "always fails, and says so at some length")
+    assert child_line.split()[1:4] == ["\u21b3", "charge-card", "failed"], child_line
+    assert child_line.endswith(f"{home.parent['instance_id']}  explode: the card was "
+                               "declined by the bank")
     # the parent failed because its child did; the chatty one completed, no note
     parent_line = next(line for line in lines if home.parent["instance_id"] in line)
     assert "failed" in parent_line.split()
     chatty_line = next(line for line in lines if home.chatty["instance_id"] in line)
-    assert chatty_line.split()[1:3] == ["tables-chatty", "completed"]
+    assert chatty_line.split()[1:3] == ["batch", "completed"]
     assert chatty_line.split()[-1] == "-"  # no parent, no note
 
 
@@ -207,7 +206,7 @@ def test_list_pages_by_key_and_filters_by_time(home: Any) -> None:
 
 @pytest.mark.parametrize("columns", [80, 160])
 def test_list_paused_fits_and_keeps_the_correlation_id_whole(home: Any, columns: int) -> None:
-    correlation_id = "a-rather-long-correlation-id-for-K-1"
+    correlation_id = "approval-web-shop-order-A-10017"
     text = on_terminal(home.procctl, columns, "list-paused")
     fits(text, columns, [correlation_id, home.waiter["instance_id"]])
     header = text.splitlines()[0]
@@ -227,7 +226,7 @@ def test_list_paused_wide_and_piped(home: Any) -> None:
     assert header[-4:] == ["SIZE", "EXPECTS", "RESUME", "WITH"], wide
     row = wide.splitlines()[1]
     assert row.endswith("  approved (bool), by (str, optional)  procctl resume "
-                        "--correlation-id a-rather-long-correlation-id-for-K-1 "
+                        "--correlation-id approval-web-shop-order-A-10017 "
                         "--data approved=true"), wide
     real = (home.procctl.home / "signals").resolve()
     err = home.procctl.ok("list-paused", "--wide").err
@@ -267,7 +266,7 @@ def test_show_history_all_and_a_number(home: Any) -> None:
 
 def test_show_of_a_paused_instance_keeps_its_commands_on_one_line(home: Any) -> None:
     waiter = home.waiter["instance_id"]
-    correlation_id = "a-rather-long-correlation-id-for-K-1"
+    correlation_id = "approval-web-shop-order-A-10017"
     text = on_terminal(home.procctl, 80, "show", waiter)
     real = (home.procctl.home / "signals").resolve()
     lines = text.splitlines()
@@ -287,7 +286,7 @@ def test_show_marks_the_child_and_names_the_parent(home: Any) -> None:
     out = home.procctl.ok("show", child).out
     assert re.search(f"^Parent +{home.parent['instance_id']} \\(this instance runs", out,
                      re.MULTILINE), out
-    assert re.search("^Error +the child always fails", out, re.MULTILINE), out
+    assert re.search("^Error +the card was declined", out, re.MULTILINE), out
 
 
 def test_agents_piped_is_unpadded(home: Any) -> None:
@@ -308,3 +307,38 @@ def test_a_terminal_with_colour_gets_bold_headers_and_coloured_statuses(home: An
     assert "\x1b[31mfailed\x1b[0m" in text, repr(text)
     plain_text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     fits(plain_text, 160, ids(home))
+
+
+# docs/cli.md's examples of list, list-paused and show are this home's output, marked
+# `<!-- output: tables NAME -->` above the block; compared with what changes from run
+# to run (IDs, times, durations, the home) masked and runs of spaces made one.
+CLI_MD = REPO / "docs" / "cli.md"
+_DOC_BLOCK = re.compile(r"<!-- output: tables (?P<name>[a-z0-9-]+) -->\n```\n(?P<body>.*?)```",
+                        re.DOTALL)
+_MASKS = ((re.compile(r"\b[0-9a-f]{12}\b"), "ID"),
+          (re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"), "TIME"),
+          (re.compile(r"\b\d\d:\d\d:\d\d\b"), "TIME"),
+          (re.compile(r"\bin \d+[dhms]( \d+[dhms])?"), "in WHEN"),
+          (re.compile(r"\b\d+\.\d\ds\b"), "SECONDS"),
+          (re.compile(r"\b\d+ (B|bytes)\b"), "SIZE"),
+          (re.compile(r"\S*/signals\b"), "DIR/signals"),
+          (re.compile(r" {2,}"), "  "))
+
+
+def masked(text: str) -> str:
+    for pattern, mask in _MASKS:
+        text = pattern.sub(mask, text)
+    return text
+
+
+def test_the_docs_show_this_output(home: Any) -> None:
+    real = {
+        "list-80": on_terminal(home.procctl, 80, "list"),
+        "list-paused-80": on_terminal(home.procctl, 80, "list-paused"),
+        "list-paused-wide": home.procctl.ok("list-paused", "--wide").out,
+        "show-80": on_terminal(home.procctl, 80, "show", home.waiter["instance_id"]),
+    }
+    documented = {m["name"]: m["body"] for m in _DOC_BLOCK.finditer(CLI_MD.read_text())}
+    assert {name: masked(text) for name, text in documented.items()} == {
+        name: masked(text) for name, text in real.items()}, "\n".join(
+            f"<!-- output: tables {name} -->\n```\n{text}```" for name, text in real.items())
