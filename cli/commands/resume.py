@@ -31,6 +31,7 @@ from procctl.cli.commands.resume_checks import (
 )
 from procctl.cli.options import global_options
 from procctl.cli.outcome import EXIT_INSTANCE_FAILED, print_outcome
+from procctl.cli.payload_hints import refusal_hint
 from procctl.store.clock import utc_now
 from procctl.store.records import SignalStatus, Status
 
@@ -219,4 +220,6 @@ def _print(outcome: dict[str, Any], correlation_id: str, *, header_printed: bool
             f"yet; the signal is delivered when one pauses (until {signal['hold_until']}).")
     else:
         render.error(f"not resumed: {signal['reason']}",
-                     "procctl list-paused shows the paused instances and their correlation IDs")
+                     refusal_hint(signal.get("reason"), correlation_id)
+                     or "procctl list-paused shows the paused instances and their "
+                        "correlation IDs")

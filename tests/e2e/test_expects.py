@@ -54,6 +54,9 @@ def test_resume_with_a_payload_that_does_not_fit_exits_7_and_it_stays_paused(
         f"Error: not resumed: payload refused by the checkpoint of instance "
         f"{paused['instance_id']}: payload field 'approved' must be bool, not str \"yes\" "
         "(expects approved: bool, by: str?)")
+    assert refused.err.splitlines()[1] == (
+        "Hint: send a payload that fits, e.g.: procctl resume --correlation-id "
+        f"approval-{key} --data approved=true")
     assert show_json(shared_procctl, paused["instance_id"])["status"] == "paused"
     missing = shared_procctl("resume", "--correlation-id", f"approval-{key}",
                              "--data", "by=ada")
