@@ -7,6 +7,7 @@ children with it.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -337,10 +338,10 @@ def test_cancelling_without_an_agent_writes_the_store(engine: Engine) -> None:
     paused = engine.run(GATE, {"key": "p3"})
     store = open_store(engine.home / "procctl.db")
     try:
-        record = cancel_without_agent(store, paused["instance_id"][:6], ASKED)
+        done = cancel_without_agent(store, paused["instance_id"][:6], ASKED)
     finally:
         store.close()
-    assert record.status == Status.CANCELLED
+    assert done.record.status == Status.CANCELLED and done.was == Status.PAUSED
     show = engine.show(paused["instance_id"])
     assert show["error"]["reason"] == "wrong order" and show["checkpoint"] is None
 
@@ -419,7 +420,7 @@ def test_a_cancelled_paused_child_wakes_its_paused_parent(engine: Engine) -> Non
     assert parent["status"] == Status.PAUSED
     child = parent["waiting_for"]["instance_id"]
     cancel_now(engine, child)
-    show = engine.wait(parent["instance_id"], "completed", timeout=5)
+    show = engine.wait(parent["instance_id"], "completed", timeout=3)
     assert show["result"].startswith(f"child_cancelled: child instance {child}")
 
 
@@ -443,3 +444,23 @@ def test_a_cancelled_paused_parent_takes_its_paused_child_with_it(engine: Engine
     cancel_now(engine, parent["instance_id"])
     assert engine.show(child)["status"] == Status.CANCELLED
     assert engine.show(parent["instance_id"])["status"] == Status.CANCELLED
+
+
+def test_an_instance_a_stopped_agent_left_running_is_cancelled_in_the_store(
+        engine: Engine) -> None:
+    instance = engine.start(NESTED)
+    until(engine, instance, "step_started", "nap")
+    engine.manager.tasks[instance].cancel()  # as the agent's shutdown stops it:
+    engine.idle()  # it stays running, and nothing runs it now
+    store = open_store(engine.home / "procctl.db")
+    try:
+        done = cancel_without_agent(store, instance, ASKED)
+        history = [e.kind for e in store.events(instance)]
+        last = store.events(instance)[-1]
+    finally:
+        store.close()
+    assert done.record.status == Status.CANCELLED and done.was == Status.RUNNING
+    assert done.finally_ran is False and history[-1] == "instance_cancelled"
+    assert json.loads(last.data_json) == {"by": BY, "reason": "wrong order",
+                                          "finally_ran": False}
+    assert "log" not in history  # no finally block ran: nothing ran it
