@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from procctl.agent.client import AgentClient
-from procctl.cli import render
+from procctl.cli import following, render
 from procctl.cli.options import global_options
 from procctl.cli.outcome import EXIT_INSTANCE_FAILED, print_outcome
 from procctl.store.records import Status
@@ -24,19 +24,19 @@ def retry_command(
     client = AgentClient(options.home)
     client.start_background(on_start=lambda: render.note(
         f"Starting the agent in the background for home {options.home.home}"))
-    summary: dict[str, object] = {}
-    for kind, payload in client.stream("retry", instance_id=instance_id, timeout=None):
-        if kind == "result":
-            summary = payload
-            break
-        if as_json:
-            continue
-        if payload["kind"] == "retry":
+
+    def on_event(payload: dict[str, Any]) -> bool:
+        if payload["kind"] != "retry":
+            return False
+        if not as_json:
             render.console.print(f"Instance {render.safe_text(payload['instance_id'])}: "
                                  f"{render.safe_text(payload['data']['action'])}")
-        line = render.step_line(payload)
-        if line:
-            render.console.print(line)
+        return True
+
+    # cli/following.py prints the steps; Ctrl-C says how to follow the instance again
+    summary = following.follow(
+        client.stream("retry", instance_id=instance_id, timeout=None),
+        instance_id=instance_id, quiet=as_json, on_event=on_event)
     if as_json:
         render.print_json(summary)
     else:

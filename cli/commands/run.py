@@ -12,7 +12,7 @@ from procctl.agent import values
 from procctl.agent.client import AgentClient
 from procctl.agent.definition import load_definition, parse_assignments, resolve_params
 from procctl.agent.errors import AgentUnreachable, UsageError
-from procctl.cli import render
+from procctl.cli import following, render
 from procctl.cli.options import global_options
 from procctl.cli.outcome import EXIT_INSTANCE_FAILED, print_outcome
 from procctl.store.records import Status
@@ -67,7 +67,7 @@ def run_command(
         else:
             render.console.print(f"Started [bold]{render.safe_text(data['instance_id'])}[/] "
                                  f"({render.safe_text(definition.name)})")
-            render.note(f"Follow it with: procctl show {data['instance_id']}")
+            render.note(f"Follow it with: procctl follow {data['instance_id']}")
         return
     summary = _follow(client, request, definition.name, quiet=as_json)
     if as_json:
@@ -80,29 +80,29 @@ def run_command(
 
 def _follow(client: AgentClient, request: dict[str, Any], name: str,
             *, quiet: bool) -> dict[str, Any]:
-    summary: dict[str, Any] = {}
+    """Run and follow the instance (cli/following.py prints its steps; Ctrl-C says how
+    to follow it again), with a spinner naming the step that runs."""
     status = None if quiet else render.console.status(f"running {render.safe_text(name)}")
+
+    def on_event(payload: dict[str, Any]) -> bool:
+        if quiet:
+            return False
+        if payload["kind"] == "instance_created":
+            render.console.print(f"[bold]{render.safe_text(name)}[/] instance "
+                                 f"[bold]{render.safe_text(payload['instance_id'])}[/]")
+            return True
+        if status and payload["kind"] == "step_started":
+            status.update(f"running [bold]{render.safe_text(payload['step_id'])}[/]")
+        return False
+
     if status:
         status.start()
     try:
-        for kind, payload in client.stream("run", **request):
-            if kind == "result":
-                summary = payload
-                break
-            if quiet:
-                continue
-            if payload["kind"] == "instance_created":
-                render.console.print(f"[bold]{render.safe_text(name)}[/] instance "
-                                     f"[bold]{render.safe_text(payload['instance_id'])}[/]")
-            elif status and payload["kind"] == "step_started":
-                status.update(f"running [bold]{render.safe_text(payload['step_id'])}[/]")
-            line = render.step_line(payload)
-            if line:
-                render.console.print(line)
+        return following.follow(client.stream("run", **request), quiet=quiet,
+                                on_event=on_event)
     finally:
         if status:
             status.stop()
-    return summary
 
 
 def _read_params_file(path: Path) -> dict[str, Any]:

@@ -5,9 +5,13 @@ says NAME=VALUE, gives whole summaries and ends with an example, usage errors as
 
 from __future__ import annotations
 
+import re
+import shlex
+import signal
+import subprocess
 from pathlib import Path
 
-from helpers import SAMPLES, Procctl, wait_for
+from helpers import PROCCTL, REPO, SAMPLES, Procctl, show_json, wait_for
 
 from procctl.cli.app import COMMANDS
 from procctl.cli.commands.agent import waiting_text
@@ -204,3 +208,67 @@ def test_agent_stop_says_what_it_waits_for(procctl: Procctl, tmp_path: Path) -> 
         "Waiting for 3 running instances to finish (shutdown_grace 10s)...")
     plain = procctl("agent", "stop")
     assert plain.out == f"No agent is running for home {procctl.home}\n", str(plain)
+
+
+def test_run_points_at_follow_and_ctrl_c_leaves_the_instance_running(
+        shared_procctl: Procctl, tmp_path: Path) -> None:
+    started = shared_procctl("run", SAMPLES / "hello.toml")
+    assert started.code == 0, str(started)
+    instance_id = started.out.split()[1]
+    assert started.err.endswith(f"Follow it with: procctl follow {instance_id}\n"), str(started)
+
+    definition = tmp_path / "napper.toml"
+    definition.write_text(SLEEPER.replace("ergonomics-sleeper", "ergonomics-napper")
+                          .replace("seconds = 30", "seconds = 2"), encoding="utf-8")
+    following = subprocess.Popen(
+        [PROCCTL, "run", str(definition), "--wait"], stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=shared_procctl.env)
+    try:
+        assert following.stdout is not None
+        header = following.stdout.readline()  # "ergonomics-napper instance ID"
+        assert header.startswith("ergonomics-napper instance "), header
+        instance_id = header.split()[-1]
+        following.send_signal(signal.SIGINT)
+        out, err = following.communicate(timeout=30)
+    finally:
+        following.kill()
+    assert following.returncode == 130, (out, err)
+    assert err.splitlines()[-1] == (f"Stopped following; instance {instance_id} goes on. "
+                                    f"Follow it again with: procctl follow {instance_id}")
+    # it went on: it completes without the command that started it
+    waited = shared_procctl("wait", instance_id, "--timeout", "30")
+    assert waited.code == 0, str(waited)
+    assert show_json(shared_procctl, instance_id)["status"] == "completed"
+
+
+#: docs/cli.md's `<!-- output: ergonomics NAME -->` blocks: which stream each shows
+DOC_STREAMS = {"run-help": "out", "unknown-option": "err", "config-typo": "err",
+               "config-set": "out"}
+_DOC_BLOCK = re.compile(r"<!-- output: ergonomics (?P<name>[a-z-]+) -->\n```\n"
+                        r"\$ (?P<command>[^\n]*)\n(?P<body>.*?)```", re.DOTALL)
+
+
+def _shown_in(expected: list[str], actual: list[str]) -> bool:
+    """Whether `actual` is `expected`, where a `...` line of `expected` stands for any
+    lines (none included)."""
+    if not expected:
+        return not actual
+    if expected[0] == "...":
+        return any(_shown_in(expected[1:], actual[start:])
+                   for start in range(len(actual) + 1))
+    return bool(actual) and actual[0] == expected[0] and _shown_in(expected[1:], actual[1:])
+
+
+def test_the_docs_show_the_real_output(procctl: Procctl) -> None:
+    """docs/cli.md's examples of this file's features are what procctl prints (at 80
+    columns)."""
+    blocks = {m["name"]: m for m in _DOC_BLOCK.finditer(
+        (REPO / "docs" / "cli.md").read_text(encoding="utf-8"))}
+    assert sorted(blocks) == sorted(DOC_STREAMS)
+    results = procctl.many(*[shlex.split(blocks[name]["command"])[1:] for name in DOC_STREAMS],
+                           env={"COLUMNS": "80"})
+    for (name, stream), result in zip(DOC_STREAMS.items(), results, strict=True):
+        shown = result.out if stream == "out" else result.err
+        expected = blocks[name]["body"].splitlines()
+        assert _shown_in(expected, shown.splitlines()), f"docs/cli.md {name}:\n{result}"
+    assert not _shown_in(["a", "...", "c"], ["a", "b"])  # the comparison can fail
