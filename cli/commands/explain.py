@@ -148,10 +148,13 @@ def lines(explanation: Explanation, hints: dict[str, Any], signals_dir: Path,
                  if e.owner.lease_until and e.owner.state != "stopped" else "")
         host = f" on {e.owner.host}" if e.owner.host else ""
         add("Agent", f"{e.owner.agent_id}{host}: {e.owner.state}{lease}")
+    overdue = "; overdue: an agent's clock applies it once one runs"
     if e.resume_at:
-        add("Resumes", _moment(e.resume_at, now))
+        add("Resumes", _moment(e.resume_at, now) + (overdue if _past(e.resume_at, now)
+                                                    else ""))
     if e.expires_at and e.status in ("paused", "failed"):
-        add("Expires", _moment(e.expires_at, now))
+        add("Expires", _moment(e.expires_at, now) + (
+            overdue + " (or procctl purge-expired)" if _past(e.expires_at, now) else ""))
         add("At expiry", _at_expiry(e))
     if "expects" in hints:
         fields = hints["expects"]
@@ -251,11 +254,17 @@ def _moment(iso: str, now: datetime) -> str:
     return f"{short_time(iso)} ({_relative(iso, now)})"
 
 
-def _relative(iso: str, now: datetime) -> str:
+def _aware(iso: str) -> datetime:
     moment = datetime.fromisoformat(iso)
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    seconds = (moment - now).total_seconds()
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _past(iso: str, now: datetime) -> bool:
+    return _aware(iso) < now
+
+
+def _relative(iso: str, now: datetime) -> str:
+    seconds = (_aware(iso) - now).total_seconds()
     size = abs(seconds)
     text = f"{size:.0f}s" if size < 60 else format_duration(size)
     return f"in {text}" if seconds >= 0 else f"{text} ago"

@@ -341,3 +341,15 @@ def test_control_characters_from_data_never_reach_the_terminal(engine: Engine) -
     shown = "\n".join(text(engine, summary["instance_id"]))
     assert "\x1b" not in shown
     assert "order-approval\\x1b[2J" in shown
+
+
+def test_a_resume_past_due_says_an_agent_applies_it_once_one_runs(engine: Engine) -> None:
+    # the harness has no clock of its own: the resume stays due, as with no agent
+    summary = engine.run(APPROVAL.format(extra='resume_at = "2020-01-01T00:00:00Z"'))
+    assert summary["status"] == "paused"
+    resumes = next(line for line in text(engine, summary["instance_id"], 160)
+                   if line.startswith("Resumes "))
+    assert resumes.endswith("ago); overdue: an agent's clock applies it once one runs")
+    expires = next(line for line in text(engine, summary["instance_id"], 160)
+                   if line.startswith("Expires "))
+    assert "overdue" not in expires
