@@ -548,11 +548,18 @@ class InstanceManager:
         error = outcome.error or {}
         data = {"by": error.get("by"), "reason": error.get("reason")}
         at = utc_now()
-        await self.worker.call(
-            self.worker.store.cancel_instance, instance_id, json.dumps(error),
-            from_statuses=(Status.RUNNING, Status.PAUSED),
-            events=[(instance_id, at, "instance_cancelled", json.dumps(data), None, None)],
-            signal_reason=f"instance {instance_id} was {error.get('message', 'cancelled')}")
+        try:
+            await self.worker.call(
+                self.worker.store.cancel_instance, instance_id, json.dumps(error),
+                from_statuses=(Status.RUNNING, Status.PAUSED),
+                events=[(instance_id, at, "instance_cancelled", json.dumps(data), None,
+                         None)],
+                signal_reason=f"instance {instance_id} was "
+                              f"{error.get('message', 'cancelled')}")
+        except Conflict as exc:  # it ended otherwise meanwhile: that stands
+            log.warning("cancelled instance not recorded as cancelled: %s", exc.message,
+                        extra={"instance": instance_id})
+            return
         self.publish(instance_id, {"kind": "instance_cancelled", "step_id": None,
                                    "step_path": None, "data": data, "at": at})
         log.info("instance cancelled", extra={"instance": instance_id})
