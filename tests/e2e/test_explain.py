@@ -222,8 +222,10 @@ def test_on_postgresql_it_names_the_agent_and_its_lease(tmp_path: Path, pg_url: 
     procctl = Procctl(tmp_path / "home")
     procctl.env["PROCCTL_STORE_URL"] = pg_url
     (tmp_path / "sleepy.toml").write_text(SLEEPY)
+    (tmp_path / "approval.toml").write_text(DOC_APPROVAL)
     try:
         procctl.ok("config", "set", "shutdown_grace", "0s")
+        paused = run_paused(procctl, tmp_path / "approval.toml")["instance_id"]
         sleepy = procctl.ok("run", tmp_path / "sleepy.toml", "--json").json()["instance_id"]
         wait_for(lambda: procctl.ok("explain", sleepy, "--json").json()["running_step"],
                  message="the sleep step to start")
@@ -240,3 +242,9 @@ def test_on_postgresql_it_names_the_agent_and_its_lease(tmp_path: Path, pg_url: 
     stopped = procctl.ok("explain", sleepy, "--json").json()
     assert stopped["owner"]["state"] == "stopped"
     assert "another live agent takes it over" in stopped["reason"]
+    # a paused one, from the server, with no agent
+    waiting = procctl.ok("explain", paused, "--json").json()
+    assert (waiting["waits_for"], waiting["correlation_id"]) == ("signal", "approval-A-17")
+    assert [f["name"] for f in waiting["expects"]] == ["approved", "by", "note"]
+    assert waiting["resume_line"] == ("procctl resume --correlation-id approval-A-17 "
+                                      "--data approved=true --data by=TEXT")
