@@ -35,6 +35,9 @@ log = logging.getLogger("procctl.retention")
 RETENTION_INTERVAL = 300.0
 #: instances the agent purges per tick during a pass (a tick comes every 0.25 s)
 CLOCK_BATCH = 100
+#: after a batch, the clock rests this many times as long as the batch took, so a
+#: backlog takes at most a quarter of the store thread's time
+CLOCK_REST = 3.0
 
 
 def retention_seconds(value: object) -> float | None:
@@ -85,7 +88,10 @@ class RetentionClock:
     retention: float | None
     interval: float = RETENTION_INTERVAL
     batch: int = CLOCK_BATCH
+    rest: float = CLOCK_REST
     _next: float = field(default=0.0, init=False)
+    #: no batch before this moment (monotonic): the rest after the last one
+    _rested: float = field(default=0.0, init=False)
     _pass: FinishedPass | None = field(default=None, init=False)
     _signals_left: bool = field(default=False, init=False)
     _signals_cleared: int = field(default=0, init=False)
@@ -97,13 +103,20 @@ class RetentionClock:
     async def step(self) -> None:
         """One batch of the pass under way, or a new pass when one is due; nothing
         otherwise (a monotonic clock read)."""
-        if self.retention is None:
+        if self.retention is None or time.monotonic() < self._rested:
             return
+        started = time.monotonic()
+        try:
+            await self._step(self.retention)
+        finally:
+            self._rested = time.monotonic() + (time.monotonic() - started) * self.rest
+
+    async def _step(self, retention: float) -> None:
         if self._pass is None and not self._signals_left:
             if time.monotonic() < self._next:
                 return
             self._next = time.monotonic() + self.interval
-            self._pass = FinishedPass(cut_before(self.retention))
+            self._pass = FinishedPass(cut_before(retention))
             self._signals_left, self._signals_cleared = True, 0
         store = self.worker.store
         if self._pass is not None:
@@ -115,7 +128,7 @@ class RetentionClock:
                              extra={"purged": self._pass.purged, "before": self._pass.before})
                 self._pass = None
             return
-        before = cut_before(self.retention)
+        before = cut_before(retention)
         cleared = await self.worker.call(store.clear_old_signals, before, self.batch)
         self._signals_cleared += cleared
         if cleared < self.batch:

@@ -216,7 +216,7 @@ def run_clock(path: Path, retention: float | None, steps: int, *, batch: int = 1
         worker = StoreWorker(path)
         await worker.open()
         try:
-            clock = RetentionClock(worker, retention, interval=interval, batch=batch)
+            clock = RetentionClock(worker, retention, interval=interval, batch=batch, rest=0)
             for _ in range(steps):
                 await clock.step()
             return clock
@@ -254,7 +254,7 @@ def test_the_clock_waits_an_interval_between_passes(tmp_path: Path) -> None:
         worker = StoreWorker(path)
         await worker.open()
         try:
-            clock = RetentionClock(worker, 30 * DAY, batch=10)
+            clock = RetentionClock(worker, 30 * DAY, batch=10, rest=0)
             for _ in range(3):  # the first pass: nothing to do
                 await clock.step()
             fill_finished(path, 5)
@@ -333,3 +333,27 @@ def test_a_filed_folder_that_is_a_link_is_left_alone(tmp_path: Path) -> None:
     sweep = old_signal_files(signals, 0)
     assert sweep.files == [] and sweep.folders == []
     assert (elsewhere / "important.json").exists()
+
+
+def test_the_clock_rests_after_a_batch(tmp_path: Path) -> None:
+    """After a batch, no other before `rest` times as long as it took has passed: a
+    backlog takes at most a share of the store thread."""
+    path = tmp_path / "procctl.db"
+    Store(path).close()
+    fill_finished(path, 30)
+
+    async def main() -> None:
+        worker = StoreWorker(path)
+        await worker.open()
+        try:
+            clock = RetentionClock(worker, 30 * DAY, batch=10, rest=10_000)
+            for _ in range(5):
+                await clock.step()
+            assert count(path, "SELECT COUNT(*) FROM instances") == 20  # one batch
+            clock._rested = 0.0  # the rest is over
+            await clock.step()
+            assert count(path, "SELECT COUNT(*) FROM instances") == 10
+        finally:
+            await worker.close()
+
+    asyncio.run(main())
