@@ -159,8 +159,8 @@ ELLIPSIS = "\u2026"
 
 def cut(text: str, width: int) -> str:
     """`text` in at most `width` columns: cut, with an ellipsis, when it is longer; at
-    the end of a word where one ends in the room (an ID in the text is not shown in
-    part), else inside the first word."""
+    the end of a word (an ID in the text is not shown in part), unless that keeps less
+    than half the room (a long word: its start is shown)."""
     if cell_width(text) <= width:
         return text
     kept, used = [], 0
@@ -172,7 +172,9 @@ def cut(text: str, width: int) -> str:
         used += size
     shown = "".join(kept)
     if text[len(shown)] != " " and " " in shown.strip(" "):
-        shown = shown[:shown.rstrip(" ").rindex(" ")]
+        whole_words = shown[:shown.rstrip(" ").rindex(" ")]
+        if 2 * cell_width(whole_words) >= width:  # else a long word: show its start
+            shown = whole_words
     return shown.rstrip(" ") + ELLIPSIS
 
 
@@ -279,6 +281,10 @@ def grid(columns: Sequence[Column], rows: Sequence[Sequence[Cell]], layout: Layo
     return "".join(line + "\n" for line in lines)
 
 
+#: the indentation of a value too wide to stand beside its name (`key_values`)
+HANG = 2
+
+
 class Pair(NamedTuple):
     """One `Name  value` line of `key_values` (a value may hold several lines).
     `wrap`: False for a command or a document meant to be pasted, never broken."""
@@ -292,7 +298,9 @@ class Pair(NamedTuple):
 def key_values(pairs: Sequence[Pair], layout: Layout) -> str:
     """Names in bold in a column, values beside them; on a terminal a value too long for
     its line is wrapped at spaces (a word longer than the room stays whole: the
-    terminal folds it, procctl never breaks it). No line ends in spaces."""
+    terminal folds it, procctl never breaks it), and one not to wrap (`wrap` False)
+    goes on a line of its own below its name, indented HANG, when it fits there. No
+    line ends in spaces."""
     indent = max(cell_width(pair.key) for pair in pairs) + 2
     room = layout.width - indent
     lines = []
@@ -303,9 +311,18 @@ def key_values(pairs: Sequence[Pair], layout: Layout) -> str:
                 texts.extend(_wrap(text, room))
             else:
                 texts.append(text)
+        widest = max(cell_width(text) for text in texts)
+        if layout.terminal and not pair.wrap and room < widest <= layout.width - HANG:
+            # a command to paste, too wide beside its name: whole, on lines of its own
+            texts = texts if not pair.key else ["", *texts]
+            indent_of = [HANG] * len(texts)
+            if pair.key:
+                indent_of[0] = indent
+        else:
+            indent_of = [indent] * len(texts)
         for number, text in enumerate(texts):
             key = pair.key if number == 0 else ""
-            head = _paint(key, "bold", layout) + " " * (indent - cell_width(key))
+            head = _paint(key, "bold", layout) + " " * (indent_of[number] - cell_width(key))
             lines.append((head + _paint(text, pair.style, layout)).rstrip(" "))
     return "".join(line + "\n" for line in lines)
 

@@ -271,8 +271,8 @@ def _table(rows: list[PausedRow], home: HomePaths, process: str | None, *, more:
                     '{"correlation_id": ID, "payload": {...}} as NAME.tmp, then rename it '
                     "NAME.json")
     else:
-        render.note("Resume one with: procctl resume --correlation-id ID [--data key=value]"
-                    " (--wide: what each expects)")
+        render.note("Resume one with: procctl resume --correlation-id ID [--data key=value]")
+        render.note("What each expects: procctl list-paused --wide")
 
 
 def signals_directory(home: HomePaths) -> Path:

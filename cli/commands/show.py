@@ -158,9 +158,10 @@ def _pairs(summary: dict[str, Any], checkpoint: CheckpointRecord | None,
             pairs.append(plain.Pair("Expects", text(payload_hints.fields_text(expects))))
         pairs += [
             plain.Pair("Resume", text(line), wrap=False),
-            plain.Pair("or drop", text(json.dumps(summary["signal_file"])), wrap=False),
-            plain.Pair("", "as NAME.json (write NAME.tmp, then rename it) into"),
-            plain.Pair("", text(str(signals_directory(home))), wrap=False),
+            plain.Pair("or drop", "\n".join([
+                text(json.dumps(summary["signal_file"])),
+                "as NAME.json (write NAME.tmp, then rename it) into",
+                text(str(signals_directory(home)))]), wrap=False),
         ]
     if "retry_command" in summary:  # failed, or held by on_crash = "hold"
         how = ("from its checkpoint, through the recover block" if checkpoint is not None

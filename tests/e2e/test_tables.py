@@ -220,7 +220,7 @@ def test_list_paused_fits_and_keeps_the_correlation_id_whole(home: Any, columns:
 def test_list_paused_wide_and_piped(home: Any) -> None:
     piped = home.procctl.ok("list-paused")
     assert not any(line.endswith(" ") for line in piped.out.splitlines()), repr(piped.out)
-    assert "(--wide: what each expects)" in piped.err
+    assert "What each expects: procctl list-paused --wide" in piped.err
     wide = on_terminal(home.procctl, 80, "list-paused", "--wide")
     header = wide.splitlines()[0].split()
     assert header[-4:] == ["SIZE", "EXPECTS", "RESUME", "WITH"], wide

@@ -162,3 +162,21 @@ def test_since_and_until_read_durations_and_local_times() -> None:
     for bad in ("yesterday", "2h ago", "12"):
         with pytest.raises(typer.BadParameter, match="neither a duration"):
             parse_when(bad, "--since", now)
+
+
+def test_a_command_too_wide_beside_its_name_goes_below_it_whole() -> None:
+    command = "procctl resume --correlation-id approval-C-3003 --data approved=VALUE"
+    pairs = [plain.Pair("Correlation ID", "approval-C-3003"),
+             plain.Pair("Resume", command, wrap=False),
+             plain.Pair("or drop", "a document\n/a/path/" + "p" * 60, wrap=False)]
+    lines = plain.key_values(pairs, TERMINAL).splitlines()
+    assert lines == ["Correlation ID  approval-C-3003", "Resume", "  " + command,
+                     "or drop", "  a document", "  /a/path/" + "p" * 60]
+    # piped, or where it fits beside its name: beside it
+    assert plain.key_values(pairs, PIPE).splitlines()[1] == "Resume          " + command
+
+
+def test_a_cut_keeps_whole_words_unless_that_keeps_too_little() -> None:
+    assert plain.cut("sub: child instance 8fe3ca22bf9f failed", 28) == "sub: child instance\u2026"
+    text = 'decide: in "results[\'wait-for-answer\'].payload.approved": no'
+    assert plain.cut(text, 23) == 'decide: in "results[\'w\u2026'
