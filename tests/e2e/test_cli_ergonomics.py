@@ -11,6 +11,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 from helpers import PROCCTL, REPO, SAMPLES, Procctl, show_json, wait_for
 
 from procctl.cli.app import COMMANDS
@@ -272,3 +273,35 @@ def test_the_docs_show_the_real_output(procctl: Procctl) -> None:
         expected = blocks[name]["body"].splitlines()
         assert _shown_in(expected, shown.splitlines()), f"docs/cli.md {name}:\n{result}"
     assert not _shown_in(["a", "...", "c"], ["a", "b"])  # the comparison can fail
+
+
+LOOPS = """\
+[process]
+name = "ergonomics-loops"
+version = "1"
+
+[[steps]]
+id = "each-order"
+kind = "foreach"
+items = "{{ ['A-1', 'A-2'] }}"
+as = "order"
+
+[[steps.body]]
+id = "charge"
+kind = "task"
+task = "log"
+with = { message = "charging {{ order }}" }
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="needs the loop-iteration change to "
+                   "agent/engine/runner.py, agent/engine/state.py and cli/render.py "
+                   "(asked of their owners); remove this mark once it is in")
+def test_the_progress_lines_of_a_loop_show_the_iteration(shared_procctl: Procctl,
+                                                         tmp_path: Path) -> None:
+    definition = tmp_path / "loops.toml"
+    definition.write_text(LOOPS, encoding="utf-8")
+    ran = shared_procctl.ok("run", definition, "--wait")
+    steps = [line.strip() for line in ran.out.splitlines() if line.startswith("  ✓")]
+    assert [re.sub(r" [0-9.]+s$", "", line) for line in steps] == [
+        "✓ charge (iteration 1)", "✓ charge (iteration 2)", "✓ each-order"], str(ran)
