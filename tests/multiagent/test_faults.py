@@ -101,6 +101,20 @@ def wait_completed(fleet: Fleet, ids: list[str], timeout: float = 60) -> None:
     wait_for(done, timeout=timeout, interval=0.1, message="every instance to complete")
 
 
+def wait_midway(fleet: Fleet, ids: list[str], started: float) -> None:
+    """Until every instance has committed a checkpoint (a completed one no longer has
+    one: then the fault would come too late, and the test says so)."""
+    def midway() -> bool:
+        ended = [i for i, s in statuses(fleet, ids).items() if s != "running"]
+        assert not ended, (
+            f"{len(ended)} instances ended before every one had a checkpoint (starting "
+            f"{len(ids)} took {time.monotonic() - started:.1f}s): naps too short")
+        return len(committed(fleet, ids)) == len(ids)
+
+    wait_for(midway, timeout=30, interval=0.05,
+             message="every instance to commit its first checkpoint")
+
+
 def step_place(step_id: str) -> float:
     """Where a step of the ledger process stands: s1 < nap1 < cp1 (and its blocks) < s2
     ... < done."""
@@ -214,12 +228,11 @@ def test_sigkill_of_an_agent_running_40_instances_its_peer_runs_them_on(
     rng = random.Random()
     book = tmp_path / "ledger.txt"
     definition = ledger_definition(tmp_path, "killed-midway")
+    started = time.monotonic()
     ids = start_instances(a, definition, [
-        {"ledger": str(book), "nap": round(rng.uniform(0.5, 1.0), 2)} for _ in range(40)])
-
+        {"ledger": str(book), "nap": round(rng.uniform(0.8, 1.4), 2)} for _ in range(40)])
     # Mid-way: every instance has committed a checkpoint, none has finished.
-    wait_for(lambda: len(committed(fleet, ids)) == len(ids), timeout=30, interval=0.05,
-             message="every instance to commit its first checkpoint")
+    wait_midway(fleet, ids, started)
     a.kill()
     killed = time.monotonic()
     length_at_kill = len(ledger(book))
@@ -267,9 +280,9 @@ def frozen_past_lease(fleet: Fleet, tmp_path: Path, count: int,
     a, b = fleet.start(2)
     book = tmp_path / "ledger.txt"
     definition = ledger_definition(tmp_path, "frozen")
+    started = time.monotonic()
     ids = start_instances(a, definition, [{"ledger": str(book), "nap": nap}] * count)
-    wait_for(lambda: len(committed(fleet, ids)) == len(ids), timeout=30, interval=0.05,
-             message="every instance to commit its first checkpoint")
+    wait_midway(fleet, ids, started)
     a.freeze()
     frozen = time.monotonic()
     assert set(statuses(fleet, ids).values()) == {"running"}
@@ -297,7 +310,7 @@ def check_woken_agent_stopped(a: FleetAgent) -> None:
 @pytest.mark.timeout(120)
 def test_frozen_agent_woken_after_its_peer_finished_its_instances_writes_nothing(
         fleet: Fleet, tmp_path: Path) -> None:
-    a, b, ids, _ = frozen_past_lease(fleet, tmp_path, count=10, nap=0.6)
+    a, b, ids, _ = frozen_past_lease(fleet, tmp_path, count=10, nap=0.8)
     wait_completed(fleet, ids)
     before = store_state(fleet, ids)
 
@@ -362,10 +375,10 @@ def test_server_restart_mid_run_every_instance_completes(
     # Many short checkpoints: commits are in flight when the server goes away.
     checkpoints = 12
     definition = ledger_definition(tmp_path, "server-restart", checkpoints)
-    params = [{"ledger": str(book), "nap": 0.2}] * 10
+    params = [{"ledger": str(book), "nap": 0.3}] * 10
+    started = time.monotonic()
     ids = start_instances(a, definition, params) + start_instances(b, definition, params)
-    wait_for(lambda: len(committed(fleet, ids)) == len(ids), timeout=30, interval=0.05,
-             message="every instance to commit its first checkpoint")
+    wait_midway(fleet, ids, started)
 
     began = time.monotonic()
     cut_off(pg_server, how, fleet.url.split("?")[0].rsplit("/", 1)[1])
