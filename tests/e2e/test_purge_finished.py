@@ -15,6 +15,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from helpers import REPO, SAMPLES, Procctl, run_paused, unique_key, wait_for
 
 FAILING = """
@@ -158,3 +159,19 @@ def test_the_agent_applies_the_retention_setting(procctl: Procctl) -> None:
     assert log[0]["msg"].startswith("retention: purged 1 finished instance(s) that ended "
                                     "before ")
     assert log[0]["purged"] == 1
+
+
+@pytest.mark.postgres
+def test_purge_on_a_postgresql_store(tmp_path: Path, pg_url: str) -> None:
+    procctl = Procctl(tmp_path / "home")
+    procctl.env["PROCCTL_STORE_URL"] = pg_url
+    try:
+        done = completed(procctl)
+        waiting = run_paused(procctl, SAMPLES / "approval.toml")["instance_id"]
+        dry = procctl.ok("purge", "--finished", "--older-than", "0s", "--dry-run", "--json")
+        assert [row["instance_id"] for row in dry.json()["purged"]] == [done]
+        purged = procctl.ok("purge", "--finished", "--older-than", "0s", "--json").json()
+        assert purged["count"] == 1 and purged["events"] > 0
+        assert ids(procctl) == {waiting}
+    finally:
+        procctl.stop_agent()
