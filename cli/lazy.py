@@ -23,6 +23,11 @@ from typer.core import MarkupMode, TyperCommand, TyperGroup
 
 from procctl.cli import help_examples, options
 
+try:  # the click that typer 0.29 carries; earlier typers use click itself
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError  # type: ignore[no-redef,import-not-found]
+
 if TYPE_CHECKING:
     # The click that typer is built on (typer carries its own copy); named for types only.
     from typer._click import Command, Context
@@ -65,12 +70,6 @@ def finish(command: Command, path: str) -> None:
     """What every command gets (see the module's doc); `path` is its name after
     `procctl` ("agent start"). A group's subcommands get it too."""
     command.epilog = help_examples.epilog(path)
-    if isinstance(command, TyperGroup):
-        for name, sub in command.commands.items():
-            if not sub.short_help and sub.help:
-                sub.short_help = first_paragraph(sub.help)
-            finish(sub, f"{path} {name}")
-        return
     taken = {name for param in command.params for name in param.opts}
     for param in command.params:
         if (param.metavar is None and param.param_type_name == "option"
@@ -78,6 +77,29 @@ def finish(command: Command, path: str) -> None:
             param.metavar = NAME_VALUE
     command.params.extend(param for param in options.global_params()
                           if not taken & set(param.opts))
+    _name_the_command_in_usage_errors(command)
+    if isinstance(command, TyperGroup):
+        for name, sub in command.commands.items():
+            if not sub.short_help and sub.help:
+                sub.short_help = first_paragraph(sub.help)
+            finish(sub, f"{path} {name}")
+
+
+def _name_the_command_in_usage_errors(command: Command) -> None:
+    """A usage error found while `command` parses its arguments (an option without its
+    value) carries the command's context, so that cli/app.py's hint can show its usage:
+    the parser of the click in typer raises it without one."""
+    parse = command.parse_args
+
+    def parse_args(ctx: Context, args: list[str]) -> list[str]:
+        try:
+            return parse(ctx, args)
+        except UsageError as exc:
+            if exc.ctx is None:
+                exc.ctx = ctx
+            raise
+
+    command.parse_args = parse_args  # type: ignore[method-assign]
 
 
 def first_paragraph(text: str) -> str:
@@ -125,6 +147,15 @@ class LazyGroup(TyperGroup):
         super().__init__(**attrs)
         for entry in self.lazy_commands:
             self.commands[entry.name] = _Deferred(entry, self.rich_markup_mode)
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        """As the group's, with its context on a usage error (see `finish`)."""
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:
+            if exc.ctx is None:
+                exc.ctx = ctx
+            raise
 
 
 def lazy_group(commands: tuple[LazyCommand, ...]) -> type[LazyGroup]:

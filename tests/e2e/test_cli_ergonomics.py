@@ -64,8 +64,11 @@ def test_global_options_work_after_the_command(procctl: Procctl, tmp_path: Path)
     assert not (procctl.home / "config.toml").exists()
 
     # after the command, --home wins over PROCCTL_HOME and over a --home before it
-    before = procctl("--home", tmp_path / "nowhere", "list", "--home", other)
+    before, grouped = procctl.many(
+        ("--home", tmp_path / "nowhere", "list", "--home", other),
+        ("config", "--home", other, "show", "--json"))
     assert before.code == 0 and "after-0001" in before.out, str(before)
+    assert grouped.code == 0 and grouped.json()["pool"] == "after", str(grouped)
     # and without it, the command reads PROCCTL_HOME's home (none here)
     plain = procctl("list")
     assert "after-0001" not in plain.out, str(plain)
@@ -120,6 +123,10 @@ def test_usage_errors_are_one_error_line_and_a_hint(procctl: Procctl) -> None:
     assert "procctl run [OPTIONS] {file}" in missing.err, str(missing)
     assert "--limit" in bad.err, str(bad)
     assert "Did you mean 'list'?" in no_command.err, str(no_command)
+    # an option without its value names the command in the hint too
+    assert procctl("resume", "-c").err.splitlines() == [
+        "Error: Option '-c' requires an argument.",
+        "Hint: usage: procctl resume [OPTIONS] (more: procctl resume --help)"]
     assert "'png' is not one of tree, mermaid" in bad_choice.err, str(bad_choice)
 
     # `procctl` alone still prints the help (exit code 2), and --help is not an error
