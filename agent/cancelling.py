@@ -174,8 +174,11 @@ async def cancel(manager: InstanceManager, instance_id: str, cancellation: Cance
                 raise refusal(done)
             outcome = Cancelled(done, Status.RUNNING, finally_ran=True)
             break
+        # another agent's (on a shared store) is looked at now; one of this agent's
+        # that it does not run yet is given a moment to be launched
+        elsewhere = store.shared and record.owner not in (None, agent_id)
         stored = record.status == Status.PAUSED or (
-            record.id not in manager.tasks and time.monotonic() > patience)
+            record.id not in manager.tasks and (elsewhere or time.monotonic() > patience))
         if stored and record.status == Status.RUNNING:
             runner = await worker.call(live_owner, store, record)
             if runner is not None and record.owner != agent_id:

@@ -7,9 +7,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from contract.backends import Opener, checkpointed, deliver, paused, running
+from contract.backends import (
+    Opener,
+    checkpointed,
+    deliver,
+    join_as_agent,
+    paused,
+    running,
+    wait_lease_out,
+)
 from contract.test_races import ROUNDS, race
 
+from procctl.agent.cancelling import cancel_without_agent
+from procctl.agent.engine.state import Cancellation
+from procctl.agent.errors import Refused
 from procctl.store import StoreContract
 from procctl.store.clock import utc_now
 from procctl.store.errors import Conflict, NotFound
@@ -143,3 +154,24 @@ def test_a_cancel_against_a_resume_one_wins(backend: Opener, store: StoreContrac
                 resumed.outcome == SignalStatus.REJECTED, resumed
             assert record.status is Status.CANCELLED
             assert store.find_checkpoint(instance) is None
+
+
+def test_cancelling_without_an_agent_leaves_a_live_agents_instance_to_it(
+        backend: Opener, store: StoreContract) -> None:
+    """agent/cancelling.py over the store: on a shared store, a running instance whose
+    agent's lease is current is that agent's to stop; once the lease ran out (nobody
+    runs it) it is cancelled in the store. On SQLite, one agent per home: an instance
+    left running when no agent runs is nobody's."""
+    agent = join_as_agent(backend, "agent-a", lease=1.0)
+    try:
+        running(agent, "i1")
+        asked = Cancellation("cli:ada@host", "stop")
+        if store.shared:
+            with pytest.raises(Refused, match=r"runs on agent agent-a \(contract-host\)"):
+                cancel_without_agent(store, "i1", asked)
+            assert store.get_instance("i1").status is Status.RUNNING
+            wait_lease_out(store, "agent-a")
+        done = cancel_without_agent(store, "i1", asked)
+        assert done.record.status is Status.CANCELLED and done.finally_ran is False
+    finally:
+        agent.close()
