@@ -116,6 +116,7 @@ class StoreWorker:
                         f"database disk image is malformed (fault point store.{name})")
                 result = call()
             except Fenced as exc:
+                self._waited(waited)
                 if self.on_fenced is not None:
                     self.on_fenced(exc)
                 raise
@@ -124,6 +125,7 @@ class StoreWorker:
                 # commit whose answer was lost is tried again: each transition checks
                 # the status it starts from, so one that did commit is refused.)
                 if self._closing or not wait_for_store or self._stop_waiting.is_set():
+                    self._waited(waited)
                     raise
                 if not waited:
                     log.error("store unreachable: store calls wait for it", extra={
@@ -136,6 +138,7 @@ class StoreWorker:
                 continue
             except (sqlite3.Error, StoreError, OSError) as exc:
                 if self._closing or not disk_full(exc, self._path):
+                    self._waited(waited)  # what it waited for is over: another error
                     if is_store_failure(exc):
                         self.health.failed("store", exc)
                     raise
@@ -158,6 +161,13 @@ class StoreWorker:
                                    "call": name})
             self.health.succeeded("store")
             return result
+
+    def _waited(self, waited: bool) -> None:
+        """A call that waited (for space, for the server) ended otherwise: the agent's
+        health no longer says it waits."""
+        if waited:
+            self.health.disk_free()
+            self.health.store_back()
 
     def add_event_soon(self, instance_id: str, at: str, kind: str, data_json: str,
                        step_id: str | None, step_path: str | None) -> None:

@@ -217,7 +217,15 @@ class PgStore(AgentOps, InstanceOps, CheckpointOps, PausedQueries, SignalOps, Ca
                 self._requeue_events(carried)
                 raise
             else:
-                self._db.execute("COMMIT")
+                try:
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    # The session was lost in the commit: the server rolled it back (or,
+                    # rarely, committed it and the answer was lost: the events may then be
+                    # written twice); the next call connects again.
+                    self._db.in_transaction = False
+                    self._requeue_events(carried)
+                    raise
                 self._db.in_transaction = False
                 self.commits += 1
 
