@@ -71,7 +71,7 @@ items = "range(12)"
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def tables(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A home with a paused instance (a long correlation ID), a parent whose child
     failed, and an instance with 40 events; the agent stopped (reads need none)."""
     folder = tmp_path_factory.mktemp("tables")
@@ -137,21 +137,21 @@ def fits(text: str, columns: int, whole: list[str]) -> None:
         assert any(word in line for line in lines), f"{word!r} cut or broken:\n{text}"
 
 
-def ids(home: Any) -> list[str]:
-    return [row["instance_id"] for row in home.rows]
+def ids(tables: Any) -> list[str]:
+    return [row["instance_id"] for row in tables.rows]
 
 
 @pytest.mark.parametrize("columns", [80, 160])
-def test_list_fits_the_terminal_and_keeps_every_id_whole(home: Any, columns: int) -> None:
-    text = on_terminal(home.procctl, columns, "list")
-    fits(text, columns, ids(home))
+def test_list_fits_the_terminal_and_keeps_every_id_whole(tables: Any, columns: int) -> None:
+    text = on_terminal(tables.procctl, columns, "list")
+    fits(text, columns, ids(tables))
     header = text.splitlines()[0].split()
     # at 80 columns PARENT gives way to the note; a child is marked all the same
     assert header == ["INSTANCE", "PROCESS", "STATUS", "STARTED", "DURATION",
                       *(["PARENT"] if columns == 160 else []), "NOTE"], text
-    child_line = next(line for line in text.splitlines() if home.child["instance_id"] in line)
+    child_line = next(line for line in text.splitlines() if tables.child["instance_id"] in line)
     assert "\u21b3 charge-card" in child_line, text
-    assert (home.parent["instance_id"] in child_line) == (columns == 160), text
+    assert (tables.parent["instance_id"] in child_line) == (columns == 160), text
     assert "explode: the card" in child_line
     if columns == 80:
         # STARTED was shortened (today: the time of day) and the error cut to the room left
@@ -162,53 +162,53 @@ def test_list_fits_the_terminal_and_keeps_every_id_whole(home: Any, columns: int
         assert child_line.endswith("by the bank"), child_line
 
 
-def test_list_piped_is_whole_and_unpadded(home: Any) -> None:
-    out = home.procctl.ok("list").out
+def test_list_piped_is_whole_and_unpadded(tables: Any) -> None:
+    out = tables.procctl.ok("list").out
     lines = out.splitlines()
     assert not any(line.endswith(" ") for line in lines), repr(out)
-    child_line = next(line for line in lines if home.child["instance_id"] in line)
+    child_line = next(line for line in lines if tables.child["instance_id"] in line)
     assert child_line.split()[1:4] == ["\u21b3", "charge-card", "failed"], child_line
-    assert child_line.endswith(f"{home.parent['instance_id']}  explode: the card was "
+    assert child_line.endswith(f"{tables.parent['instance_id']}  explode: the card was "
                                "declined by the bank")
     # the parent failed because its child did; the chatty one completed, no note
-    parent_line = next(line for line in lines if home.parent["instance_id"] in line)
+    parent_line = next(line for line in lines if tables.parent["instance_id"] in line)
     assert "failed" in parent_line.split()
-    chatty_line = next(line for line in lines if home.chatty["instance_id"] in line)
+    chatty_line = next(line for line in lines if tables.chatty["instance_id"] in line)
     assert chatty_line.split()[1:3] == ["batch", "completed"]
     assert chatty_line.split()[-1] == "-"  # no parent, no note
 
 
-def test_list_pages_by_key_and_filters_by_time(home: Any) -> None:
-    every = ids(home)
+def test_list_pages_by_key_and_filters_by_time(tables: Any) -> None:
+    every = ids(tables)
     assert len(every) == 4
-    first = home.procctl.ok("list", "--limit", "2")
+    first = tables.procctl.ok("list", "--limit", "2")
     assert [line.split()[0] for line in first.out.splitlines()[1:]] == every[:2]
     suggested = re.search(r"next page: (procctl list .*)$", first.err.strip())
     assert suggested, first.err
     assert suggested.group(1) == f"procctl list --limit 2 --after {every[1]}"
-    second = home.procctl.ok("list", "--limit", "2", "--after", every[1][:6], "--json")
+    second = tables.procctl.ok("list", "--limit", "2", "--after", every[1][:6], "--json")
     assert [row["instance_id"] for row in second.json()] == every[2:]
     assert "next page" not in second.err
-    after_last = home.procctl.ok("list", "--after", every[-1])
+    after_last = tables.procctl.ok("list", "--after", every[-1])
     assert after_last.out.startswith("No instances in home"), str(after_last)
     assert f"after {every[-1]}" in after_last.out
 
-    recent, future, old, bounded, bad = home.procctl.many(
+    recent, future, old, bounded, bad = tables.procctl.many(
         ("list", "--json", "--since", "1h"), ("list", "--json", "--since", "2099-01-01"),
         ("list", "--json", "--until", "1h"),
-        ("list", "--json", "--since", home.waiter["started_at"], "--until", "2099-01-01T00:00"),
+        ("list", "--json", "--since", tables.waiter["started_at"], "--until", "2099-01-01T00:00"),
         ("list", "--since", "yesterday"))
     assert [row["instance_id"] for row in recent.json()] == every
     assert future.json() == [] and old.json() == []
-    assert [row["instance_id"] for row in bounded.json()] == [home.waiter["instance_id"]]
+    assert [row["instance_id"] for row in bounded.json()] == [tables.waiter["instance_id"]]
     assert bad.code == 2 and "--since" in bad.err and "'yesterday'" in bad.err, str(bad)
 
 
 @pytest.mark.parametrize("columns", [80, 160])
-def test_list_paused_fits_and_keeps_the_correlation_id_whole(home: Any, columns: int) -> None:
+def test_list_paused_fits_and_keeps_the_correlation_id_whole(tables: Any, columns: int) -> None:
     correlation_id = "approval-web-shop-order-A-10017"
-    text = on_terminal(home.procctl, columns, "list-paused")
-    fits(text, columns, [correlation_id, home.waiter["instance_id"]])
+    text = on_terminal(tables.procctl, columns, "list-paused")
+    fits(text, columns, [correlation_id, tables.waiter["instance_id"]])
     header = text.splitlines()[0]
     if columns == 80:
         assert "SIZE" not in header and "ITER" not in header, text
@@ -217,28 +217,28 @@ def test_list_paused_fits_and_keeps_the_correlation_id_whole(home: Any, columns:
         assert header.split()[-2:] == ["ITER", "SIZE"], text
 
 
-def test_list_paused_wide_and_piped(home: Any) -> None:
-    piped = home.procctl.ok("list-paused")
+def test_list_paused_wide_and_piped(tables: Any) -> None:
+    piped = tables.procctl.ok("list-paused")
     assert not any(line.endswith(" ") for line in piped.out.splitlines()), repr(piped.out)
     assert "What each expects: procctl list-paused --wide" in piped.err
-    wide = on_terminal(home.procctl, 80, "list-paused", "--wide")
+    wide = on_terminal(tables.procctl, 80, "list-paused", "--wide")
     header = wide.splitlines()[0].split()
     assert header[-4:] == ["SIZE", "EXPECTS", "RESUME", "WITH"], wide
     row = wide.splitlines()[1]
     assert row.endswith("  approved (bool), by (str, optional)  procctl resume "
                         "--correlation-id approval-web-shop-order-A-10017 "
                         "--data approved=true"), wide
-    real = (home.procctl.home / "signals").resolve()
-    err = home.procctl.ok("list-paused", "--wide").err
+    real = (tables.procctl.home / "signals").resolve()
+    err = tables.procctl.ok("list-paused", "--wide").err
     assert f"Or drop a signal file into {real}:" in err, err
 
 
 @pytest.mark.parametrize("columns", [80, 160])
-def test_show_prints_the_last_20_events_fitted(home: Any, columns: int) -> None:
-    chatty = home.chatty["instance_id"]
-    total = len(home.procctl.ok("show", chatty, "--json").json()["history"])
+def test_show_prints_the_last_20_events_fitted(tables: Any, columns: int) -> None:
+    chatty = tables.chatty["instance_id"]
+    total = len(tables.procctl.ok("show", chatty, "--json").json()["history"])
     assert total > 30
-    text = on_terminal(home.procctl, columns, "show", chatty)
+    text = on_terminal(tables.procctl, columns, "show", chatty)
     fits(text, columns, [chatty])
     lines = text.splitlines()
     title = lines.index(f"History (the last 20 of {total} events; --history all shows "
@@ -250,10 +250,10 @@ def test_show_prints_the_last_20_events_fitted(home: Any, columns: int) -> None:
         assert any(line.endswith("\u2026") for line in history), text  # DETAIL cut
 
 
-def test_show_history_all_and_a_number(home: Any) -> None:
-    chatty = home.chatty["instance_id"]
-    total = len(home.procctl.ok("show", chatty, "--json").json()["history"])
-    every, five, bad = home.procctl.many(("show", chatty, "--history", "all"),
+def test_show_history_all_and_a_number(tables: Any) -> None:
+    chatty = tables.chatty["instance_id"]
+    total = len(tables.procctl.ok("show", chatty, "--json").json()["history"])
+    every, five, bad = tables.procctl.many(("show", chatty, "--history", "all"),
                                          ("show", chatty, "--history", "5"),
                                          ("show", chatty, "--history", "some"))
     lines = every.out.splitlines()
@@ -264,11 +264,11 @@ def test_show_history_all_and_a_number(home: Any) -> None:
     assert not any(line.endswith(" ") for line in every.out.splitlines())
 
 
-def test_show_of_a_paused_instance_keeps_its_commands_on_one_line(home: Any) -> None:
-    waiter = home.waiter["instance_id"]
+def test_show_of_a_paused_instance_keeps_its_commands_on_one_line(tables: Any) -> None:
+    waiter = tables.waiter["instance_id"]
     correlation_id = "approval-web-shop-order-A-10017"
-    text = on_terminal(home.procctl, 80, "show", waiter)
-    real = (home.procctl.home / "signals").resolve()
+    text = on_terminal(tables.procctl, 80, "show", waiter)
+    real = (tables.procctl.home / "signals").resolve()
     lines = text.splitlines()
     resume = next(line for line in lines if line.startswith("Resume "))
     assert resume.split(None, 1)[1] == (f"procctl resume --correlation-id {correlation_id} "
@@ -281,32 +281,32 @@ def test_show_of_a_paused_instance_keeps_its_commands_on_one_line(home: Any) -> 
     assert all(len(line) <= 80 for line in history), text
 
 
-def test_show_marks_the_child_and_names_the_parent(home: Any) -> None:
-    child = home.child["instance_id"]
-    out = home.procctl.ok("show", child).out
-    assert re.search(f"^Parent +{home.parent['instance_id']} \\(this instance runs", out,
+def test_show_marks_the_child_and_names_the_parent(tables: Any) -> None:
+    child = tables.child["instance_id"]
+    out = tables.procctl.ok("show", child).out
+    assert re.search(f"^Parent +{tables.parent['instance_id']} \\(this instance runs", out,
                      re.MULTILINE), out
     assert re.search("^Error +the card was declined", out, re.MULTILINE), out
 
 
-def test_agents_piped_is_unpadded(home: Any) -> None:
-    out = home.procctl.ok("agents").out
+def test_agents_piped_is_unpadded(tables: Any) -> None:
+    out = tables.procctl.ok("agents").out
     lines = out.splitlines()
     assert lines[0].split() == ["AGENT", "HOST", "POOL", "PID", "STATE", "LEASE",
                                 "INSTANCES"]
     assert not any(line.endswith(" ") for line in lines), repr(out)
-    narrow = on_terminal(home.procctl, 40, "agents")
+    narrow = on_terminal(tables.procctl, 40, "agents")
     agent = lines[1].split()[0]
     fits(narrow, 40, [agent])
     assert "PID" not in narrow.splitlines()[0]
 
 
-def test_a_terminal_with_colour_gets_bold_headers_and_coloured_statuses(home: Any) -> None:
-    text = on_terminal(home.procctl, 160, "list", colour=True)
+def test_a_terminal_with_colour_gets_bold_headers_and_coloured_statuses(tables: Any) -> None:
+    text = on_terminal(tables.procctl, 160, "list", colour=True)
     assert text.startswith("\x1b[1mINSTANCE"), repr(text)
     assert "\x1b[31mfailed\x1b[0m" in text, repr(text)
     plain_text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    fits(plain_text, 160, ids(home))
+    fits(plain_text, 160, ids(tables))
 
 
 # docs/cli.md's examples of list, list-paused and show are this home's output, marked
@@ -331,12 +331,12 @@ def masked(text: str) -> str:
     return text
 
 
-def test_the_docs_show_this_output(home: Any) -> None:
+def test_the_docs_show_this_output(tables: Any) -> None:
     real = {
-        "list-80": on_terminal(home.procctl, 80, "list"),
-        "list-paused-80": on_terminal(home.procctl, 80, "list-paused"),
-        "list-paused-wide": home.procctl.ok("list-paused", "--wide").out,
-        "show-80": on_terminal(home.procctl, 80, "show", home.waiter["instance_id"]),
+        "list-80": on_terminal(tables.procctl, 80, "list"),
+        "list-paused-80": on_terminal(tables.procctl, 80, "list-paused"),
+        "list-paused-wide": tables.procctl.ok("list-paused", "--wide").out,
+        "show-80": on_terminal(tables.procctl, 80, "show", tables.waiter["instance_id"]),
     }
     documented = {m["name"]: m["body"] for m in _DOC_BLOCK.finditer(CLI_MD.read_text())}
     assert {name: masked(text) for name, text in documented.items()} == {
