@@ -34,7 +34,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     # the commands of issue 13, written from its text before they land
     "cancel": ("procctl cancel 3f6c2a9e --reason 'ordered twice'",),
     "follow": ("procctl follow 3f6c2a9e",),
-    "wait": ("procctl wait 3f6c2a9e --timeout 600",),
+    "wait": ("procctl wait 3f6c2a9e --timeout 10m",),
     "explain": ("procctl explain 3f6c2a9e",),
     "purge": ("procctl purge --finished --older-than 30d",),
 }
