@@ -18,8 +18,8 @@ error only (both piped), and a `--json` command shows its standard output. Words
 `;`: `exit N` (the exit code, 0 unless given), `tty` (run on an 80-column
 pseudo-terminal), `without KEY,...` (top-level JSON keys the block leaves out). A block
 may begin with the `$ procctl ...` line that produced it, and a `...` line in a block
-stands for any lines. A JSON block is compared as JSON (a block that starts with `"KEY":`
-shows those keys of the document).
+stands for any lines. A JSON block is compared as JSON, however it is laid out, keys in
+their order (a block that starts with `"KEY":` shows those keys of the document).
 
 What changes from run to run is masked in both texts the same way (`normalise`):
 instance IDs, times, durations, sizes; the test maps its paths, host, agent ID and PID
