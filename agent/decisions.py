@@ -25,7 +25,7 @@ from procctl.store.signals import (
 __all__ = ["DeliveryTarget", "FirstReceipt", "Holder", "LastHolder", "SignalWrite"]
 
 #: statuses an instance does not leave
-TERMINAL = (Status.COMPLETED, Status.FAILED)
+TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
 
 # -- expiry -----------------------------------------------------------------------------
@@ -218,6 +218,11 @@ def gone_reason(correlation_id: str, last: LastHolder | None) -> str | None:
         return None
     if is_expired_error(last.error_json):
         return f"expired: instance {last.instance_id} expired before this signal came"
+    if last.status == Status.CANCELLED:
+        error = json.loads(last.error_json) if last.error_json else {}
+        message = error.get("message") if isinstance(error, dict) else None
+        return (f"instance {last.instance_id} was {message or 'cancelled'}; its checkpoint "
+                f"{correlation_id!r} is gone")
     if last.status == Status.COMPLETED:
         return (f"instance {last.instance_id} is {last.status}; its checkpoint "
                 f"{correlation_id!r} is gone")

@@ -81,6 +81,17 @@ class RetryRequest:
 
 
 @dataclass(frozen=True)
+class CancelRequest:
+    """`procctl cancel ID`: a running instance stops (its finally blocks run), a paused
+    one is cancelled in the store; `by` is who asks (cli:USER@HOST), `reason` why."""
+
+    op: ClassVar[str] = "cancel"
+    instance_id: str
+    by: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class PurgeExpiredRequest:
     """`procctl purge-expired`."""
 
@@ -90,7 +101,7 @@ class PurgeExpiredRequest:
 
 #: every request the agent takes
 Request = Union[StatusRequest, StopRequest, RunRequest, FollowRequest,  # noqa: UP007
-                AwaitSignalRequest, RetryRequest, PurgeExpiredRequest]
+                AwaitSignalRequest, RetryRequest, CancelRequest, PurgeExpiredRequest]
 
 REQUESTS: dict[str, type[Any]] = {cls.op: cls for cls in get_args(Request)}
 #: old names still read (an older CLI's `watch` is `follow`)

@@ -44,13 +44,15 @@ COMMANDS = (
                 "Run a process definition on the agent (started in the background if "
                 "needed)."),
     LazyCommand("show", f"{_COMMANDS}.show:show_command",
-                "Show one instance: status, params, result or error, and its history."),
+                "Show one instance: status, params, result or error, how to resume it, its "
+                "history."),
     LazyCommand("explain", f"{_COMMANDS}.explain:explain_command",
                 "Explain why an instance is where it is: what it waits for, since and until "
                 "when, what a signal must carry, the signals it did not take, and the "
                 "commands that move it on."),
     LazyCommand("list", f"{_COMMANDS}.listing:list_command",
-                "List instances, newest first."),
+                "List instances, newest first: status, start, duration, parent, why it "
+                "failed."),
     LazyCommand("validate", f"{_COMMANDS}.validate:validate_command",
                 "Check a definition: TOML syntax, step kinds and fields, ids, expressions, "
                 "variables."),

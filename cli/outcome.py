@@ -16,6 +16,8 @@ from procctl.store.records import Status
 
 #: the exit code of a command whose instance failed
 EXIT_INSTANCE_FAILED = 1
+#: the exit code of a command whose instance was cancelled (procctl cancel)
+EXIT_INSTANCE_CANCELLED = 11
 
 
 def print_outcome(summary: dict[str, Any]) -> None:
@@ -49,6 +51,10 @@ def print_outcome(summary: dict[str, Any]) -> None:
             render.console.print("Resumes by itself at "
                                  + render.short_time(checkpoint["resume_at"]))
         render.console.print("Resume it with: " + render.safe_text(summary["resume_command"]))
+        return
+    if summary["status"] == Status.CANCELLED:
+        error = summary.get("error") or {}
+        render.console.print(f"{state} in {took}: {render.safe_text(error.get('message'))}")
         return
     render.console.print(f"{state} in {took}")
     if summary["status"] == Status.COMPLETED:

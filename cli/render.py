@@ -74,6 +74,7 @@ STATUS_STYLES: dict[str, str] = {
     Status.PAUSED: "yellow",
     Status.COMPLETED: "green",
     Status.FAILED: "red",
+    Status.CANCELLED: "magenta",
 }
 
 
@@ -222,9 +223,9 @@ def step_line(event: dict[str, Any]) -> str | None:
     step = safe_text(event.get("step_id"))
     data = event.get("data") or {}
     if kind == "step_finished":
-        return f"  [green]✓[/] {step} [dim]{data.get('duration', 0):.2f}s[/]"
+        return f"  [green]✓[/] {step}{_loop_text(data)} [dim]{data.get('duration', 0):.2f}s[/]"
     if kind == "step_failed":
-        return f"  [red]✗[/] {step}: {safe_text(data.get('message'))}"
+        return f"  [red]✗[/] {step}{_loop_text(data)}: {safe_text(data.get('message'))}"
     if kind == "step_retry":
         return (f"  [yellow]↻[/] {step}: attempt {safe_text(data.get('attempt'))} failed "
                 f"({safe_text(data.get('message'))}); retrying")
@@ -243,10 +244,23 @@ def step_line(event: dict[str, Any]) -> str | None:
     if kind == "child_started":
         return (f"  [cyan]↳[/] {step}: child instance {safe_text(data.get('instance_id'))} "
                 f"({safe_text(data.get('process'))})")
+    if kind == "step_cancelled":
+        return f"  [red]■[/] {step}: stopped (cancelled by {safe_text(data.get('by'))})"
+    if kind == "scope_cancelled":
+        return f"  [yellow]⤷[/] {step}: cancelled; its finally runs"
     if kind == "scope_caught":
         error = data.get("error") or {}
         return f"  [yellow]⤷[/] {step}: caught {safe_text(error.get('message'))}"
     return None
+
+
+def _loop_text(data: dict[str, Any]) -> str:
+    """What a step event in a loop says after the step's id: ` (iteration 2)` in a
+    loop's second iteration (`2.1`: the first of a loop inside it); "" outside."""
+    loop = data.get("loop")
+    if not isinstance(loop, list) or not loop:
+        return ""
+    return f" [dim](iteration {safe_text('.'.join(str(number) for number in loop))})[/]"
 
 
 def waiting_text(child: dict[str, Any]) -> str:

@@ -108,6 +108,13 @@ def step_work(runner: Runner, step: AnyStep, state: InstanceState,
             assert_never(step)
 
 
+def _loop(state: InstanceState) -> dict[str, Any]:
+    """`{"loop": [2]}` for a step in a loop's second iteration (`[2, 1]` in the first
+    iteration of a loop inside it), else nothing: its events say where it ran."""
+    iterations = state.loop_iterations()
+    return {"loop": iterations} if iterations else {}
+
+
 @dataclass(frozen=True)
 class Outcome:
     status: str  # a Status: completed | failed | paused | cancelled
@@ -208,7 +215,7 @@ class Runner:
     async def run_step(self, step: AnyStep, state: InstanceState,
                        resume: list[Frame] | None = None) -> None:
         if resume is None:
-            await self.emit("step_started", step, {"kind": step.kind})
+            await self.emit("step_started", step, {"kind": step.kind, **_loop(state)})
         await self.guard(step, step_work(self, step, state, resume), state)
 
     async def guard(self, step: Step, work: Awaitable[Any], state: InstanceState) -> None:
@@ -217,7 +224,8 @@ class Runner:
         try:
             value = await work
         except ReturnFromProcess:
-            await self.emit("step_finished", step, {"duration": time.monotonic() - started})
+            await self.emit("step_finished", step, {"duration": time.monotonic() - started,
+                                                    **_loop(state)})
             raise
         except PauseInstance:
             raise
@@ -233,13 +241,15 @@ class Runner:
                 failure.step_id, failure.step_path = step.id, step.path
             if failure.step_id == step.id:
                 await self.emit("step_failed", step, {"message": failure.message,
-                                                      "kind": failure.kind})
+                                                      "kind": failure.kind, **_loop(state)})
             raise
         except ExpressionError as exc:
-            await self.emit("step_failed", step, {"message": exc.message, "kind": "expression"})
+            await self.emit("step_failed", step, {"message": exc.message, "kind": "expression",
+                                                  **_loop(state)})
             raise StepFailed(exc.message, step_id=step.id, step_path=step.path,
                              kind="expression") from exc
         state.results[step.id] = value
         if not isinstance(step, SetStep):
             state.last_result = value
-        await self.emit("step_finished", step, {"duration": time.monotonic() - started})
+        await self.emit("step_finished", step, {"duration": time.monotonic() - started,
+                                                **_loop(state)})

@@ -165,6 +165,16 @@ class InstanceState:
         return not self.in_branch and not any(
             cursor.block in ("commit", "recover") for cursor in self.frames)
 
+    def loop_iterations(self) -> list[int]:
+        """The iteration of each loop around the current step, from 1, outermost first
+        ([] outside loops): the progress lines show where a step is."""
+        found: list[int] = []
+        for cursor in self.frames:
+            iteration = None if cursor.state is None else cursor.state.iteration()
+            if iteration is not None:
+                found.append(iteration + 1)
+        return found
+
     def call_key(self, step: Step) -> str:
         """Where a `call` step stands, iteration included: the same call reached again
         after a restart has the same key, and so finds the child it started."""

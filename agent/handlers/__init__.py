@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, assert_never
 from procctl.agent.follower import Send
 from procctl.agent.handlers import (
     await_signal,
+    cancel,
     follow,
     purge_expired,
     retry,
@@ -18,6 +19,7 @@ from procctl.agent.handlers import (
 )
 from procctl.agent.messages import (
     AwaitSignalRequest,
+    CancelRequest,
     FollowRequest,
     PurgeExpiredRequest,
     Request,
@@ -46,6 +48,8 @@ async def dispatch(agent: Agent, request: Request, send: Send) -> None:
             await await_signal.handle(agent, request, send)
         case RetryRequest():
             await retry.handle(agent, request, send)
+        case CancelRequest():
+            await cancel.handle(agent, request, send)
         case PurgeExpiredRequest():
             await purge_expired.handle(agent, request, send)
         case _:

@@ -4,30 +4,18 @@ agent/cancelling.py). The result is what `procctl cancel --json` prints."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from procctl.agent.cancelling import cancel, check_reason
 from procctl.agent.engine.state import Cancellation
 from procctl.agent.follower import Send
-from procctl.agent.messages import Result
+from procctl.agent.messages import CancelRequest, Result
 
 if TYPE_CHECKING:
     from procctl.agent.daemon import Agent
 
 
-class CancelFields(Protocol):
-    """The fields of messages.CancelRequest (`op` "cancel"): the instance, who asks
-    (`cli:USER@HOST`) and why."""
-
-    @property
-    def instance_id(self) -> str: ...
-    @property
-    def by(self) -> str: ...
-    @property
-    def reason(self) -> str | None: ...
-
-
-async def handle(agent: Agent, request: CancelFields, send: Send) -> None:
+async def handle(agent: Agent, request: CancelRequest, send: Send) -> None:
     await agent.gate(agent.recovered)
     cancellation = Cancellation(request.by, check_reason(request.reason))
     done = await cancel(agent.manager, request.instance_id, cancellation,

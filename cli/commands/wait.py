@@ -28,8 +28,10 @@ def wait_command(
         help="Give up after this long (e.g. 30s, 5m); exit code 12.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
-    """Wait until an instance pauses or ends, printing nothing; exit code 0 completed,
-    1 failed, 10 paused, 11 cancelled, 12 still running after --timeout."""
+    """Wait until an instance pauses or ends; the exit code says how it stands.
+
+    Prints nothing (unless --json): exit code 0 completed, 1 failed, 10 paused,
+    11 cancelled, 12 still running after --timeout."""
     options = global_options(ctx)
     seconds = None
     if timeout is not None:

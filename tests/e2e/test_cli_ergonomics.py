@@ -301,9 +301,6 @@ with = { message = "charging {{ order }}" }
 """
 
 
-@pytest.mark.xfail(strict=True, reason="needs the loop-iteration change to "
-                   "agent/engine/runner.py, agent/engine/state.py and cli/render.py "
-                   "(asked of their owners); remove this mark once it is in")
 def test_the_progress_lines_of_a_loop_show_the_iteration(shared_procctl: Procctl,
                                                          tmp_path: Path) -> None:
     definition = tmp_path / "loops.toml"

@@ -14,10 +14,13 @@ from pathlib import Path
 
 from helpers import SAMPLES, Procctl
 
-COMMANDS = ("run", "show", "list", "validate", "graph", "resume", "retry", "list-paused",
-            "purge-expired", "signals", "agent", "agents", "config")
-COMMAND_MODULES = ("agent", "agents", "config", "graph", "listing", "paused", "purge", "resume",
-                   "retry", "run", "show", "signals", "validate")
+COMMANDS = ("run", "show", "explain", "list", "validate", "graph", "resume", "retry", "cancel",
+            "follow", "wait", "list-paused", "purge", "purge-expired", "signals", "agent",
+            "agents", "config")
+COMMAND_MODULES = ("agent", "agents", "cancel", "config", "explain", "follow", "graph",
+                   "listing", "paused", "purge", "purge_finished", "resume", "retry", "run",
+                   "show", "signals",
+                   "validate", "wait")
 # Each command's help and one option or subcommand that must be in it.
 FULL_HELP = {
     ("run",): "--params-file",
@@ -28,6 +31,11 @@ FULL_HELP = {
     ("resume",): "--correlation-id",
     ("retry",): "{instance_id}",
     ("list-paused",): "--json",
+    ("explain",): "{instance_id}",
+    ("cancel",): "--reason",
+    ("follow",): "{instance_id}",
+    ("wait",): "--timeout",
+    ("purge",): "--older-than",
     ("agents",): "--all",
     ("purge-expired",): "--dry-run",
     ("signals",): "--json",

@@ -1,9 +1,9 @@
-"""The instances table and one-line messages are written without rich where procctl can
-write the very bytes rich would (cli/plain.py, cli/render.py): checked against rich
-itself, printing through procctl's own console, over generated rows (plain text,
-markup, emoji codes, wide characters, long cells) and environments (a pipe, terminals
-of every kind rich tells apart: dumb, NO_COLOR, COLUMNS and LINES, the terminal's size,
-FORCE_COLOR, TTY_COMPATIBLE).
+"""One-line messages are written without rich where procctl can write the very bytes
+rich would (cli/plain.py, cli/render.py): checked against rich itself, printing through
+procctl's own console, over generated lines (plain text, markup, emoji codes, wide
+characters, long lines) and environments (a pipe, terminals of every kind rich tells
+apart: dumb, NO_COLOR, COLUMNS and LINES, the terminal's size, FORCE_COLOR,
+TTY_COMPATIBLE). Tables are procctl's own (tests/unit/test_plain_tables.py).
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import itertools
 import json
 import os
 import random
-import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,6 @@ import pytest
 
 from procctl.cli import plain, render
 
-STATUSES = ("running", "paused", "completed", "failed")
 #: text rich prints as it is, and text it does not (markup, escapes, emoji codes, wide
 #: or non-ASCII characters, control characters)
 PLAIN = ("order-flow", "a b  c", " padded ", "", "x" * 70, "12:34:56", "ok:", "version 1.2",
@@ -77,42 +74,6 @@ def in_setting(monkeypatch: pytest.MonkeyPatch, rng: random.Random, print_it: An
             print_it(through_rich)
             written.append(out.getvalue())
     return written[0], written[1], {**env, "size": str(size)}
-
-
-def rows_for(rng: random.Random, count: int, texts: tuple[str, ...]) -> list[dict[str, Any]]:
-    start = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
-    rows = []
-    for number in range(count):
-        started = start + timedelta(seconds=rng.randrange(10**6))
-        ended = (started + timedelta(seconds=rng.random() * rng.choice((1, 100, 10**4)))
-                 if rng.random() < 0.6 else None)
-        rows.append({
-            "instance_id": rng.choice((f"{number:04x}" + "0" * rng.randrange(40), *texts)),
-            "process": rng.choice(texts), "status": rng.choice(STATUSES),
-            "started_at": started.isoformat(), "ended_at": ended and ended.isoformat(),
-        })
-    return rows
-
-
-def test_listing_without_rich_prints_what_rich_prints(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = random.Random(11)
-    written_plainly = set()
-    for count in itertools.chain((1, 2, 3, 50), (rng.randrange(1, 20) for _ in range(400))):
-        rows = rows_for(rng, count, rng.choice((PLAIN, PLAIN, TEXTS)))
-
-        def print_it(through_rich: bool, rows: list[dict[str, Any]] = rows) -> None:
-            if through_rich:
-                render.console.print(render.instances_table(rows))
-            else:
-                render.print_instances(rows)
-                if "console" not in vars(render):  # rich's console was not needed
-                    codes = "\x1b" in sys.stdout.getvalue()  # type: ignore[attr-defined]
-                    written_plainly.add("with codes" if codes else "plain text")
-
-        ours, theirs, setting = in_setting(monkeypatch, rng, print_it)
-        assert ours == theirs, (setting, rows)
-    # the plain path was taken, to a pipe and to a terminal with codes
-    assert written_plainly == {"plain text", "with codes"}
 
 
 def test_a_line_without_rich_prints_what_rich_prints(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,13 +131,6 @@ def test_the_layout_is_richs(monkeypatch: pytest.MonkeyPatch, term: str | None,
         console.width, writes_codes, writes_codes and not console.no_color)
 
 
-def test_typical_instances_are_written_without_rich() -> None:
-    cells = [["3f2a9c", "order-flow", "completed", "2026-12-01 09:30:00", "2.00s"]]
-    for layout in (plain.Layout(160, styles=False, colours=False),
-                   plain.Layout(120, styles=True, colours=True)):
-        assert plain.table(render.INSTANCE_COLUMNS, cells, layout, [[None] * 5]) is not None
-
-
 def test_the_table_shows_the_summarys_fields(tmp_path: Path) -> None:
     """`procctl list` builds its table rows without the full summary (no params or
     result decoded): the fields it shows are the summary's."""
@@ -198,6 +152,7 @@ def test_the_table_shows_the_summarys_fields(tmp_path: Path) -> None:
     assert len(records) == 3
     for record in records:
         row = table_row(record)
-        assert set(row) == {"instance_id", "process", "status", "started_at", "ended_at"}
+        assert set(row) == {"instance_id", "process", "status", "started_at", "ended_at",
+                            "parent_id", "error"}
         summary = instance_summary(record)
         assert row == {key: summary[key] for key in row}, record
