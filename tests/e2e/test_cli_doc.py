@@ -30,7 +30,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_doc import CHECKED_BY, CLI_MD, Block, Command, DocError, blocks, normalise, shown_in
+from cli_doc import (
+    CHECKED_BY,
+    CLI_MD,
+    Block,
+    Command,
+    DocError,
+    blocks,
+    normalise,
+    parse_command,
+    shown_in,
+)
 from helpers import PROCCTL, REPO, SAMPLES, Procctl, Result, wait_for
 
 from procctl.store import Store
@@ -199,7 +209,6 @@ class Scenario:
 
 
 def _command(text: str) -> Command:
-    from cli_doc import parse_command
     return parse_command(text, "the scenario")
 
 
