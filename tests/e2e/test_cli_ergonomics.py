@@ -11,7 +11,6 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
 from helpers import PROCCTL, REPO, SAMPLES, Procctl, show_json, wait_for
 
 from procctl.cli.app import COMMANDS
