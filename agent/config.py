@@ -105,7 +105,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("shutdown_grace", "10s", _duration,
             "How long running steps get to finish when the agent is stopped."),
     Setting("retention", "30d", _duration,
-            "How long finished instances' summaries are kept."),
+            "How long finished instances are kept after they end (the agent purges "
+            "older ones with their history); 0 keeps everything."),
     Setting("log_level", "info", _log_level, "Agent log level: debug, info, warning, error."),
     Setting("expression_timeout", "1s", _positive_duration,
             "How long one expression may run before its step fails."),

@@ -21,7 +21,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "retry": ("procctl retry 3f6c2a9e",),
     "list-paused": ("procctl list-paused --json",),
     "purge-expired": ("procctl purge-expired --dry-run",),
-    "signals": ("procctl signals --all",),
+    "signals": ("procctl signals --all", "procctl signals --clear --older-than 7d --dry-run"),
     "agent": ("procctl agent status",),
     "agent run": ("procctl agent run --home /srv/procctl",),
     "agent start": ("procctl agent start",),

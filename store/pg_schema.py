@@ -10,7 +10,7 @@ lock, so two agents starting together do not both do it.
 from __future__ import annotations
 
 #: the schema version this file creates (SQLite's numbering: store/schema.py)
-PG_SCHEMA_VERSION = 8
+PG_SCHEMA_VERSION = 9
 
 #: pg_advisory_lock key of schema changes (any constant; "procctl" in ASCII)
 SCHEMA_LOCK = 0x70726F63_63746C
@@ -103,6 +103,8 @@ CREATE TABLE signals (
 );
 CREATE INDEX signals_by_status ON signals(status, correlation_id, received_at);
 CREATE INDEX signals_by_signal_id ON signals(signal_id);
+CREATE INDEX signals_by_instance ON signals(instance_id) WHERE instance_id IS NOT NULL;
+CREATE INDEX instances_by_start ON instances(started_at, id);
 CREATE TABLE agents (
     id           {_TEXT} PRIMARY KEY,
     incarnation  {_TEXT} NOT NULL,
@@ -123,4 +125,7 @@ INSERT INTO procctl_schema (version) VALUES ({PG_SCHEMA_VERSION});
 MIGRATIONS: dict[int, str] = {
     # 8: a checkpoint's declared payload (store/schema.py, migration 8)
     8: f"ALTER TABLE checkpoints ADD COLUMN expects_json {_TEXT};",
+    # 9: indexes for purge --finished, retention, cancel and list's pages (schema.py, 9)
+    9: "CREATE INDEX signals_by_instance ON signals(instance_id) WHERE instance_id IS NOT NULL;"
+       " CREATE INDEX instances_by_start ON instances(started_at, id);",
 }

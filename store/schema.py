@@ -144,6 +144,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE checkpoints ADD COLUMN expects_json TEXT;
     """,
+    # 9: indexes for the operator's commands: a finished instance's signal rows found by
+    # their instance (purge --finished, retention, cancel), and instances by start time
+    # (list's pages read only the index, newest first)
+    """
+    CREATE INDEX signals_by_instance ON signals(instance_id) WHERE instance_id IS NOT NULL;
+    CREATE INDEX instances_by_start ON instances(started_at, id);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -204,7 +204,7 @@ def test_finish_takes_a_terminal_status_only(store: StoreContract) -> None:
     running(store, "i1")
     with pytest.raises(ValueError):
         store.finish_instance("i1", Status.PAUSED)
-    assert {Status.COMPLETED, Status.FAILED} == set(TERMINAL_STATUSES)
+    assert {Status.COMPLETED, Status.FAILED, Status.CANCELLED} == set(TERMINAL_STATUSES)
 
 
 def test_hold_pauses_without_a_checkpoint(store: StoreContract) -> None:
