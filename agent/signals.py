@@ -4,7 +4,8 @@ Writers create `<name>.tmp` (or a name starting with "."), write, and rename it 
 `<name>.json` in the same directory. A signal file is one JSON object:
 `{"correlation_id": "...", "payload": {...}, "signal_id": "...", "set": {...}}`,
 where only correlation_id is required. Each file read ends in `processed/`, or in
-`rejected/` beside `<name>.error.json` saying why. The agent deletes nothing (`procctl signals --clear` does).
+`rejected/` beside `<name>.error.json` saying why. The agent deletes nothing
+(`procctl signals --clear` does).
 """
 
 from __future__ import annotations
