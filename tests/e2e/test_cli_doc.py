@@ -41,7 +41,7 @@ from cli_doc import (
     parse_command,
     shown_in,
 )
-from helpers import PROCCTL, REPO, SAMPLES, Procctl, Result, wait_for
+from helpers import PROCCTL, REPO, SAMPLES, Procctl, Result, instance_state, wait_for
 
 from procctl.store import Store
 
@@ -67,7 +67,7 @@ name = "approval"
 id = "wait-for-answer"
 kind = "checkpoint"
 correlation_id = "approval-late"
-ttl = "3s"
+ttl = "4s"
 
 [[steps]]
 id = "done"
@@ -256,6 +256,8 @@ def _build(scene: Scenario) -> None:
     late = run("procctl run approval.toml --wait --json")
     values["late"] = _instance(late)
     procctl.ok("agent", "stop")
+    assert instance_state(procctl, values["late"])[0] == "paused", \
+        "the agent expired the checkpoint before it stopped: a longer ttl in approval.toml"
     run("PROCCTL_HOME={home} procctl agent status --json; exit 4")
     due = datetime.fromisoformat(late.json()["checkpoint"]["expires_at"])
     wait_for(lambda: datetime.now(due.tzinfo) > due, timeout=10, message="the TTL to run out")
