@@ -220,7 +220,7 @@ def test_the_trial_in_multi_host_md(tmp_path: Path, pg_url: str) -> None:
         assert history.count("instance_recovered") == 1, history
         # every round's checkpoint once: none lost, none taken again after the takeover
         assert history.count("checkpoint_saved") == ROUNDS, history
-        shown = b.ok("show", counting)
+        shown = b.ok("show", counting, "--history", "all")
         assert re.search(r"^Status +completed", shown.out, re.M), shown.out
         assert re.search(r"instance_recovered", shown.out), shown.out
 

@@ -268,6 +268,8 @@ def test_validate_json_lists_what_each_checkpoint_stores(
     # the engine now: tests/engine/test_checkpoints.py)
     report = procctl.ok("validate", "--json", write_definition(LIVENESS)).json()
     assert report["checkpoints"] == {
-        "early": {"variables": [], "results": ["*"]},  # `{{ results }}` reads them all
-        "wait": {"variables": ["kept"], "results": ["first"]},
+        "early": {"variables": [], "results": ["*"],  # `{{ results }}` reads them all
+                  "payload": {"declared": False, "fields": []}},
+        "wait": {"variables": ["kept"], "results": ["first"],
+                 "payload": {"declared": False, "fields": []}},
     }

@@ -24,8 +24,9 @@ def test_every_status_in_the_stores_sql_is_in_the_vocabulary() -> None:
     assert named <= {*Status, *SignalStatus}, named - {*Status, *SignalStatus}
 
 
-def test_no_cancelled_status() -> None:
-    assert "cancelled" not in {*Status, *SignalStatus}
+def test_cancelled_is_an_instance_status_that_has_ended() -> None:
+    assert Status("cancelled") is Status.CANCELLED
+    assert "cancelled" not in set(SignalStatus)
 
 
 def test_records_hold_the_enums() -> None:
@@ -36,5 +37,5 @@ def test_records_hold_the_enums() -> None:
                           None, None)
     assert signal.status is SignalStatus.PENDING
     with pytest.raises(ValueError):
-        InstanceRecord("i", "sha", "p", None, "cancelled", "{}", "{}", "t", "t", None, None,
+        InstanceRecord("i", "sha", "p", None, "stopped", "{}", "{}", "t", "t", None, None,
                        None)
