@@ -119,14 +119,14 @@ def print_pg_signal(pg: dict[str, Any], sqlite: dict[str, Any]) -> None:
 def print_comparisons(pg: dict[str, Any]) -> None:
     rows = pg["comparisons"]
     if all(r.get("sqlite_beside") for r in rows):
-        sqlite_is = ("SQLite measured at the same moments (an agent on a SQLite home of its "
-                     "own: its one-instance\nruns alternating with PostgreSQL's, its 50 "
+        sqlite_is = ("SQLite measured at the same moments (an agent on a\nSQLite home of "
+                     "its own: its one-instance runs alternating with PostgreSQL's, its 50\n"
                      "instances right before PostgreSQL's)")
     else:
         sqlite_is = "SQLite (one agent, this run's SQLite part)"
-    print(f"\nPostgreSQL beside {sqlite_is},\nand beside the server's raw limit (the "
-          "better of its measurements; for the 100-row\nbatches, those taken beside the "
-          "same number of agents)\n")
+    print(f"\nPostgreSQL beside {sqlite_is}, and beside the server's raw limit\n(the "
+          "better of its measurements; for the 100-row batches, those taken beside the "
+          "same\nnumber of agents)\n")
     print(table(
         ["figure (checkpoints/s)", "agents", "PostgreSQL", "SQLite", "PG / SQLite",
          "raw PG limit", "(limit is)", "PG / limit"],
