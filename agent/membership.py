@@ -123,4 +123,5 @@ class Membership:
 
     def to_json(self) -> dict[str, Any]:
         return {"agent_id": self.agent_id, "pool": self.pool,
-                "lease_seconds": self.lease_seconds, "lease_until": self.lease_until}
+                "lease_seconds": self.lease_seconds, "lease_until": self.lease_until,
+                "clock_offset_seconds": self.clock_offset}
