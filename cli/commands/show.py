@@ -163,7 +163,13 @@ def _pairs(summary: dict[str, Any], checkpoint: CheckpointRecord | None,
                 "as NAME.json (write NAME.tmp, then rename it) into",
                 text(str(signals_directory(home)))]), wrap=False),
         ]
-    if "retry_command" in summary:  # failed, or held by on_crash = "hold"
+    from procctl.cli.payload_hints import missing_payload_field
+
+    missing = missing_payload_field(summary)
+    if missing is not None:  # a retry resumes with no payload: it would fail the same way
+        pairs.append(plain.Pair("Retry", f"would fail the same way (no payload field "
+                                         f"{text(repr(missing))}): resume it with the field"))
+    elif "retry_command" in summary:  # failed, or held by on_crash = "hold"
         how = ("from its checkpoint, through the recover block" if checkpoint is not None
                else "from the beginning, with the same params")
         pairs.append(plain.Pair("Retry", text(f"{summary['retry_command']}  ({how})")))

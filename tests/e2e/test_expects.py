@@ -80,6 +80,11 @@ def test_a_failure_on_a_missing_payload_field_says_to_resume_with_it_not_to_retr
             "the field (a retry would fail the same way): procctl resume --correlation-id "
             f"approval-{key} --data approved=VALUE") in failed.err
     assert "procctl retry" not in failed.err
+    instance_id = failed.err.split("instance ", 1)[1].split()[0]
+    shown = shared_procctl.ok("show", instance_id)
+    assert f"procctl resume --correlation-id approval-{key} --data approved=" in shown.out
+    assert "procctl retry" not in shown.out
+    assert "would fail the same way (no payload field 'approved')" in shown.out
     # The line works: the failed instance takes a signal that carries the field.
     again = shared_procctl("resume", "--correlation-id", f"approval-{key}",
                            "--data", "approved=true", "--json")
