@@ -124,6 +124,8 @@ class _Flowchart:
         self.depth = 1
         self.count = 0
         self.subgraphs = 0
+        #: step id -> the id of the node (or, for a scope, the subgraph) that stands for it
+        self.step_nodes: dict[str, str] = {}
 
     # --- output -------------------------------------------------------------------
 
@@ -192,6 +194,17 @@ class _Flowchart:
         return [_Exit(node, checkpoints=_reached(entries))]
 
     def step(self, step: AnyStep, entries: list[_Exit], context: _Context) -> list[_Exit]:
+        # A step's own node is the first one it draws; a drawn scope is its subgraph.
+        nodes, graphs = self.count, self.subgraphs
+        exits = self.draw_step(step, entries, context)
+        if isinstance(step, ScopeStep) and self.subgraphs > graphs:
+            self.step_nodes.setdefault(step.id, f"s{graphs}")
+        elif self.count > nodes:
+            self.step_nodes.setdefault(step.id, f"n{nodes}")
+        return exits
+
+    def draw_step(self, step: AnyStep, entries: list[_Exit],
+                  context: _Context) -> list[_Exit]:
         match step:
             case TaskStep():
                 return self.simple("rect", [f"task {step.id} ({step.task})"], entries)
@@ -384,3 +397,11 @@ class _Flowchart:
 def mermaid(definition: Definition) -> str:
     """A Mermaid `flowchart TD` of the definition, ending with a newline."""
     return _Flowchart(definition).draw()
+
+
+def mermaid_with_nodes(definition: Definition) -> tuple[str, dict[str, str]]:
+    """`mermaid(definition)` and, for each step id, the id of its node in that text (a
+    scope's is its subgraph), so a caller can mark a step with a `class` line."""
+    chart = _Flowchart(definition)
+    text = chart.draw()
+    return text, chart.step_nodes
