@@ -1,0 +1,349 @@
+"""The web view is safe on a shared machine: nothing is served without the token or to a
+non-loopback address, every POST needs the token in a header (not the cookie alone) and
+the server's own Origin, every response carries the CSP and its companions, and values
+from a process are shown as text: no dialog, no request, no link they make.
+
+Against a real `procctl ui` process on a home with a real agent (conftest.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from helpers import instance_state, unique_key, wait_for
+from ui.kit import CSP, UiHome, Watched, screenshot
+
+PAGES = ("/", "/paused", "/signals", "/definitions")
+
+
+def _client(**kwargs: Any) -> httpx.Client:
+    return httpx.Client(timeout=10, follow_redirects=False, **kwargs)
+
+
+def _assert_headers(response: httpx.Response) -> None:
+    where = f"{response.request.method} {response.request.url.path} -> {response.status_code}"
+    assert response.headers.get("content-security-policy") == CSP, where
+    assert response.headers.get("x-content-type-options") == "nosniff", where
+    assert response.headers.get("referrer-policy") == "no-referrer", where
+
+
+# --- the token ---------------------------------------------------------------------
+
+
+def test_nothing_is_served_without_the_token_or_with_a_wrong_one(ui_home: UiHome) -> None:
+    made = ui_home.approval()
+    ui = ui_home.ui
+    paths = [*PAGES, f"/instances/{made['id']}", "/events"]
+    wrong = "x" + ui.token[1:]
+    with _client() as client:
+        for path in paths:
+            for query, cookies in (("", {}), (f"?token={wrong}", {}), ("?token=", {}),
+                                   ("", {"procctl_ui": wrong}), ("", {"procctl_ui": ""})):
+                client.cookies.clear()
+                response = client.get(f"{ui.origin}{path}{query}", cookies=cookies)
+                where = f"GET {path}{query} cookies={cookies} -> {response.status_code}"
+                assert response.status_code in (401, 403), where
+                assert made["id"] not in response.text, where
+                assert made["order"] not in response.text, where
+                assert "procctl_ui" not in response.headers.get("set-cookie", ""), where
+                _assert_headers(response)
+
+
+def test_the_token_sets_a_strict_http_only_cookie_that_opens_the_pages(
+        ui_home: UiHome) -> None:
+    made = ui_home.approval()
+    ui = ui_home.ui
+    with _client() as client:
+        first = client.get(ui.url)
+        assert first.status_code == 200, first.text[:500]
+        cookie = first.headers.get("set-cookie", "")
+        attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+        assert cookie.startswith("procctl_ui="), cookie
+        assert {"httponly", "path"} <= attributes, cookie
+        assert "samesite=strict" in cookie.lower().replace(" ", ""), cookie
+        assert "path=/;" in cookie.lower().replace(" ", "") + ";", cookie
+        # the cookie alone now opens the pages, the instance's among them
+        page = client.get(f"{ui.origin}/instances/{made['id']}")
+        assert page.status_code == 200, page.text[:500]
+        assert made["order"] in page.text
+        # and the page holds the token for its own fetches
+        assert f'name="procctl-token" content="{ui.token}"' in page.text
+        for path in PAGES:
+            response = client.get(f"{ui.origin}{path}")
+            assert response.status_code == 200, f"{path}: {response.text[:300]}"
+            _assert_headers(response)
+
+
+def test_every_response_carries_the_csp_nosniff_and_no_referrer(ui_home: UiHome) -> None:
+    ui = ui_home.ui
+    with _client() as client:
+        page = client.get(ui.url)
+        _assert_headers(page)
+        scripts = [src for src in _attribute_values(page.text, "script", "src")]
+        assert scripts, "the page loads no script of its own"
+        for src in scripts:
+            assert src.startswith("/static/"), f"script from elsewhere: {src}"
+            script = client.get(f"{ui.origin}{src}")
+            assert script.status_code == 200, src
+            _assert_headers(script)
+        _assert_headers(client.get(f"{ui.origin}/instances/no-such-instance"))
+        _assert_headers(client.get(f"{ui.origin}/no/such/page"))
+        _assert_headers(client.post(f"{ui.origin}/api/cancel", json={}))
+
+
+def _attribute_values(html: str, tag: str, attribute: str) -> list[str]:
+    from html.parser import HTMLParser
+
+    found: list[str] = []
+
+    class Finder(HTMLParser):
+        def handle_starttag(self, name: str, attrs: list[tuple[str, str | None]]) -> None:
+            if name == tag:
+                found.extend(value for key, value in attrs if key == attribute and value)
+
+    Finder().feed(html)
+    return found
+
+
+def test_the_page_has_no_inline_script_and_fetches_nothing_from_the_internet(
+        ui_home: UiHome) -> None:
+    made = ui_home.approval()
+    ui = ui_home.ui
+    with _client() as client:
+        client.get(ui.url)
+        for path in (*PAGES, f"/instances/{made['id']}"):
+            html = client.get(f"{ui.origin}{path}").text
+            lowered = html.lower()
+            assert "<script>" not in lowered and "<script type" not in lowered, path
+            for tag, attribute in (("script", "src"), ("link", "href"), ("img", "src")):
+                for value in _attribute_values(html, tag, attribute):
+                    assert not value.startswith(("http:", "https:", "//")), (path, value)
+
+
+# --- actions -----------------------------------------------------------------------
+
+
+def test_a_post_needs_the_token_header_and_the_servers_own_origin(ui_home: UiHome) -> None:
+    made = ui_home.approval()
+    ui = ui_home.ui
+    body = {"instance_id": made["id"], "reason": "security test"}
+    header = {"X-Procctl-Token": ui.token}
+    refused = [
+        ("cookie alone, own origin", {"Origin": ui.origin}),
+        ("wrong token in the header", {"X-Procctl-Token": "x" + ui.token[1:],
+                                       "Origin": ui.origin}),
+        ("token as a query parameter only", {"Origin": ui.origin}),
+        ("another origin", {**header, "Origin": "http://evil.example"}),
+        ("another port", {**header, "Origin": "http://127.0.0.1:1"}),
+        ("no origin", header),
+        ("null origin", {**header, "Origin": "null"}),
+    ]
+    with _client() as client:
+        client.get(ui.url)  # the cookie: refused all the same
+        assert "procctl_ui" in client.cookies
+        for what, headers in refused:
+            url = f"{ui.origin}/api/cancel"
+            if what.startswith("token as a query"):
+                url += f"?token={ui.token}"
+            for path in ("/api/cancel", "/api/retry", "/api/resume"):
+                response = client.post(url.replace("/api/cancel", path), json=body,
+                                       headers=headers)
+                assert response.status_code == 403, f"{what} {path}: {response.status_code}"
+                _assert_headers(response)
+        assert instance_state(ui_home.procctl, made["id"])[0] == "paused"
+        # the same request, as the page sends it, does cancel (so the refusals above
+        # were refusals, not a broken route)
+        response = client.post(f"{ui.origin}/api/cancel", json=body,
+                               headers={**header, "Origin": ui.origin})
+        assert response.status_code == 200, response.text
+    wait_for(lambda: instance_state(ui_home.procctl, made["id"])[0] == "cancelled",
+             timeout=10, message="the instance to be cancelled")
+
+
+def test_resume_with_a_field_of_the_wrong_type_is_refused_by_the_server(
+        ui_home: UiHome) -> None:
+    made = ui_home.approval()
+    ui = ui_home.ui
+    headers = {"X-Procctl-Token": ui.token, "Origin": ui.origin}
+    correlation_id = f"approval-{made['order']}"
+    with _client() as client:
+        for payload, field in (({"approved": "yes"}, "approved"), ({"by": "ada"}, "approved"),
+                               ({"approved": True, "by": 7}, "by")):
+            response = client.post(f"{ui.origin}/api/resume", headers=headers,
+                                   json={"correlation_id": correlation_id, "payload": payload})
+            assert response.status_code == 400, f"{payload}: {response.text}"
+            assert field in response.text, f"{payload}: {response.text}"
+        assert instance_state(ui_home.procctl, made["id"])[0] == "paused"
+        response = client.post(f"{ui.origin}/api/resume", headers=headers, json={
+            "correlation_id": correlation_id, "payload": {"approved": True, "by": "ada"}})
+        assert response.status_code == 200, response.text
+    wait_for(lambda: instance_state(ui_home.procctl, made["id"])[0] == "completed",
+             timeout=10, message="the instance to complete")
+
+
+# --- the network -------------------------------------------------------------------
+
+
+def _non_loopback_addresses() -> list[str]:
+    """This host's addresses other than loopback: the ones it would send from to reach
+    the outside (a UDP connect sends nothing) and those its name resolves to."""
+    found: set[str] = set()
+    for family, target in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect((target, 9))
+                found.add(probe.getsockname()[0])
+        except OSError:
+            pass
+    try:
+        for info in socket.getaddrinfo(socket.gethostname(), None):
+            found.add(str(info[4][0]))
+    except OSError:
+        pass
+    return sorted(address for address in found
+                  if not ipaddress.ip_address(address.split("%")[0]).is_loopback
+                  and not ipaddress.ip_address(address.split("%")[0]).is_unspecified)
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The local addresses of the sockets listening on `port` (/proc/net/tcp{,6})."""
+    found: set[str] = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/net/{name}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                if len(raw) == 4:
+                    found.add(str(ipaddress.IPv4Address(raw[::-1])))
+                else:  # four little-endian 32-bit words
+                    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                    found.add(str(ipaddress.IPv6Address(words)))
+    return found
+
+
+def test_the_server_listens_on_loopback_only(ui_home: UiHome) -> None:
+    ui = ui_home.ui
+    listening = _listening_addresses(ui.port)
+    assert listening == {"127.0.0.1"}, listening
+    addresses = _non_loopback_addresses()
+    if not addresses:
+        pytest.skip("this host has no non-loopback address to try")
+    for address in addresses:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as attempt:
+            attempt.settimeout(2)
+            try:
+                attempt.connect((address, ui.port))
+            except OSError:
+                continue  # refused (or unroutable): nothing is served there
+            raise AssertionError(f"procctl ui accepted a connection on {address}:{ui.port}")
+
+
+def test_a_request_from_a_non_loopback_client_is_refused(ui_home: UiHome) -> None:
+    """Behind a proxy or a port forward the peer is not loopback: refused, token or not.
+    (Starlette's test client presents itself as the host `testclient`.)"""
+    from starlette.testclient import TestClient
+
+    from procctl.agent.paths import HomePaths
+    from procctl.cli.web.app import build_app
+
+    token = f"t-{unique_key()}"
+    app = build_app(HomePaths.resolve(ui_home.procctl.home), token)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        response = client.get(f"/?token={token}")
+        assert response.status_code == 403, response.status_code
+        response = client.post("/api/cancel", json={}, headers={
+            "X-Procctl-Token": token, "Origin": "http://127.0.0.1"})
+        assert response.status_code == 403, response.status_code
+    with TestClient(app, base_url="http://127.0.0.1", client=("127.0.0.1", 50000)) as client:
+        assert client.get(f"/?token={token}").status_code == 200
+
+
+# --- values from a process are text ------------------------------------------------
+
+HOSTILE = """
+[process]
+name = "hostile-{key}"
+description = "<b>not bold</b>"
+
+[process.params.note]
+type = "str"
+default = ""
+
+[process.params.link]
+type = "str"
+default = ""
+
+[[steps]]
+id = "say"
+task = "log"
+with = {{ message = "{{{{ note }}}}" }}
+
+[[steps]]
+id = "wait"
+kind = "checkpoint"
+correlation_id = "hostile-{key}"
+expects = {{ by = "str?" }}
+
+[[steps]]
+id = "done"
+kind = "return"
+value = {{ note = "{{{{ note }}}}", link = "{{{{ link }}}}" }}
+"""
+SCRIPT = "<script>alert('script')</script>"
+IMAGE = '"><img src=x onerror=alert(\'img\')>'
+LINK = "javascript:alert('link')"
+
+
+def test_hostile_params_are_shown_as_text_and_do_nothing(
+        ui_home: UiHome, watched: Watched, tmp_path: Path) -> None:
+    key = unique_key()
+    definition = tmp_path / "hostile.toml"
+    definition.write_text(HOSTILE.format(key=key), encoding="utf-8")
+    made = ui_home.paused(definition, f"note={SCRIPT} {IMAGE}", f"link={LINK}")
+    ui = ui_home.ui
+    page = watched.page
+    pages = [f"/instances/{made['id']}", "/paused", "/"]
+    for path in pages:
+        page.goto(ui.at(path))
+        page.wait_for_load_state("networkidle")
+        text = page.inner_text("body")
+        assert SCRIPT in text and IMAGE in text and LINK in text, f"{path}: {text[:2000]}"
+        _assert_inert(page, path)
+    screenshot(page, tmp_path, "hostile-instance")
+    # and after it completes, with the values in its result
+    with _client() as client:
+        response = client.post(f"{ui.origin}/api/resume", headers={
+            "X-Procctl-Token": ui.token, "Origin": ui.origin}, json={
+            "correlation_id": f"hostile-{key}", "payload": {"by": IMAGE}})
+        assert response.status_code == 200, response.text
+    wait_for(lambda: instance_state(ui_home.procctl, made["id"])[0] == "completed",
+             timeout=10, message="the hostile instance to complete")
+    page.goto(ui.at(f"/instances/{made['id']}"))
+    page.wait_for_load_state("networkidle")
+    assert LINK in page.inner_text("body")
+    _assert_inert(page, "completed instance")
+    assert watched.dialogs == [], watched.dialogs
+    strays = [url for url in watched.requests if not url.startswith(ui.origin)
+              or url.rstrip("/").endswith("/x") or "javascript:" in url]
+    assert strays == [], strays
+
+
+def _assert_inert(page: Any, where: str) -> None:
+    """No element, attribute or link made of the hostile values."""
+    assert page.locator("img[src='x'], img[onerror]").count() == 0, where
+    assert page.locator("a[href^='javascript:' i]").count() == 0, where
+    assert page.locator("b", has_text="not bold").count() == 0, where
+    inline = page.evaluate(
+        "() => [...document.scripts].filter(s => !s.src).map(s => s.textContent)")
+    assert inline == [], (where, inline)
