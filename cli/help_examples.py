@@ -37,6 +37,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "wait": ("procctl wait 3f6c2a9e --timeout 10m",),
     "explain": ("procctl explain 3f6c2a9e",),
     "purge": ("procctl purge --finished --older-than 30d",),
+    "ui": ("procctl ui --open",),
 }
 
 
