@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,9 +19,9 @@ from procctl.agent import bounded_json
 from procctl.agent.atomic import write_bytes_atomically
 from procctl.agent.client import AgentClient
 from procctl.agent.config import load_config
-from procctl.agent.errors import AgentUnreachable, UsageError
+from procctl.agent.errors import UsageError
 from procctl.agent.signals import encode_document
-from procctl.cli import following, render
+from procctl.cli import render
 from procctl.cli.commands.resume_checks import (
     SignalRefused,
     check_signal_id,
@@ -32,6 +31,7 @@ from procctl.cli.commands.resume_checks import (
 from procctl.cli.options import global_options
 from procctl.cli.outcome import EXIT_INSTANCE_FAILED, print_outcome
 from procctl.cli.payload_hints import refusal_hint
+from procctl.cli.signal_send import await_signal, signal_path
 from procctl.store.clock import utc_now
 from procctl.store.records import SignalStatus, Status
 
@@ -112,10 +112,7 @@ def resume_command(
                 "reason": refused.message, "instance_id": refused.instance_id,
                 "did_you_mean": refused.did_you_mean}})
         raise SignalRefused(refused.message, refused.hint)
-    options.home.ensure()
-    directory = options.home.signals_dir(str(settings["signals_dir"]))
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / f"resume-{signal_id}.json"
+    path = signal_path(options.home, settings, signal_id)
     written_at = utc_now()
     client = AgentClient(options.home)
     running = not no_wait and client.is_running()
@@ -132,9 +129,10 @@ def resume_command(
                 render.note("No agent is running for this home: the signal is applied when "
                             "it starts (procctl agent start).")
         return
-    outcome = _follow(client, signal_id, path.name, written_at, timeout, quiet=as_json,
-                      correlation_id=correlation_id,
-                      write=lambda: write_bytes_atomically(path, data_bytes))
+    outcome = await_signal(
+        client, signal_id, path.name, written_at, timeout, quiet=as_json,
+        on_outcome=None if as_json else lambda signal: _header(signal, correlation_id),
+        write=lambda: write_bytes_atomically(path, data_bytes))
     header_printed = outcome.pop("header_printed", False)
     if as_json:
         render.print_json(outcome)
@@ -146,58 +144,6 @@ def resume_command(
     instance = outcome.get("instance") or {}
     if instance.get("status") == Status.FAILED:
         raise typer.Exit(EXIT_INSTANCE_FAILED)
-
-
-def _follow(client: AgentClient, signal_id: str, file: str, written_at: str, timeout: float,
-            *, quiet: bool, correlation_id: str, write: Callable[[], None]) -> dict[str, Any]:
-    """Ask the agent to follow what the signal resumes, `write` the signal file once it
-    listens (so that the instance cannot run on before the agent follows it), then
-    wait for the outcome of the signal (or the rejection of its file) and print the
-    instance's run: its header first, then every step in order."""
-    outcome: dict[str, Any] = {}
-    stream = client.stream("await_signal", signal_id=signal_id, follow=True, announce=True,
-                           file=file, since=written_at, wait_seconds=timeout, timeout=None)
-    try:
-        outcome = _read(stream, write, outcome, quiet=quiet, correlation_id=correlation_id)
-    finally:
-        if not outcome.pop("written", False):  # the agent went away: the file waits
-            write()                              # for the next one
-    if outcome.get("signal") is None:
-        raise AgentUnreachable(
-            f"the agent did not take signal {signal_id} within {timeout:.0f}s",
-            hint="procctl signals shows what is waiting; the file stays in the directory")
-    return outcome
-
-
-def _read(stream: Iterator[tuple[str, dict[str, Any]]], write: Callable[[], None],
-          outcome: dict[str, Any], *, quiet: bool, correlation_id: str) -> dict[str, Any]:
-    """`_follow`'s reading of the agent's messages (cli/following.py prints the steps);
-    `outcome` records as it goes whether the file was written and the header printed."""
-
-    def written_first() -> bool:
-        """After the agent's announcement (or at its first message, if it makes none),
-        the signal file is written; True when this message was the announcement."""
-        if outcome.get("written"):
-            return False
-        write()
-        outcome["written"] = True
-        return True
-
-    def on_event(payload: dict[str, Any]) -> bool:
-        if written_first() and payload.get("kind") == "awaiting_signal":
-            return True
-        if payload.get("kind") == "signal_outcome":
-            if not quiet:
-                _header(payload["data"], correlation_id)
-            outcome["header_printed"] = True
-            return True
-        return False
-
-    result = following.follow(stream, quiet=quiet, on_event=on_event)
-    written_first()
-    if not result:
-        return outcome
-    return {**result, "written": True, "header_printed": outcome.get("header_printed", False)}
 
 
 def _header(signal: dict[str, Any], correlation_id: str) -> None:
