@@ -12,6 +12,7 @@ import errno
 import secrets
 import socket
 import sys
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -22,8 +23,9 @@ from procctl.cli.options import global_options, no_home_note
 
 HOST = "127.0.0.1"
 INSTALL_HINT = "pip install 'procctl[ui]'"
-#: seconds the open event streams get to end when the server stops
-SHUTDOWN_SECONDS = 1
+#: seconds the open event streams get to end when the server stops (they see it within
+#: their poll interval, half a second)
+SHUTDOWN_SECONDS = 3
 
 
 def ui_command(
@@ -66,11 +68,17 @@ def ui_command(
         import webbrowser
 
         webbrowser.open(url)
-    config = uvicorn.Config(build_app(options.home, token), log_level="warning",
-                            access_log=False, proxy_headers=False, server_header=False,
-                            timeout_graceful_shutdown=SHUTDOWN_SECONDS)
+    app = build_app(options.home, token)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False,
+                            server_header=False, timeout_graceful_shutdown=SHUTDOWN_SECONDS)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            app.state.stopping.set()  # the event streams end (cli/web/events.py)
+            super().handle_exit(sig, frame)
+
     try:
-        uvicorn.Server(config).run(sockets=[listener])
+        Server(config).run(sockets=[listener])
     except KeyboardInterrupt:
         pass  # uvicorn stopped cleanly, then passed Ctrl-C on: stopping is the way to end
     finally:

@@ -2,6 +2,8 @@
 
 Routes read `request.app.state.home` (the HomePaths of the home shown) and
 `request.app.state.token` (the token, for the page's `<meta name="procctl-token">`).
+`app.state.stopping` is set when the server stops: the event streams then end, so that
+the server need not cut them off.
 
 A test drives it with Starlette's TestClient as a browser on this machine would reach
 it: `TestClient(app, base_url="http://127.0.0.1", client=("127.0.0.1", 50000))` (the
@@ -13,6 +15,7 @@ with the `X-Procctl-Token` header and `Origin: http://127.0.0.1`.
 from __future__ import annotations
 
 import importlib
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -76,4 +79,5 @@ def build_app(home: HomePaths, token: str) -> Starlette:
                     exception_handlers=handlers)
     app.state.home = home
     app.state.token = token
+    app.state.stopping = threading.Event()
     return app

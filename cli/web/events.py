@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -136,13 +137,14 @@ def sse(event: str | None, data: str | None = None, event_id: str | None = None)
     return "\n".join(lines) + "\n\n"
 
 
-async def stream(home: HomePaths, cursor: Cursor, *,
-                 poll: float = POLL_SECONDS) -> AsyncIterator[str]:
-    """The events of `home` from `cursor` on, until the client goes away."""
+async def stream(home: HomePaths, cursor: Cursor, *, poll: float = POLL_SECONDS,
+                 stopping: threading.Event | None = None) -> AsyncIterator[str]:
+    """The events of `home` from `cursor` on, until the client goes away or
+    `stopping` is set."""
     yield f"retry: {RETRY_MS}\n\n"
     problem: str | None = None
     quiet = 0.0
-    while True:
+    while stopping is None or not stopping.is_set():
         try:
             summaries = await run_in_threadpool(read_home, home, cursor.read)
         except (StoreError, AgentError) as exc:
@@ -173,5 +175,7 @@ async def events(request: Request) -> Response:
             f"since={since!r} is not a time: give a store timestamp such as "
             f"{utc_now()}", status_code=400)
     home: HomePaths = request.app.state.home
-    return StreamingResponse(stream(home, Cursor(start)), media_type="text/event-stream",
+    stopping: threading.Event = request.app.state.stopping
+    return StreamingResponse(stream(home, Cursor(start), stopping=stopping),
+                             media_type="text/event-stream",
                              headers={"X-Accel-Buffering": "no"})
