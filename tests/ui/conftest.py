@@ -73,6 +73,8 @@ def watched(browser: Any) -> Iterator[Watched]:
     page.on("console", lambda message: seen.errors.append(message.text)
             if message.type == "error" else None)
     page.on("pageerror", lambda exc: seen.errors.append(f"uncaught: {exc}"))
+    page.on("response", lambda response: seen.failed.append(
+        f"{response.status} {response.url}") if response.status >= 400 else None)
     try:
         yield seen
     finally:

@@ -131,36 +131,49 @@ class UiHome:
     procctl: Procctl
     ui: UiServer
     folder: Path
-    made: list[dict[str, Any]] = field(default_factory=list)
 
     def approval(self, order: str | None = None, amount: int = 1200) -> dict[str, Any]:
-        """A new paused approval instance (its `run --json` summary); `order` is unique
-        unless given."""
+        """A new paused approval instance: its `run --json` summary, with `id` (the
+        instance ID) and `order` (unique unless given)."""
         order = order or f"A-{unique_key()}"
         summary = run_paused(self.procctl, APPROVAL, "-p", f"order={order}",
                              "-p", f"amount={amount}")
         summary["order"] = order
-        self.made.append(summary)
+        summary["id"] = summary["instance_id"]
         return summary
 
     def paused(self, definition: Path, *params: str) -> dict[str, Any]:
+        """A new instance of `definition` that must pause; `params` as NAME=VALUE."""
         args: list[str] = []
         for param in params:
             args += ["-p", param]
-        return run_paused(self.procctl, definition, *args)
+        summary = run_paused(self.procctl, definition, *args)
+        summary["id"] = summary["instance_id"]
+        return summary
 
 
 @dataclass
 class Watched:
     """A page with what it did recorded: dialogs it opened, requests it made, console
-    errors and uncaught exceptions."""
+    errors and uncaught exceptions, failed responses."""
 
     page: Any
     dialogs: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    #: console errors and uncaught exceptions (a CSP refusal is a console error)
     errors: list[str] = field(default_factory=list)
+    #: responses with a status of 400 or more, as "STATUS URL"
+    failed: list[str] = field(default_factory=list)
     #: what the next confirm() gets: accept (True) or dismiss (False)
     accept_dialogs: bool = True
+
+    def problems(self) -> list[str]:
+        """Errors and failed responses, but the favicon Chromium asks for by itself
+        (its 404 is a console error without the URL: failed responses name theirs)."""
+        failed = [line for line in self.failed if not line.endswith("/favicon.ico")]
+        errors = [line for line in self.errors if not line.startswith(
+            "Failed to load resource: the server responded with a status of")]
+        return errors + failed
 
 
 def screenshot(page: Any, tmp_path: Path, name: str) -> Path:
