@@ -26,7 +26,6 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -439,6 +438,8 @@ def read_paused(store: StoreContract, process: str | None,
 
 def paused(request: Request) -> Response:
     """GET /paused: what waits, for what, until when; a resume form for each."""
+    from procctl.store.clock import utc_now
+
     process = (request.query_params.get("process") or "").strip() or None
     after = request.query_params.get("after") or None
     before = None
@@ -454,7 +455,7 @@ def paused(request: Request) -> Response:
     rows = rows[:PAGE]
     next_query = {"process": process, "after": rows[-1]["cursor"]} if more else None
     return _page(request, "paused.html", title="Paused", rows=rows, process=process,
-                 next_query=next_query, now=datetime.now(UTC).isoformat())
+                 next_query=next_query, since_stamp=utc_now())
 
 
 # -- signals --------------------------------------------------------------------------

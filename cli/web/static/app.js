@@ -125,6 +125,19 @@
     });
   }
 
+  // the paused page: a row whose instance no longer waits says what it is now
+  function livePaused(table) {
+    listen(table.dataset.since, (s) => {
+      const row = table.querySelector('tr[data-instance-id="' + CSS.escape(s.instance_id) + '"]');
+      if (!row || s.status === "paused") return;
+      row.classList.add("done");
+      row.dataset.status = s.status;
+      const cell = row.querySelector("td.resume");
+      if (cell) cell.textContent = "now " + s.status;
+      for (const button of row.querySelectorAll("button")) button.disabled = true;
+    });
+  }
+
   function fillRow(row, s) {
     setStatus(row.querySelector(".status"), s.status);
     row.querySelector(".duration").textContent = elapsed(s.started_at, s.ended_at);
@@ -424,6 +437,8 @@
     if (table) liveInstances(table);
     const box = document.getElementById("instance");
     if (box) liveInstance(box);
+    const paused = document.getElementById("paused");
+    if (paused) livePaused(paused);
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
