@@ -49,6 +49,42 @@ kind = "return"
 value = "{{{{ results['gate'].payload.note }}}}"
 """
 
+LEAF = """
+[process]
+name = "leaf-{key}"
+
+[[steps]]
+id = "wait"
+kind = "checkpoint"
+correlation_id = "leaf-{key}"
+expects = {{ answer = "int" }}
+
+[[steps]]
+id = "answer"
+kind = "return"
+value = "{{{{ results['wait'].payload.answer }}}}"
+"""
+
+PARENT = """
+[process]
+name = "top-{key}"
+
+[[steps]]
+id = "ask"
+kind = "call"
+file = "leaf.toml"
+"""
+
+FAILING = """
+[process]
+name = "failing-{key}"
+
+[[steps]]
+id = "boom"
+kind = "throw"
+message = "no lines <b>bold</b>"
+"""
+
 
 def build(home: Path) -> Any:
     """The app as `procctl ui` builds it (cli/web/app.py) when it is there; else the
@@ -82,6 +118,9 @@ class Home:
     plain: str  # paused approval
     completed: str  # hello
     gate: str  # paused at a checkpoint without expects
+    parent: str  # paused at a call of leaf
+    leaf: str  # the child, paused at its checkpoint
+    failed: str  # failed at a throw
     key: str
 
 
@@ -92,6 +131,8 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
     key = unique_key()
     gate_file = folder / "gate.toml"
     gate_file.write_text(GATE.format(key=key), encoding="utf-8")
+    for name, text in (("leaf", LEAF), ("parent", PARENT), ("failing", FAILING)):
+        (folder / f"{name}.toml").write_text(text.format(key=key), encoding="utf-8")
     try:
         hostile = run_paused(procctl, SAMPLES / "approval.toml", "-p", f"order={SCRIPT}",
                              "-p", "amount=1200")
@@ -99,9 +140,14 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
         completed = procctl.ok("run", SAMPLES / "hello.toml", "--wait", "--json",
                                "-p", f"who={IMG}").json()
         gate = run_paused(procctl, gate_file)
+        parent = run_paused(procctl, folder / "parent.toml")
+        failed = procctl("run", folder / "failing.toml", "--wait", "--json").json()
+        assert failed["status"] == "failed", failed
         with client(procctl.home) as web:
             yield Home(procctl, web, hostile["instance_id"], plain["instance_id"],
-                       completed["instance_id"], gate["instance_id"], key)
+                       completed["instance_id"], gate["instance_id"],
+                       parent["instance_id"], parent["waiting_for"]["child_id"],
+                       failed["instance_id"], key)
     finally:
         procctl.stop_agent()
 
@@ -152,8 +198,8 @@ def test_every_page_renders_with_the_token_for_its_scripts(filled: Home) -> None
 
 def test_the_instances_page_lists_newest_first(filled: Home) -> None:
     page = get(filled, "/")
-    assert ids(page, "instances") == [filled.gate, filled.completed, filled.plain,
-                                      filled.hostile]
+    assert ids(page, "instances") == [filled.failed, filled.leaf, filled.parent, filled.gate,
+                                      filled.completed, filled.plain, filled.hostile]
     row = page.split(f'data-instance-id="{filled.completed}"', 1)[1].split("</tr>", 1)[0]
     assert 'data-status="completed"' in row and f'href="/instances/{filled.completed}"' in row
 
@@ -208,12 +254,39 @@ def test_an_unknown_instance_or_definition_is_one_clear_line(filled: Home) -> No
     assert "No definition" in page
 
 
+def test_a_call_links_the_parent_and_its_child(filled: Home) -> None:
+    parent = get(filled, f"/instances/{filled.parent}")
+    waiting = parent.split("<dt>Waiting for</dt>", 1)[1].split("</dd>", 1)[0]
+    assert f'<a href="/instances/{filled.leaf}">{filled.leaf}</a>' in waiting
+    children = parent.split("<dt>Children</dt>", 1)[1].split("</dd>", 1)[0]
+    assert f'href="/instances/{filled.leaf}"' in children
+    assert "resume-form" not in parent  # the child is the one to resume
+    child = get(filled, f"/instances/{filled.leaf}")
+    assert f'<dt>Parent</dt><dd><a href="/instances/{filled.parent}">' in child
+    assert form_fields(child, f"leaf-{filled.key}") == {"answer": ("int", "no")}
+    paused = get(filled, "/paused")
+    row = paused.split(f'<tr data-instance-id="{filled.parent}"', 1)[1].split("</tr>", 1)[0]
+    assert "waits for child" in row and "resume-form" not in row
+
+
+def test_a_failed_instance_offers_a_retry_and_marks_where_it_failed(filled: Home) -> None:
+    page = get(filled, f"/instances/{filled.failed}")
+    assert 'data-status="failed"' in page
+    assert 'class="retry" data-instance-id="' + filled.failed + '"' in page
+    assert 'class="cancel' not in page and "resume-form" not in page
+    graph = page.split('<pre class="mermaid-source">', 1)[1].split("</pre>", 1)[0]
+    assert re.search(r"class n\w+ failed", graph)
+    assert "<b>bold</b>" not in page and escape("no lines <b>bold</b>") in page
+
+
 # -- paused -----------------------------------------------------------------------------
 
 
 def test_the_paused_page_has_a_resume_form_from_expects(filled: Home) -> None:
     page = get(filled, "/paused")
-    assert ids(page, "paused") == [filled.gate, filled.plain, filled.hostile]
+    shown = ids(page, "paused")
+    assert shown[2:] == [filled.gate, filled.plain, filled.hostile]
+    assert set(shown[:2]) == {filled.parent, filled.leaf}
     assert form_fields(page, f"approval-P-{filled.key}") == {
         "approved": ("bool", "no"), "by": ("str", "yes")}
     # no `expects`: the fields later steps read, of any type
@@ -235,7 +308,7 @@ def test_the_instances_filters(filled: Home) -> None:
                "instances") == [filled.plain]
     assert ids(get(filled, "/?correlation_id=nobody"), "instances") == []
     assert ids(get(filled, "/?since=1h&status=paused"), "instances") == [
-        filled.gate, filled.plain, filled.hostile]
+        filled.leaf, filled.parent, filled.gate, filled.plain, filled.hostile]
     assert ids(get(filled, "/?until=1h"), "instances") == []
     assert "No instances match these filters." in get(filled, "/?until=1h")
     assert "status &#39;bogus&#39; is not one of running" in get(filled, "/?status=bogus", 400)
@@ -326,10 +399,11 @@ def test_the_signals_page_shows_held_and_refused_signals(filled: Home) -> None:
 def test_the_definitions_pages(filled: Home) -> None:
     page = get(filled, "/definitions")
     shas = re.findall(r'<tr data-sha="([0-9a-f]{64})">', page)
-    assert len(shas) == 3  # approval, hello, gate
+    assert len(shas) == 6
     names = re.findall(r'<td class="process"><a href="/definitions/[0-9a-f]+">([^<]+)</a>',
                        page)
-    assert sorted(names) == sorted(["approval", "hello", f"gate-{filled.key}"])
+    assert sorted(names) == sorted(["approval", "hello", *(f"{name}-{filled.key}" for name in (
+        "gate", "leaf", "top", "failing"))])
     approval = shas[names.index("approval")]
     one = get(filled, f"/definitions/{approval}")
     assert "wait-for-answer" in one and '<pre class="mermaid-source">flowchart' in one
