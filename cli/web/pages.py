@@ -247,6 +247,7 @@ class InstanceView:
     explanation: dict[str, Any]
     stored: Any = None
     position: str | None = None
+    snapshot_problem: str | None = None
     children: list[dict[str, Any]] = field(default_factory=list)
     waiting_for: dict[str, Any] | None = None
     expects: list[PayloadField] | None = None
@@ -329,9 +330,13 @@ def read_instance(store: StoreContract, instance_id: str) -> InstanceView:
     view.children = [{"id": e["detail"].removeprefix("child instance ")}
                      for e in events if e["kind"] == "child_started"]
     if checkpoint is not None:
-        stored = snapshots.loads(checkpoint.snapshot_json)
-        view.stored = values.to_plain(stored.variables)
-        view.position = str(stored.hydration_point)
+        try:
+            stored = snapshots.loads(checkpoint.snapshot_json)
+        except ValueError as exc:  # SnapshotError: not one this procctl reads
+            view.snapshot_problem = f"its snapshot cannot be read: {exc}"
+        else:
+            view.stored = values.to_plain(stored.variables)
+            view.position = str(stored.hydration_point)
         if (view.waiting_for is None and explanation.definition is not None
                 and record.status in (Status.PAUSED, Status.FAILED)):
             view.expects = expected_fields(explanation.definition, checkpoint.step_id)
