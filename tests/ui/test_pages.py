@@ -339,6 +339,9 @@ def test_pages_go_by_key_through_every_instance(tmp_path: Path) -> None:
         assert pages_read == 3 and len(set(seen)) == 120
         started = [web.get(f"/instances/{i}/history").status_code for i in seen[:1]]
         assert started == [200]
+        # a snapshot this procctl cannot read is said on the page, not a server error
+        odd = web.get(f"/instances/{seen[0]}")
+        assert odd.status_code == 200 and "its snapshot cannot be read" in odd.text
 
         paused: list[str] = []
         url = "/paused"
