@@ -8,6 +8,7 @@ Against a real `procctl ui` process and a real agent (conftest.py).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -261,4 +262,18 @@ def test_the_instances_page_stays_quick_with_100000_instances(
     print("100,000 instances:", ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
     slow = {k: v for k, v in timings.items() if v > QUICK}
     assert not slow, f"slower than {QUICK}s with {SCALE:,} instances: {slow}"
+    # an open live page costs the server little: its change feed reads only what moved
+    page.goto(scale.ui.url)
+    expect(page.locator("#live")).to_be_visible()
+    used = _cpu_seconds(scale.ui.proc.pid)
+    page.wait_for_timeout(2000)
+    share = (_cpu_seconds(scale.ui.proc.pid) - used) / 2
+    print(f"procctl ui with a live page open: {share:.0%} of a core")
+    assert share < 0.5, f"procctl ui used {share:.0%} of a core with one page open"
     assert watched.problems() == [], watched.problems()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
