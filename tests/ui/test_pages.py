@@ -389,7 +389,8 @@ def test_the_signals_page_shows_held_and_refused_signals(filled: Home) -> None:
 
     def shown() -> str | None:
         page = get(filled, "/signals")
-        return page if escape(held) in page and "broken.json" in page else None
+        refused = page.partition('id="rejected-files"')[2]
+        return page if escape(held) in page and "broken.json" in refused else None
 
     page = wait_for(shown, timeout=20, message="the signals on the signals page")
     assert SCRIPT not in page
