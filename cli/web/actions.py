@@ -142,8 +142,8 @@ def resume_action(home: HomePaths, correlation_id: str, payload: dict[str, Any],
     extra = {"signal": signal}
     if status == SignalStatus.APPLIED:
         instance = _settled(home, str(target), settle)
-        return Outcome(200, True, status, _resumed_text(instance, correlation_id), instance,
-                       extra)
+        return Outcome(200, not _failed(instance), status,
+                       _resumed_text(instance, correlation_id), instance, extra)
     if status == SignalStatus.PENDING:
         return Outcome(202, True, status, f"held pending: no instance is paused at "
                        f"{correlation_id!r} yet; it is delivered when one pauses there",
@@ -211,7 +211,21 @@ def _resumed_text(instance: dict[str, Any] | None, correlation_id: str) -> str:
     if instance is None:
         return f"resumed the instance paused at {correlation_id!r}"
     return (f"resumed instance {instance['instance_id']} ({correlation_id}): "
-            f"{instance['status']}")
+            f"{_state(instance)}")
+
+
+def _failed(instance: dict[str, Any] | None) -> bool:
+    """Whether the action's instance failed (the action was done; `ok` is false, as
+    the CLI's exit code is not 0)."""
+    return instance is not None and instance.get("status") == Status.FAILED
+
+
+def _state(instance: dict[str, Any]) -> str:
+    """`completed`, `paused`, `running`, or `failed: <why>`."""
+    error = instance.get("error")
+    if _failed(instance) and isinstance(error, dict) and error.get("message"):
+        return f"failed: {error['message']}"
+    return str(instance["status"])
 
 
 # -- cancel and retry ------------------------------------------------------------------
@@ -255,9 +269,9 @@ def retry_action(home: HomePaths, instance_id: str, *,
         if isinstance(stream, GeneratorType):  # the instance goes on: it is read from
             stream.close()                      # the store from here
     instance = _settled(home, retried, settle)
-    shown = f": {instance['status']}" if instance else ""
-    return Outcome(200, True, "retried", f"instance {retried} {action}{shown}", instance,
-                   {"action": action})
+    shown = f": {_state(instance)}" if instance else ""
+    return Outcome(200, not _failed(instance), "retried",
+                   f"instance {retried} {action}{shown}", instance, {"action": action})
 
 
 def requester() -> str:

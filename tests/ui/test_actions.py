@@ -123,6 +123,14 @@ class Ui:
 
 
 @pytest.fixture
+def procctl(shared_procctl: Procctl) -> Procctl:
+    """The session's home and agent (tests/conftest.py): each test here makes its own
+    instances (unique keys) and reads only those. The test that stops the agent has a
+    home of its own."""
+    return shared_procctl
+
+
+@pytest.fixture
 def ui(procctl: Procctl) -> Iterator[Ui]:
     require_ui()
     client = Ui(procctl)
@@ -137,9 +145,10 @@ def paused_approval(procctl: Procctl) -> tuple[str, str]:
     return summary["instance_id"], f"approval-{order}"
 
 
-def signal_files(home: Path) -> list[Path]:
-    return sorted((home / "signals").glob("resume-*.json")) if (home / "signals").exists() \
-        else []
+def signal_files(home: Path, correlation_id: str) -> list[Path]:
+    """The signal files sent to `correlation_id`: waiting, processed or rejected."""
+    return [path for path in sorted((home / "signals").rglob("*.json"))
+            if correlation_id in path.read_text(encoding="utf-8")]
 
 
 def test_a_resume_that_fits_completes_the_instance(ui: Ui, procctl: Procctl) -> None:
@@ -175,7 +184,7 @@ def test_a_payload_that_does_not_fit_is_a_400_naming_the_field(
     assert body["instance"]["status"] == "paused"
     # nothing was sent: the instance waits, no signal file, no signal record
     assert show_json(procctl, instance_id)["status"] == "paused"
-    assert signal_files(procctl.home) == []
+    assert signal_files(procctl.home, correlation_id) == []
     listed = procctl.ok("signals", "--json").json()
     assert correlation_id not in str(listed)
 
@@ -204,13 +213,24 @@ def test_a_resume_to_no_paused_instance_is_refused_with_the_ids_near_it(
     assert answer.status_code == 409, answer.text
     body = answer.json()
     assert body["ok"] is False and body["status"] == "refused"
-    assert body["did_you_mean"] == [correlation_id]
+    assert correlation_id in body["did_you_mean"]
     assert body["message"].startswith(
         f"No instance is paused at correlation ID {correlation_id + 'x'!r}"), body
     assert show_json(procctl, instance_id)["status"] == "paused"
 
 
-def test_a_resume_starts_the_agent_when_none_runs(ui: Ui, procctl: Procctl) -> None:
+def test_a_resume_starts_the_agent_when_none_runs(home: Path) -> None:
+    require_ui()
+    procctl = Procctl(home)
+    ui = Ui(procctl)
+    try:
+        _resume_without_agent(ui, procctl)
+    finally:
+        ui.close()
+        procctl.stop_agent()
+
+
+def _resume_without_agent(ui: Ui, procctl: Procctl) -> None:
     instance_id, correlation_id = paused_approval(procctl)
     procctl.stop_agent()
     assert procctl("agent", "status").code != 0
@@ -253,6 +273,11 @@ def test_retry_runs_a_failed_instance_again(ui: Ui, procctl: Procctl, tmp_path: 
                      "--wait", "--json")
     summary = failed.json()
     assert summary["status"] == "failed", str(failed)
+    # done, but failed again: not ok, and the page says why
+    again = ui.post("/api/retry", {"instance_id": summary["instance_id"]})
+    assert again.status_code == 200, again.text
+    assert again.json()["ok"] is False and again.json()["instance"]["status"] == "failed"
+    assert "failed: cannot read" in again.json()["message"]
     wanted.write_text("found it", encoding="utf-8")
     answer = ui.post("/api/retry", {"instance_id": summary["instance_id"]})
     assert answer.status_code == 200, answer.text
@@ -263,9 +288,9 @@ def test_retry_runs_a_failed_instance_again(ui: Ui, procctl: Procctl, tmp_path: 
         "found it"
     assert show_json(procctl, summary["instance_id"])["status"] == "completed"
     # a completed instance is not retried
-    again = ui.post("/api/retry", {"instance_id": summary["instance_id"]})
-    assert again.status_code == 409 and "only a failed or held instance" in \
-        again.json()["message"]
+    refused = ui.post("/api/retry", {"instance_id": summary["instance_id"]})
+    assert refused.status_code == 409 and "only a failed or held instance" in \
+        refused.json()["message"]
 
 
 def test_unknown_instances_and_bad_bodies_are_one_clear_line(ui: Ui,
@@ -304,7 +329,7 @@ def test_actions_need_the_token_header_and_this_origin(ui: Ui, procctl: Procctl)
     ]
     assert [answer.status_code for answer in refused] == [403] * len(refused)
     assert show_json(procctl, instance_id)["status"] == "paused"
-    assert signal_files(procctl.home) == []
+    assert signal_files(procctl.home, correlation_id) == []
 
 
 def test_an_action_runs_beside_the_event_loop(ui: Ui, procctl: Procctl,
