@@ -160,20 +160,18 @@ def test_every_page_renders_without_errors(ui_home: UiHome, watched: Watched,
                                            tmp_path: Path) -> None:
     expect = _expect()
     made = ui_home.approval()
-    sha = show_json(ui_home.procctl, made["id"]).get("definition_sha256")
     page = watched.page
     page.goto(ui_home.ui.url)
     for name, path in (("signals", "/signals"), ("definitions", "/definitions")):
         page.goto(f"{ui_home.ui.origin}{path}")  # the cookie set by the first visit
         expect(page.locator("main h1")).to_be_visible()
         screenshot(page, tmp_path, name)
-    page.goto(f"{ui_home.ui.origin}/definitions")
-    link = page.locator("a[href^='/definitions/']").filter(has_text="approval").first
-    if sha:
-        link = page.locator(f"a[href='/definitions/{sha}']").first
-    link.click()
+    # an instance's definition: its text and its graph, nothing marked
+    page.goto(f"{ui_home.ui.origin}/instances/{made['id']}")
+    page.locator("main a[href^='/definitions/']").first.click()
     expect(page.locator(".graph svg")).to_be_visible()
     expect(page.locator("main")).to_contain_text('name = "approval"')
+    expect(page.locator(".graph svg .node.current")).to_have_count(0)
     screenshot(page, tmp_path, "definition")
     assert watched.problems() == [], watched.problems()
 

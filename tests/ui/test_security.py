@@ -325,52 +325,73 @@ with = {{ message = "{{{{ note }}}}" }}
 [[steps]]
 id = "wait"
 kind = "checkpoint"
-correlation_id = "hostile-{key}"
+correlation_id = "hostile-{key} {{{{ note }}}}"
 expects = {{ by = "str?" }}
 
 [[steps]]
 id = "done"
 kind = "return"
-value = {{ note = "{{{{ note }}}}", link = "{{{{ link }}}}" }}
+
+[steps.value]
+note = "{{{{ note }}}}"
+link = "{{{{ link }}}}"
+by = "{{{{ results.wait.payload.by }}}}"
 """
 SCRIPT = "<script>alert('script')</script>"
 IMAGE = '"><img src=x onerror=alert(\'img\')>'
 LINK = "javascript:alert('link')"
 
 
-def test_hostile_params_are_shown_as_text_and_do_nothing(
+def test_hostile_values_are_shown_as_text_do_nothing_and_still_resume(
         ui_home: UiHome, watched: Watched, tmp_path: Path) -> None:
+    """Params, a log line, the correlation ID (made of a param) and a payload holding
+    markup and a `javascript:` URL: shown as text on every page, no dialog, no request,
+    no link; and the paused page's form resumes that very correlation ID."""
     key = unique_key()
     definition = tmp_path / "hostile.toml"
     definition.write_text(HOSTILE.format(key=key), encoding="utf-8")
-    made = ui_home.paused(definition, f"note={SCRIPT} {IMAGE}", f"link={LINK}")
+    note = f"{SCRIPT} {IMAGE}"
+    made = ui_home.paused(definition, f"note={note}", f"link={LINK}")
+    correlation_id = f"hostile-{key} {note}"
     ui = ui_home.ui
     page = watched.page
-    pages = [f"/instances/{made['id']}", "/paused", "/"]
-    for path in pages:  # the instance's page shows its params; all are inert
-        page.goto(ui.at(path))
-        page.wait_for_load_state("networkidle")
-        _assert_inert(page, path)
-    page.goto(ui.at(pages[0]))
+
+    page.goto(ui.at(f"/instances/{made['id']}"))
+    page.locator(".graph svg").wait_for()
     text = page.inner_text("body")
     assert SCRIPT in text and IMAGE in text and LINK in text, text[:3000]
+    _assert_inert(page, "instance page")
     screenshot(page, tmp_path, "hostile-instance")
-    # and after it completes, with the values in its result
-    with _client() as client:
-        response = client.post(f"{ui.origin}/api/resume", headers={
-            "X-Procctl-Token": ui.token, "Origin": ui.origin}, json={
-            "correlation_id": f"hostile-{key}", "payload": {"by": IMAGE}})
-        assert response.status_code == 200, response.text
+    page.locator("a[href^='/definitions/']").first.click()
+    page.locator(".graph svg").wait_for()
+    assert "<b>not bold</b>" in page.inner_text("body")
+    _assert_inert(page, "definition page")
+
+    page.goto(f"{ui.origin}/")
+    page.wait_for_load_state("load")
+    _assert_inert(page, "instances page")
+
+    page.goto(f"{ui.origin}/paused")
+    row = page.locator(f"tr[data-instance-id='{made['id']}']")
+    assert row.locator(".correlation-id").inner_text().strip() == correlation_id
+    _assert_inert(page, "paused page")
+    row.locator("details summary").click()
+    row.locator("form.resume-form [name='by']").fill(IMAGE)
+    row.locator("form.resume-form button.resume").click()
     wait_for(lambda: instance_state(ui_home.procctl, made["id"])[0] == "completed",
              timeout=10, message="the hostile instance to complete")
-    page.goto(ui.at(f"/instances/{made['id']}"))
-    page.wait_for_load_state("networkidle")
-    assert LINK in page.inner_text("body")
+    _assert_inert(page, "paused page after the resume")
+    screenshot(page, tmp_path, "hostile-paused")
+
+    page.goto(f"{ui.origin}/instances/{made['id']}")
+    result = page.locator("pre.result").inner_text()
+    assert IMAGE in result and LINK in result and SCRIPT in result, result
     _assert_inert(page, "completed instance")
     assert watched.dialogs == [], watched.dialogs
     strays = [url for url in watched.requests if not url.startswith(ui.origin)
-              or url.rstrip("/").endswith("/x") or "javascript:" in url]
+              or url.split("?")[0].rstrip("/").endswith("/x") or "javascript:" in url]
     assert strays == [], strays
+    assert watched.problems() == [], watched.problems()
 
 
 def _assert_inert(page: Any, where: str) -> None:
