@@ -16,7 +16,8 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -260,14 +261,20 @@ def test_the_events_of_a_home_without_a_store_say_so_and_go_on() -> None:
         await stream.aclose()
         return chunks
 
+    def run(awaitable: Coroutine[Any, Any, list[str]]) -> list[str]:
+        """Run in a thread of its own: Playwright's sync API, which other tests of this
+        process use, leaves an event loop running in this one."""
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, awaitable).result()
+
     home = HomePaths.resolve(Path("/nonexistent") / unique_key())
-    retry, problem = asyncio.run(first(home, 2))
+    retry, problem = run(first(home, 2))
     assert retry == f"retry: {events.RETRY_MS}\n\n"
     assert problem.startswith("event: problem\ndata: "), problem
     assert str(home.home) in json.loads(problem.split("data: ", 1)[1])["message"]
     # said once: the stream goes on reading without saying it again
     with pytest.raises(TimeoutError):
-        asyncio.run(asyncio.wait_for(first(home, 3), timeout=0.3))
+        run(asyncio.wait_for(first(home, 3), timeout=0.3))
 
 
 # --- procctl ui, the real process ----------------------------------------------------
