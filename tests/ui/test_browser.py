@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import Procctl, instance_state, show_json, wait_for
+from helpers import Procctl, instance_state, show_json, unique_key, wait_for
 from ui.kit import UiHome, UiServer, Watched, screenshot, start_ui
 
 from procctl.store import Store
@@ -140,6 +140,77 @@ def test_cancel_asks_for_confirmation_and_cancels(
     screenshot(page, tmp_path, "instance-cancelled")
     assert instance_state(ui_home.procctl, made["id"])[0] == "cancelled"
     assert "not needed any more" in str(show_json(ui_home.procctl, made["id"]))
+
+
+FLAKY = """
+[process]
+name = "flaky-{key}"
+
+[[steps]]
+id = "check"
+task = "exec"
+with = {{ argv = ["test", "-e", "{flag}"] }}
+"""
+
+
+def test_retry_asks_for_confirmation_and_runs_the_failed_instance_again(
+        ui_home: UiHome, watched: Watched, tmp_path: Path) -> None:
+    expect = _expect()
+    key = unique_key()
+    flag = tmp_path / "flag"
+    definition = tmp_path / "flaky.toml"
+    definition.write_text(FLAKY.format(key=key, flag=flag), encoding="utf-8")
+    failed = ui_home.procctl("run", definition, "--wait", "--json")
+    instance_id = failed.json()["instance_id"]
+    assert failed.json()["status"] == "failed", str(failed)
+    page = watched.page
+    page.goto(ui_home.ui.at(f"/instances/{instance_id}"))
+    expect(page.locator("#status")).to_have_attribute("data-status", "failed")
+    expect(page.locator(".graph svg .node.failed")).to_contain_text("check")
+    screenshot(page, tmp_path, "instance-failed")
+    _mark(page)
+    watched.accept_dialogs = False
+    page.locator("button.retry").click()
+    wait_for(lambda: watched.dialogs, timeout=5, message="the confirmation")
+    page.wait_for_timeout(300)
+    assert _posts(watched, "/api/retry") == []
+    assert instance_state(ui_home.procctl, instance_id)[0] == "failed"
+    flag.touch()  # what was missing is there now
+    watched.accept_dialogs = True
+    page.locator("button.retry").click()
+    expect(page.locator("#status")).to_have_attribute("data-status", "completed",
+                                                      timeout=EXPECT_TIMEOUT)
+    assert _same_page(page), "the page reloaded"
+    assert [d.split(":")[0] for d in watched.dialogs] == ["confirm", "confirm"]
+    assert instance_state(ui_home.procctl, instance_id)[0] == "completed"
+
+
+SOON = """
+[process]
+name = "soon-{key}"
+
+[[steps]]
+id = "wait"
+kind = "checkpoint"
+correlation_id = "soon-{key}"
+ttl = "10m"
+"""
+
+
+def test_the_paused_page_counts_down_to_expiry(ui_home: UiHome, watched: Watched,
+                                                tmp_path: Path) -> None:
+    expect = _expect()
+    key = unique_key()
+    definition = tmp_path / "soon.toml"
+    definition.write_text(SOON.format(key=key), encoding="utf-8")
+    made = ui_home.paused(definition)
+    page = watched.page
+    page.goto(ui_home.ui.at("/paused"))
+    countdown = page.locator(f"tr[data-instance-id='{made['id']}'] time.countdown").first
+    expect(countdown).to_contain_text("in 9m")
+    first = countdown.inner_text()
+    expect(countdown).not_to_have_text(first, timeout=3000)  # it ticks, without a reload
+    assert countdown.inner_text().startswith("in 9m"), countdown.inner_text()
 
 
 def test_a_new_instance_appears_on_the_instances_page_without_a_reload(
