@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +207,83 @@ def test_resume_with_a_field_of_the_wrong_type_is_refused_by_the_server(
         assert response.status_code == 200, response.text
     wait_for(lambda: instance_state(ui_home.procctl, made["id"])[0] == "completed",
              timeout=10, message="the instance to complete")
+
+
+EVIL = """<!doctype html>
+<html><body><h1>another site</h1>
+<form id="form" method="post" action="{origin}/api/cancel" enctype="text/plain">
+<input type="hidden" name='{{"instance_id": "{instance_id}", "reason": "evil", "x": "'
+       value='"}}'>
+</form>
+<script>
+fetch("{origin}/api/cancel", {{method: "POST", mode: "no-cors", credentials: "include",
+  headers: {{"Content-Type": "text/plain"}},
+  body: JSON.stringify({{instance_id: "{instance_id}", reason: "evil"}})}})
+  .finally(() => document.getElementById("form").submit());
+</script></body></html>
+"""
+
+
+@contextmanager
+def _site(html: str) -> Iterator[str]:
+    """Another site on this machine (same host, another port): serves `html` at /."""
+    body = html.encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_of_another_site_cannot_act_even_with_the_cookie(
+        ui_home: UiHome, watched: Watched, tmp_path: Path) -> None:
+    """The browser has the cookie (it opened the URL), and the other site is on the same
+    host, so SameSite lets the cookie go with its form post and its fetch: both are
+    refused (no token header, another Origin) and the instance stays paused."""
+    made = ui_home.approval()
+    ui = ui_home.ui
+    page = watched.page
+    page.goto(ui.url)
+    with _site(EVIL.format(origin=ui.origin, instance_id=made["id"])) as evil:
+        with page.expect_navigation(url=f"{ui.origin}/api/cancel"):
+            page.goto(evil)
+        screenshot(page, tmp_path, "other-site-refused")
+        assert "Forbidden" in page.inner_text("body")
+    refused = [line for line in watched.failed if line.endswith("/api/cancel")]
+    assert refused and all(line.startswith("403 ") for line in refused), watched.failed
+    assert instance_state(ui_home.procctl, made["id"])[0] == "paused"
+
+
+def test_a_browser_without_the_token_gets_one_line_and_nothing_else(
+        ui_home: UiHome, watched: Watched) -> None:
+    made = ui_home.approval()
+    ui = ui_home.ui
+    page = watched.page
+    for path in ("/", f"/instances/{made['id']}", "/paused"):
+        response = page.goto(f"{ui.origin}{path}")
+        assert response is not None and response.status == 403, path
+        text = page.inner_text("body").strip()
+        assert text.startswith("Forbidden:") and "\n" not in text, text
+        assert made["id"] not in page.content()
+    loaded = {url.split("?")[0] for url in watched.requests} - {f"{ui.origin}/favicon.ico"}
+    assert loaded == {f"{ui.origin}/", f"{ui.origin}/instances/{made['id']}",
+                      f"{ui.origin}/paused"}, loaded  # no script, no style, no event stream
+    assert watched.dialogs == []
 
 
 # --- the network -------------------------------------------------------------------
