@@ -36,11 +36,12 @@ def browser() -> Iterator[Any]:
     """Headless Chromium (Debian's) under Playwright, one per pytest process."""
     require_ui()
     try:
-        from playwright.sync_api import Error, sync_playwright
+        from playwright.sync_api import Error, expect, sync_playwright
     except ImportError as exc:
         unavailable(f"Python Playwright is not installed ({exc}): pip install playwright")
     if not CHROMIUM.exists():
         unavailable(f"{CHROMIUM} is missing: apt-get install chromium")
+    expect.set_options(timeout=10_000)  # ms, as the pages' own: a loaded 2-core machine
     with sync_playwright() as playwright:
         try:
             launched = playwright.chromium.launch(executable_path=str(CHROMIUM),
