@@ -76,10 +76,6 @@ class UiServer:
         joiner = "&" if "?" in path else "?"
         return f"{self.origin}{path}{joiner}token={self.token}"
 
-    def output(self) -> str:
-        return (f"--stdout--\n{self.out.read_text(errors='replace')}"
-                f"--stderr--\n{self.err.read_text(errors='replace')}")
-
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
