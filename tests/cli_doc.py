@@ -137,8 +137,30 @@ def _synopsis(body: str) -> bool:
         line.startswith(("procctl ", "  ")) for line in lines)
 
 
+_LIST_LINE = re.compile(r"^\s*([-*+]|\d+\.)\s|^ {2}\S")
+
+
+def _indented_examples(text: str) -> list[int]:
+    """The lines where an indented code block starts (outside fences and lists)."""
+    starts, fenced, last_text = [], False, ""
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif (not fenced and re.match(r"^( {4}|\t)\S", line) and number > 1
+              and not lines[number - 2].strip() and not _LIST_LINE.match(last_text)):
+            starts.append(number)
+        if line.strip() and not fenced:
+            last_text = line
+    return starts
+
+
 def blocks(text: str) -> list[Block]:
-    """Every fenced block of `text` (docs/cli.md), with how it is checked."""
+    """Every fenced block of `text` (docs/cli.md), with how it is checked. An indented
+    code block is refused: it can carry no comment of its own."""
+    if indented := _indented_examples(text):
+        raise DocError(f"docs/cli.md:{indented[0]}: an indented example: make it a fenced "
+                       "block with an `<!-- output: ... -->` comment above it")
     lines = text.splitlines()
     found = []
     for match in _FENCE.finditer(text):

@@ -19,10 +19,13 @@ import re
 import select
 import shlex
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -207,6 +210,42 @@ class Scenario:
         self.ran[_key(command)] = result
         return result
 
+    def serve(self, text: str, lines: int) -> Result:
+        """Run a server command until it has printed `lines` lines and answers on its
+        port (the last number after `:` in them), then Ctrl-C it, and keep its output
+        for its comment."""
+        command = _command(text)
+        proc = subprocess.Popen(
+            [PROCCTL, *self.argv(command)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL, cwd=self.work, text=True,
+            env={**self.procctl.env, **self.env(command), "PYTHONUNBUFFERED": "1"})
+        try:
+            assert proc.stdout is not None
+            out = "".join(proc.stdout.readline() for _ in range(lines))
+            port = int(re.findall(r":(\d+)", out)[-1])
+            wait_for(lambda: _answers(port), message=f"`{text}` to answer")
+            proc.send_signal(signal.SIGINT)
+            rest, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+        result = Result(self.argv(command), proc.returncode, out + rest, err)
+        assert result.code == command.exit, str(result)
+        self.ran[_key(command)] = result
+        return result
+
+
+def _answers(port: int) -> bool:
+    """Whether an HTTP server answers on the port (its socket listens before it does)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+            return True
+    except urllib.error.HTTPError:  # a refusal (no token) is an answer
+        return True
+    except OSError:
+        return False
+
 
 def _command(text: str) -> Command:
     return parse_command(text, "the scenario")
@@ -307,9 +346,15 @@ def _build(scene: Scenario) -> None:
         finally:
             store.close()
 
+    # the web view, until Ctrl-C: its URL has a free port and a new token each time
+    served = scene.serve("procctl ui 2>/dev/null", lines=2)
+    url = re.search(r"127\.0\.0\.1:(\d+)/\?token=(\S+)", served.out)
+    assert url, str(served)
+
     agent_id = (procctl.home / "agent.id").read_text().strip()
     pid = procctl.agent_pid()
-    scene.subs = {str(scene.work): DOC_WORK, agent_id: DOC_AGENT_ID, str(pid): DOC_PID}
+    scene.subs = {str(scene.work): DOC_WORK, agent_id: DOC_AGENT_ID, str(pid): DOC_PID,
+                  f":{url[1]}/": ":40123/", f"token={url[2]}": "token=Hq0c..."}
 
 
 # -- comparing a block with the output ---------------------------------------------------

@@ -48,6 +48,13 @@ def test_an_example_without_a_comment_is_refused_with_its_line() -> None:
         blocks("text\n\n```\nStarted 7a4f87adb3a1 (orders)\n```\n")
 
 
+def test_an_indented_example_is_refused_and_a_list_continuation_is_not() -> None:
+    with pytest.raises(DocError, match=r"docs/cli.md:3: an indented example"):
+        blocks("It prints:\n\n    procctl ui for the home /h:\n    http://127.0.0.1:1/\n")
+    listed = "- **A paused instance** is cancelled\n\n    in the store.\n"
+    assert blocks(listed) == []
+
+
 @pytest.mark.parametrize(("comment", "message"), [
     ("not checked", "say why"),
     ("procctl list; colour", "unknown word 'colour'"),
