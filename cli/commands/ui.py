@@ -67,7 +67,8 @@ def ui_command(
     if open_browser:
         import webbrowser
 
-        webbrowser.open(url)
+        if not webbrowser.open(url):
+            render.note("No web browser could be opened here: open the URL above.")
     app = build_app(options.home, token)
     config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False,
                             server_header=False, timeout_graceful_shutdown=SHUTDOWN_SECONDS)
@@ -99,7 +100,8 @@ def bind(port: int | None) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise UsageError(f"port {port} of {HOST} is in use",
                              hint="give another --port, or none for a free one") from None
-        raise UsageError(f"cannot listen on {HOST}:{port}: {exc.strerror}",
+        where = f"port {port} of {HOST}" if port else f"a free port of {HOST}"
+        raise UsageError(f"cannot listen on {where}: {exc.strerror or exc}",
                          hint="give another --port, or none for a free one") from None
     listener.set_inheritable(False)
     return listener

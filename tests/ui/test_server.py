@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import SAMPLES, Procctl, unique_key
+from helpers import SAMPLES, Procctl, unique_key, wait_for
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.testclient import TestClient
@@ -394,15 +394,24 @@ def _free_port() -> int:
 
 
 @needs_command
-def test_procctl_ui_serves_on_the_port_given(procctl: Procctl, tmp_path: Path) -> None:
+def test_procctl_ui_serves_on_the_port_given_and_opens_the_browser(
+        procctl: Procctl, tmp_path: Path) -> None:
     from ui.kit import start_ui
 
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\nprintf %s "$1" > {opened}\n', encoding="utf-8")
+    browser.chmod(0o755)
+    procctl.env["BROWSER"] = str(browser)  # what Python's webbrowser runs first
     port = _free_port()
-    ui = start_ui(procctl, tmp_path / "ui", "--port", str(port))
+    ui = start_ui(procctl, tmp_path / "ui", "--port", str(port), "--open")
     try:
         assert ui.port == port
         with urllib.request.urlopen(ui.url, timeout=10) as page:
             assert page.status == 200
+        shown = wait_for(lambda: opened.exists() and opened.read_text(), timeout=10,
+                         message="the browser to be opened")
+        assert shown == ui.url
     finally:
         ui.stop()
     assert ui.proc.returncode == 0, ui.output()
