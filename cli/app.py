@@ -90,6 +90,9 @@ COMMANDS = (
                 "instances."),
     LazyCommand("config", f"{_COMMANDS}.config:app",
                 "Read and change the agent's settings."),
+    LazyCommand("ui", f"{_COMMANDS}.ui:ui_command",
+                "Serve a local web view of the home: instances, paused ones with their "
+                "graphs and resume forms, signals and definitions, in the browser."),
 )
 
 app = typer.Typer(
