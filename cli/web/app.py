@@ -14,7 +14,6 @@ with the `X-Procctl-Token` header and `Origin: http://127.0.0.1`.
 
 from __future__ import annotations
 
-import importlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,40 +21,14 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from procctl.agent.paths import HomePaths
-from procctl.cli.web import events, security
+from procctl.cli.web import actions, events, pages, security
 
 STATIC = Path(__file__).resolve().parent / "static"
-
-#: the modules whose `ROUTES` are mounted when they are there: the pages and the actions
-#: are written beside this module and may not be in a given checkout yet; a module that
-#: is there but fails to import is an error, not a missing page
-ROUTE_MODULES = ("pages", "actions")
-
-PLACEHOLDER = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>procctl ui</title></head>
-<body><h1>procctl ui</h1><p>The server runs; this procctl has no pages yet.</p></body></html>
-"""
-
-
-def optional_routes(name: str) -> list[BaseRoute]:
-    """`procctl.cli.web.NAME.ROUTES`, or [] when there is no such module."""
-    module_name = f"procctl.cli.web.{name}"
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return []
-    return list(module.ROUTES)
-
-
-async def placeholder(request: Request) -> Response:
-    return HTMLResponse(PLACEHOLDER)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
@@ -67,13 +40,9 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 def build_app(home: HomePaths, token: str) -> Starlette:
     """The application for `home`: every request needs `token` (security.py)."""
-    routes: list[BaseRoute] = [Route("/events", events.events, name="events")]
-    for name in ROUTE_MODULES:
-        routes += optional_routes(name)
-    if not any(isinstance(route, Route) and route.path == "/" for route in routes):
-        routes.append(Route("/", placeholder, name="index"))
-    routes.append(Mount("/static", StaticFiles(directory=STATIC, check_dir=False),
-                        name="static"))
+    routes: list[BaseRoute] = [Route("/events", events.events, name="events"),
+                               *pages.ROUTES, *actions.ROUTES,
+                               Mount("/static", StaticFiles(directory=STATIC), name="static")]
     handlers: dict[Any, Any] = {500: server_error}
     app = Starlette(routes=routes, middleware=[Middleware(security.Guard, token=token)],
                     exception_handlers=handlers)
