@@ -252,6 +252,28 @@ def test_the_events_cursor_sends_each_change_once_and_late_commits_too(
     assert events.read_home(home, cursor.read) == []
 
 
+@pytest.mark.postgres
+def test_the_events_cursor_reads_a_postgresql_store(
+        tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    procctl = Procctl(tmp_path / "home")
+    procctl.env["PROCCTL_STORE_URL"] = pg_url
+    monkeypatch.setenv("PROCCTL_STORE_URL", pg_url)  # for this process's reads
+    try:
+        first = procctl.ok("run", SAMPLES / "hello.toml", "--wait", "--json").json()
+        home = HomePaths.resolve(procctl.home)
+        cursor = events.Cursor("2000-01-01T00:00:00+00:00")
+        sent = events.read_home(home, cursor.read)
+        assert [(s["instance_id"], s["status"]) for s in sent] == [
+            (first["instance_id"], "completed")]
+        second = procctl.ok("run", SAMPLES / "hello.toml", "--wait", "--json").json()
+        assert [s["instance_id"] for s in events.read_home(home, cursor.read)] == [
+            second["instance_id"]]
+        assert events.read_home(home, cursor.read) == []
+        assert not home.db.exists()  # read from the server, not a file
+    finally:
+        procctl.stop_agent()
+
+
 def test_the_events_of_a_home_without_a_store_say_so_and_go_on() -> None:
     import asyncio
 
