@@ -302,17 +302,6 @@ def test_the_events_of_a_home_without_a_store_say_so_and_go_on() -> None:
 # --- procctl ui, the real process ----------------------------------------------------
 
 
-def _ui_registered() -> bool:
-    from procctl.cli.app import COMMANDS
-
-    return any(entry.name == "ui" for entry in COMMANDS)
-
-
-needs_command = pytest.mark.skipif(not _ui_registered(),
-                                   reason="`ui` is not in cli/app.py COMMANDS yet")
-
-
-@needs_command
 def test_procctl_ui_serves_its_home_with_the_token_on_loopback_only(
         made: tuple[Procctl, str], tmp_path: Path) -> None:
     from ui.kit import start_ui
@@ -379,7 +368,6 @@ def _other_addresses() -> list[str]:
     return [] if address.startswith("127.") else [address]
 
 
-@needs_command
 def test_a_port_in_use_is_one_error_line(procctl: Procctl) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
         taken.bind(("127.0.0.1", 0))
@@ -393,7 +381,6 @@ def test_a_port_in_use_is_one_error_line(procctl: Procctl) -> None:
     assert result.out == "", str(result)
 
 
-@needs_command
 def test_without_the_ui_extra_procctl_ui_says_what_to_install(
         procctl: Procctl, tmp_path: Path) -> None:
     site = tmp_path / "site"
@@ -415,7 +402,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@needs_command
 def test_procctl_ui_serves_on_the_port_given_and_opens_the_browser(
         procctl: Procctl, tmp_path: Path) -> None:
     from ui.kit import start_ui
