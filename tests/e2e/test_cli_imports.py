@@ -16,10 +16,10 @@ from helpers import SAMPLES, Procctl
 
 COMMANDS = ("run", "show", "explain", "list", "validate", "graph", "resume", "retry", "cancel",
             "follow", "wait", "list-paused", "purge", "purge-expired", "signals", "agent",
-            "agents", "config")
+            "agents", "config", "ui")
 COMMAND_MODULES = ("agent", "agents", "cancel", "config", "explain", "follow", "graph",
                    "listing", "paused", "purge", "purge_finished", "resume", "retry", "run",
-                   "show", "signals",
+                   "show", "signals", "ui",
                    "validate", "wait")
 # Each command's help and one option or subcommand that must be in it.
 FULL_HELP = {
@@ -36,6 +36,7 @@ FULL_HELP = {
     ("follow",): "{instance_id}",
     ("wait",): "--timeout",
     ("purge",): "--older-than",
+    ("ui",): "--port",
     ("agents",): "--all",
     ("purge-expired",): "--dry-run",
     ("signals",): "--json",

@@ -31,9 +31,11 @@ def ui_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiHome]:
 # --- the browser ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Chromium (Debian's) under Playwright, one per pytest process."""
+    """Headless Chromium (Debian's) under Playwright, one per test module: Playwright's
+    sync API keeps an event loop running in its thread while it is open, and the
+    asyncio.run() of other test files that xdist gives the same worker would fail."""
     require_ui()
     try:
         from playwright.sync_api import Error, expect, sync_playwright

@@ -213,7 +213,7 @@ VIEWS = {
     ("agent/definition/checks.py", "_pauses"),
     ("agent/definition/liveness.py", "stores_snapshot"),
     ("agent/definition/liveness.py", "_live_after"),
-    ("agent/definition/graph/mermaid.py", "step"),
+    ("agent/definition/graph/mermaid.py", "draw_step"),
     ("agent/definition/graph/tree.py", "_tree_step"),
     ("cli/commands/graph.py", "kind_style"),
     ("agent/engine/runner.py", "step_work"),
