@@ -64,21 +64,22 @@ def ui_command(
     print(f"procctl ui for the home {options.home.home}:", flush=True)
     print(url, flush=True)
     render.note("Ctrl-C stops it.")
-    if open_browser:
-        import webbrowser
+    try:  # a Ctrl-C from here on, even before the server runs, ends it cleanly (exit 0)
+        if open_browser:
+            import webbrowser
 
-        if not webbrowser.open(url):
-            render.note("No web browser could be opened here: open the URL above.")
-    app = build_app(options.home, token)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False,
-                            server_header=False, timeout_graceful_shutdown=SHUTDOWN_SECONDS)
+            if not webbrowser.open(url):
+                render.note("No web browser could be opened here: open the URL above.")
+        app = build_app(options.home, token)
+        config = uvicorn.Config(app, log_level="warning", access_log=False,
+                                proxy_headers=False, server_header=False,
+                                timeout_graceful_shutdown=SHUTDOWN_SECONDS)
 
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            app.state.stopping.set()  # the event streams end (cli/web/events.py)
-            super().handle_exit(sig, frame)
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+                app.state.stopping.set()  # the event streams end (cli/web/events.py)
+                super().handle_exit(sig, frame)
 
-    try:
         Server(config).run(sockets=[listener])
     except KeyboardInterrupt:
         pass  # uvicorn stopped cleanly, then passed Ctrl-C on: stopping is the way to end
