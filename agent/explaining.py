@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from procctl.agent import values
 from procctl.agent.decisions import ResumeWith, decide_expiry
-from procctl.agent.definition import Definition, parse_definition
-from procctl.agent.definition.children import PinnedChildren
+from procctl.agent.definition import Definition
+from procctl.agent.definition.pinned import pinned_definition
 from procctl.agent.errors import DefinitionError
 from procctl.agent.summary import waiting_for
 from procctl.store import StoreContract
@@ -395,18 +395,6 @@ def stored_definition(store: StoreContract, sha256: str) -> Definition | None:
     """The definition an instance runs, as pinned in the store (with what its calls
     run); None when it cannot be read again (a later procctl refusing an old text)."""
     try:
-        record = store.get_definition(sha256)
-        texts: dict[str, tuple[str, str | None, dict[str, str]]] = {}
-        refs: dict[str, str] = json.loads(record.children_json or "{}")
-        todo = list(refs.values())
-        while todo:
-            sha = todo.pop()
-            if sha not in texts:
-                child = store.get_definition(sha)
-                child_refs = json.loads(child.children_json or "{}")
-                texts[sha] = (child.source, child.path, child_refs)
-                todo.extend(child_refs.values())
-        return parse_definition(record.source, record.path,
-                                children=PinnedChildren(refs, texts))
+        return pinned_definition(store.get_definition, sha256)
     except (DefinitionError, StoreError, ValueError):
         return None

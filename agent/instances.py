@@ -20,9 +20,10 @@ from typing import Any
 from procctl.agent import snapshot as snapshots
 from procctl.agent import values
 from procctl.agent.calls import CALL_PREFIX, called_child
-from procctl.agent.definition import Definition, Step, parse_definition
-from procctl.agent.definition.children import PinnedChildren
+from procctl.agent.definition import Definition, Step
+from procctl.agent.definition.children import pinned_from_store
 from procctl.agent.definition.payload_fields import expects_json
+from procctl.agent.definition.pinned import parse_pinned
 from procctl.agent.engine.runner import Outcome, Runner
 from procctl.agent.engine.state import (
     Cancellation,
@@ -413,19 +414,11 @@ class InstanceManager:
     async def definition(self, sha256: str) -> Definition:
         cached = self._definitions.get(sha256)
         if cached is None:
-            record = await self.worker.call(self.worker.store.get_definition, sha256)
-            texts: dict[str, tuple[str, str | None, dict[str, str]]] = {}
-            refs = json.loads(record.children_json or "{}")
-            todo = list(refs.values())
-            while todo:  # every text the calls reach, from the store, not the disk
-                sha = todo.pop()
-                if sha not in texts:
-                    child = await self.worker.call(self.worker.store.get_definition, sha)
-                    child_refs = json.loads(child.children_json or "{}")
-                    texts[sha] = (child.source, child.path, child_refs)
-                    todo.extend(child_refs.values())
-            cached = parse_definition(record.source, record.path,
-                                      children=PinnedChildren(refs, texts))
+            # Every text the calls reach, from the store (not the disk), on its thread;
+            # parsed here.
+            record, children = await self.worker.call(
+                pinned_from_store, self.worker.store.get_definition, sha256)
+            cached = parse_pinned(record, children)
             self._definitions[sha256] = cached
         return cached
 

@@ -9,7 +9,6 @@ called: importing this module costs nothing to `list`'s start-up.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Sequence
@@ -81,23 +80,11 @@ def fields_text(fields: Sequence[PayloadField]) -> str:
 
 
 def pinned_definition(store: StoreContract, sha256: str) -> Definition:
-    """The definition an instance runs, parsed from the store (with the definitions
-    its calls run, as pinned with it), as the agent does (agent/instances.py)."""
-    from procctl.agent.definition import parse_definition
-    from procctl.agent.definition.children import PinnedChildren
+    """The definition an instance runs, parsed from the store as the agent does
+    (agent/definition/pinned.py; imported here when first used: start-up)."""
+    from procctl.agent.definition.pinned import pinned_definition as parse
 
-    record = store.get_definition(sha256)
-    refs = json.loads(record.children_json or "{}")
-    texts: dict[str, tuple[str, str | None, dict[str, str]]] = {}
-    todo = list(refs.values())
-    while todo:
-        sha = todo.pop()
-        if sha not in texts:
-            child = store.get_definition(sha)
-            child_refs = json.loads(child.children_json or "{}")
-            texts[sha] = (child.source, child.path, child_refs)
-            todo.extend(child_refs.values())
-    return parse_definition(record.source, record.path, children=PinnedChildren(refs, texts))
+    return parse(store.get_definition, sha256)
 
 
 def missing_payload_field(summary: dict[str, Any]) -> str | None:

@@ -177,9 +177,3 @@ class AgentOps:
                 best = (after - before, store_now - (before + after) / 2)
         assert best is not None
         return best[1]
-
-    def owned_running(self) -> list[str]:
-        """The running instances this agent owns (what it must be running)."""
-        rows = self._db.execute("SELECT id FROM instances WHERE status = 'running'"
-                                " AND owner = ?", (self.agent_id,)).fetchall()
-        return [str(row[0]) for row in rows]

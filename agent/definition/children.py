@@ -3,8 +3,12 @@ first loaded, the store (the pinned text) when an instance resumes later."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
+
+from procctl.store.records import DefinitionRecord
 
 
 class ChildSource(Protocol):
@@ -57,3 +61,22 @@ class PinnedChildren:
             raise ValueError(f"the definition called as {ref!r} is not pinned in the store")
         source, file, refs = self.texts[sha]
         return source, file, PinnedChildren(refs, self.texts)
+
+
+def pinned_from_store(get_definition: Callable[[str], DefinitionRecord],
+                      sha256: str) -> tuple[DefinitionRecord, PinnedChildren]:
+    """An instance's definition as pinned in the store, and every text its calls reach
+    (from the store, never the disk): what `parse_definition` needs to read it again.
+    `get_definition`: the store's (run it where the store may be used)."""
+    record = get_definition(sha256)
+    refs: dict[str, str] = json.loads(record.children_json or "{}")
+    texts: dict[str, tuple[str, str | None, dict[str, str]]] = {}
+    todo = list(refs.values())
+    while todo:
+        sha = todo.pop()
+        if sha not in texts:
+            child = get_definition(sha)
+            child_refs: dict[str, str] = json.loads(child.children_json or "{}")
+            texts[sha] = (child.source, child.path, child_refs)
+            todo.extend(child_refs.values())
+    return record, PinnedChildren(refs, texts)
