@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Protocol
 
 from procctl.store.dbapi import Db
@@ -25,6 +26,22 @@ class ListingContract(Protocol):
     def count_events(self, instance_id: str) -> int: ...
 
     def last_events(self, instance_id: str, limit: int) -> list[EventRecord]: ...
+
+    def instances_changed_after(self, after: tuple[str, str],
+                                limit: int) -> list[InstanceRecord]: ...
+
+    def list_definitions(self, limit: int) -> list[DefinitionSummary]: ...
+
+
+@dataclass(frozen=True)
+class DefinitionSummary:
+    """A pinned definition without its text (the web view's listing)."""
+
+    sha256: str
+    name: str
+    version: str | None
+    path: str | None
+    created_at: str
 
 
 class ListingOps:
@@ -68,3 +85,19 @@ class ListingOps:
             "SELECT * FROM (SELECT * FROM events WHERE instance_id = ? ORDER BY id DESC"
             " LIMIT ?) AS last ORDER BY id", (instance_id, limit)).fetchall()
         return [EventRecord(**dict(row)) for row in rows]
+
+    def instances_changed_after(self, after: tuple[str, str],
+                                limit: int) -> list[InstanceRecord]:
+        """Instances whose (updated_at, ID) comes after `after`, the oldest change
+        first, at most `limit` (the web view's live updates)."""
+        rows = self._db.execute(
+            "SELECT * FROM instances WHERE (updated_at, id) > (?, ?)"
+            " ORDER BY updated_at, id LIMIT ?", (*after, limit)).fetchall()
+        return [InstanceRecord(**dict(row)) for row in rows]
+
+    def list_definitions(self, limit: int) -> list[DefinitionSummary]:
+        """The newest pinned definitions, at most `limit`, without their text."""
+        rows = self._db.execute(
+            "SELECT sha256, name, version, path, created_at FROM definitions"
+            " ORDER BY created_at DESC, sha256 DESC LIMIT ?", (limit,)).fetchall()
+        return [DefinitionSummary(*row) for row in rows]

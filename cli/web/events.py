@@ -34,11 +34,9 @@ from procctl.agent.paths import HomePaths
 from procctl.agent.summary import instance_summary
 from procctl.store.clock import to_stamp, utc_now
 from procctl.store.errors import StoreError
-from procctl.store.records import InstanceRecord
 
 if TYPE_CHECKING:
     from procctl.store import StoreContract
-    from procctl.store.dbapi import Db
 
 T = TypeVar("T")
 
@@ -81,19 +79,6 @@ def parse_stamp(text: str) -> str:
     return to_stamp(moment)
 
 
-def changed_after(store: StoreContract, after: tuple[str, str],
-                  limit: int) -> list[InstanceRecord]:
-    """Instances with (updated_at, id) after `after`, oldest change first.
-
-    The store has no such listing of its own yet, so this reads its table through the
-    connection it runs its own SQL on (the same SQL for SQLite and PostgreSQL)."""
-    db: Db = store._db  # type: ignore[attr-defined]
-    rows = db.execute(
-        "SELECT * FROM instances WHERE (updated_at, id) > (?, ?)"
-        " ORDER BY updated_at, id LIMIT ?", (*after, limit)).fetchall()
-    return [InstanceRecord(**dict(row)) for row in rows]
-
-
 @dataclass
 class Cursor:
     """Where a stream stands: the latest `updated_at` sent, and what was sent within
@@ -111,7 +96,7 @@ class Cursor:
         after = (low, "")
         summaries: list[dict[str, Any]] = []
         for _ in range(PAGES_PER_POLL):
-            rows = changed_after(store, after, PAGE)
+            rows = store.instances_changed_after(after, PAGE)
             for record in rows:
                 if self.sent.get(record.id) != record.updated_at:
                     summaries.append(instance_summary(record, store.find_checkpoint(record.id)))

@@ -519,16 +519,8 @@ def signals(request: Request) -> Response:
 
 
 def list_definitions(store: StoreContract, limit: int = DEFINITIONS) -> list[dict[str, Any]]:
-    """The newest pinned definitions (without their text). The store contract has no
-    listing of definitions: this reads the table both backends have, in the SQL both
-    run (as store/listing.py does)."""
-    listing = getattr(store, "list_definitions", None)
-    if listing is not None:
-        return [vars(d) for d in listing(limit)]
-    db = store._db  # type: ignore[attr-defined]
-    rows = db.execute("SELECT sha256, name, version, path, created_at FROM definitions "
-                      "ORDER BY created_at DESC, sha256 DESC LIMIT ?", (limit,)).fetchall()
-    return [dict(row) for row in rows]
+    """The newest pinned definitions (without their text)."""
+    return [vars(d) for d in store.list_definitions(limit)]
 
 
 def definitions(request: Request) -> Response:

@@ -75,3 +75,28 @@ def test_the_last_events_are_the_newest_oldest_first(store: StoreContract) -> No
     assert [e.id for e in last] == sorted(e.id for e in last)
     assert [e.id for e in store.last_events("busy", 100)] == [e.id for e in store.events("busy")]
     assert store.last_events("quiet", 20) == []
+
+
+def test_instances_changed_after_a_key_oldest_change_first(store: StoreContract) -> None:
+    for name in ("i1", "i2", "i3"):
+        running(store, name)
+    store.finish_instance("i2", Status.COMPLETED, result_json="1")
+    changed = store.instances_changed_after(("", ""), 10)
+    assert [r.id for r in changed][-1] == "i2"  # its change is the latest
+    assert {r.id for r in changed} == {"i1", "i2", "i3"}
+    last = changed[-1]
+    assert store.instances_changed_after((last.updated_at, last.id), 10) == []
+    first_two = store.instances_changed_after(("", ""), 2)
+    rest = store.instances_changed_after((first_two[-1].updated_at, first_two[-1].id), 10)
+    assert [r.id for r in first_two + rest] == [r.id for r in changed]
+
+
+def test_definitions_are_listed_newest_first_without_their_text(store: StoreContract) -> None:
+    store.put_definition("a" * 64, "first", "1", "/p/first.toml", "source one")
+    store.put_definition("b" * 64, "second", None, None, "source two")
+    listed = store.list_definitions(10)
+    assert [d.name for d in listed] == ["second", "first"]
+    assert not hasattr(listed[0], "source")
+    assert (listed[1].sha256, listed[1].version, listed[1].path) == ("a" * 64, "1",
+                                                                     "/p/first.toml")
+    assert [d.name for d in store.list_definitions(1)] == ["second"]
